@@ -1,0 +1,46 @@
+# SiamPolar course: `make demo` and `make test` set everything up on a fresh machine (plain pip + venv).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Real DAVIS sample beside the checkout (the course's CI and developer machines have it).
+ifneq ($(wildcard ../shared/data/DAVIS/JPEGImages),)
+export SIAMPOLAR_DAVIS_ROOT ?= $(abspath ../shared/data/DAVIS)
+endif
+export MPLBACKEND ?= Agg
+export PYTHONHASHSEED ?= 0
+
+.PHONY: install demo test test-fast lab bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	# torch first, pinned: these versions install from a local mirror on the course machines.
+	$(PY) -m pip install "torch==2.14.1" "torchvision==0.29.1"
+	$(PY) -m pip install -e ".[dev]"
+	# DAVIS peer evaluator for the metric cross-check; --no-deps so it cannot pull a second OpenCV.
+	$(PY) -m pip install --no-deps "vos-benchmark==0.1.0"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m siampolar_lib.demo --out runs/demo
+
+test: $(STAMP)
+	$(PY) -m pytest tests -q
+	$(PY) -m pytest --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900 notebooks -q -p no:randomly
+
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -q -m "not slow and not browser"
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks
+
+bench: $(STAMP)
+	$(PY) data_scripts/bench_all.py
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,63 @@
+"""Boxes in the one convention of the course: box_xywh = (x, y, w, h), top-left corner, pixels.
+
+Pixel centres sit at integer coordinates (OpenCV/COCO style): pixel (row i, col j) covers
+[j - 0.5, j + 0.5] x [i - 0.5, i + 0.5].
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def mask_to_box(mask: np.ndarray) -> np.ndarray | None:
+    """Tight box of a mask as (x, y, w, h) float, like cv2.boundingRect; None for an empty mask.
+
+    mask: (H, W) bool or 0/1/255.
+    """
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        return None
+    x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
+    return np.array([x0, y0, x1 - x0 + 1, y1 - y0 + 1], dtype=np.float64)
+
+
+def box_centre(box_xywh) -> np.ndarray:
+    """Centre (cx, cy) of a box, pixels (SiamMask convention: x + w/2, y + h/2)."""
+    x, y, w, h = (float(v) for v in box_xywh)
+    return np.array([x + w / 2.0, y + h / 2.0])
+
+
+def validate_box(box_xywh, image_shape: tuple[int, int], name: str = "box") -> np.ndarray:
+    """Check a box against an image of shape (H, W); return it as float (4,) or raise ValueError.
+
+    A box with w <= 0 or h <= 0, a non-finite value, or no overlap with the image is an error.
+    """
+    b = np.asarray(box_xywh, dtype=np.float64).reshape(-1)
+    if b.size != 4 or not np.all(np.isfinite(b)):
+        raise ValueError(f"{name} must be 4 finite numbers (x, y, w, h), got {box_xywh!r}")
+    x, y, w, h = b
+    if w <= 0 or h <= 0:
+        raise ValueError(f"{name} {tuple(b)} has zero or negative size (w={w}, h={h})")
+    H, W = image_shape[:2]
+    if x >= W or y >= H or x + w <= 0 or y + h <= 0:
+        raise ValueError(f"{name} {tuple(b)} lies outside the {W}x{H} image")
+    return b
+
+
+def clip_box(box_xywh, image_shape: tuple[int, int]) -> np.ndarray:
+    """Clip a box to the image (H, W); the result may have zero size if it lay outside."""
+    H, W = image_shape[:2]
+    x, y, w, h = (float(v) for v in box_xywh)
+    x0, y0 = min(max(x, 0.0), W), min(max(y, 0.0), H)
+    x1, y1 = min(max(x + w, 0.0), W), min(max(y + h, 0.0), H)
+    return np.array([x0, y0, x1 - x0, y1 - y0])
+
+
+def box_iou(a, b) -> float:
+    """IoU of two (x, y, w, h) boxes; 0 when either is empty."""
+    ax, ay, aw, ah = (float(v) for v in a)
+    bx, by, bw, bh = (float(v) for v in b)
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0

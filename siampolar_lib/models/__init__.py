@@ -1,0 +1,1 @@
+"""The Siamese polar network: backbone, neck, depth-wise correlation, polar head."""

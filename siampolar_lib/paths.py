@@ -1,0 +1,38 @@
+"""Where things live: the repository, the DAVIS folder, the shipped checkpoint."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def davis_root(explicit: str | os.PathLike | None = None) -> Path:
+    """The DAVIS folder: `explicit`, else $SIAMPOLAR_DAVIS_ROOT, else `data/DAVIS` in the repo.
+
+    The path is returned whether or not it exists; use `davis_available` to check.
+    """
+    if explicit is not None:
+        return Path(explicit)
+    env = os.environ.get("SIAMPOLAR_DAVIS_ROOT")
+    if env:
+        return Path(env)
+    return REPO_ROOT / "data" / "DAVIS"
+
+
+def davis_available(root: str | os.PathLike | None = None) -> bool:
+    """True when the resolved DAVIS folder holds JPEGImages/480p and Annotations/480p."""
+    r = davis_root(root)
+    return (r / "JPEGImages" / "480p").is_dir() and (r / "Annotations" / "480p").is_dir()
+
+
+def davis_train_sample_root() -> Path:
+    """The real DAVIS-2016 train sample: $SIAMPOLAR_DAVIS_TRAIN_ROOT, else ../shared/data/davis_train_sample."""
+    env = os.environ.get("SIAMPOLAR_DAVIS_TRAIN_ROOT")
+    return Path(env) if env else SHARED_DATA / "davis_train_sample"
+
+
+def checkpoints_dir() -> Path:
+    """The folder of shipped checkpoints."""
+    return REPO_ROOT / "checkpoints"
