@@ -42,3 +42,69 @@ def draw_box(ax, box_xywh, color="lime", lw: float = 1.5, label: str | None = No
 
     x, y, w, h = (float(v) for v in box_xywh)
     ax.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, ec=color, lw=lw, label=label))
+
+
+def polygon_centre(polygon) -> np.ndarray:
+    """The centre of a polar polygon (R, 2): the least-squares point on every ray's line, (2,) float pixels.
+
+    Vertex k lies at c + d_k (cos t_k, sin t_k), so c is on the line through vertex k along angle t_k;
+    with uniform angles these lines meet at c exactly (also when some rays have length 0).
+    """
+    p = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+    th = 2.0 * np.pi * np.arange(len(p)) / len(p)
+    n = np.stack([-np.sin(th), np.cos(th)], axis=1)  # normals of the ray lines, (R, 2)
+    c, *_ = np.linalg.lstsq(n, (n * p).sum(axis=1), rcond=None)
+    return c
+
+
+def score_map_image(score_map: np.ndarray, side: int) -> np.ndarray:
+    """A (h, w) score map in [0, 1] as a side x side (3-channel) uint8 RGB heat map (OpenCV's JET)."""
+    import cv2
+
+    s = np.clip(np.nan_to_num(np.asarray(score_map, dtype=np.float64)), 0.0, 1.0)
+    heat = cv2.applyColorMap((s * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    heat = cv2.resize(heat, (side, side), interpolation=cv2.INTER_NEAREST)
+    return cv2.cvtColor(heat, cv2.COLOR_BGR2RGB)
+
+
+def render_track(frame: np.ndarray, mask=None, polygon=None, score: float | None = None, box_xywh=None,
+                 rays: bool = True, score_map=None, label: str | None = None) -> np.ndarray:
+    """One tracked frame as an image: mask overlay, contour with its rays, box, score text, score-map inset.
+
+    frame (H, W, 3) uint8 RGB; mask (H, W) bool; polygon (R, 2) frame pixels; box_xywh (4,);
+    score_map (h, w) in [0, 1], drawn in the top-right corner. Returns (H, W, 3) uint8 RGB (a new array).
+    Drawn with OpenCV so it runs headless and fast (no matplotlib figure per frame).
+    """
+    import cv2
+
+    out = np.ascontiguousarray(frame.copy())
+    H, W = out.shape[:2]
+    thick = max(1, round(max(H, W) / 400))
+    if mask is not None:
+        out = overlay_mask(out, mask)
+    if box_xywh is not None:
+        x, y, w, h = (float(v) for v in box_xywh)
+        cv2.rectangle(out, (round(x), round(y)), (round(x + w - 1), round(y + h - 1)), (0, 255, 0), thick)
+    if polygon is not None:
+        p = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+        if np.all(np.isfinite(p)):
+            pts = np.round(p * 16).astype(np.int32).reshape(-1, 1, 2)
+            if rays:
+                c = np.round(polygon_centre(p) * 16).astype(np.int32)
+                for q in pts[:, 0]:
+                    cv2.line(out, tuple(int(v) for v in c), tuple(int(v) for v in q), (255, 255, 0), 1,
+                             cv2.LINE_AA, shift=4)
+                cv2.drawMarker(out, (int(c[0] // 16), int(c[1] // 16)), (255, 255, 0), cv2.MARKER_CROSS,
+                               6 * thick, thick)
+            cv2.polylines(out, [pts], True, (255, 255, 0), thick + 1, cv2.LINE_AA, shift=4)
+    if score_map is not None:
+        side = max(16, min(H, W) // 3)
+        out[:side, W - side:] = score_map_image(score_map, side)
+    text = " ".join(t for t in (label, None if score is None else f"score {score:.2f}") if t)
+    if text:
+        scale = max(0.4, max(H, W) / 1200)
+        cv2.putText(out, text, (8, int(24 * scale / 0.7)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2,
+                    cv2.LINE_AA)
+        cv2.putText(out, text, (8, int(24 * scale / 0.7)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick,
+                    cv2.LINE_AA)
+    return out
