@@ -1,0 +1,256 @@
+"""Read a DAVIS folder: sequences, splits, frames (RGB) and masks (bool), with errors that name the file.
+
+Layout (DAVIS 2016 and 2017, 480p):
+
+    root/JPEGImages/480p/<seq>/00000.jpg ...   frames
+    root/Annotations/480p/<seq>/00000.png ...  masks: 2016 grey 0/255; 2017 palette, one object id per index
+    root/ImageSets/2016/val.txt                sequence names, one a line (also 2017/)
+    root/ImageSets/480p/val.txt                "/JPEGImages/480p/seq/00000.jpg /Annotations/480p/seq/00000.png"
+
+A folder may hold only some of this: no train split, no db_info.yml, no ImageSets at all (then every
+sequence folder is listed, as the split "all").
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from siampolar_lib.geometry.boxes import mask_to_box
+
+FRAME_DIR = Path("JPEGImages") / "480p"
+MASK_DIR = Path("Annotations") / "480p"
+FALLBACK_SPLIT = "all"  # the split name used when a folder has no ImageSets
+
+
+class DavisError(ValueError):
+    """A DAVIS folder problem; `path` is the file or folder at fault."""
+
+    def __init__(self, path: str | os.PathLike, problem: str):
+        self.path = Path(path)
+        super().__init__(f"{self.path}: {problem}")
+
+
+@dataclass(frozen=True)
+class Sequence:
+    """One DAVIS sequence: frame i is `frame_paths[i]`, its mask `mask_paths[i]` (same stem)."""
+
+    name: str
+    frame_paths: tuple[Path, ...]
+    mask_paths: tuple[Path, ...]
+
+    def __len__(self) -> int:
+        return len(self.frame_paths)
+
+
+# ---------------------------------------------------------------- splits
+
+
+def _read_lines(path: Path) -> list[str]:
+    """Non-empty stripped lines of a text file."""
+    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+
+
+def _names_from_pairs(path: Path) -> list[str]:
+    """Sequence names, in first-seen order, from an ImageSets/480p list of "/JPEGImages/480p/seq/x.jpg ..."."""
+    names: list[str] = []
+    for i, line in enumerate(_read_lines(path), 1):
+        parts = Path(line.split()[0]).parts
+        if "JPEGImages" not in parts or len(parts) < parts.index("JPEGImages") + 4:
+            raise DavisError(path, f"line {i} is not '/JPEGImages/480p/<seq>/<frame>.jpg ...': {line!r}")
+        name = parts[parts.index("JPEGImages") + 2]
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def folder_sequences(root: str | os.PathLike) -> list[str]:
+    """Sorted names of the sequence folders under JPEGImages/480p."""
+    frames = Path(root) / FRAME_DIR
+    if not frames.is_dir():
+        raise DavisError(frames, "no such folder: not a DAVIS root (expected JPEGImages/480p/<sequence>/)")
+    return sorted(p.name for p in frames.iterdir() if p.is_dir())
+
+
+def splits(root: str | os.PathLike, year: int = 2016) -> dict[str, list[str]]:
+    """The splits a folder holds, {split: sequence names}, from ImageSets/<year>/ then ImageSets/480p/.
+
+    Only splits that exist are returned; with no ImageSets at all, {"all": every sequence folder}.
+    """
+    root = Path(root)
+    found: dict[str, list[str]] = {}
+    year_dir = root / "ImageSets" / str(year)
+    if year_dir.is_dir():
+        for txt in sorted(year_dir.glob("*.txt")):
+            found[txt.stem] = _read_lines(txt)
+    pairs_dir = root / "ImageSets" / "480p"
+    if year == 2016 and pairs_dir.is_dir():
+        for txt in sorted(pairs_dir.glob("*.txt")):
+            found.setdefault(txt.stem, _names_from_pairs(txt))
+    if not found:
+        found[FALLBACK_SPLIT] = folder_sequences(root)
+    return found
+
+
+def list_sequences(root: str | os.PathLike, split: str = "val", year: int = 2016) -> list[str]:
+    """Sequence names of one split; "all" gives every sequence folder; errors name the missing file."""
+    if split == FALLBACK_SPLIT:
+        return folder_sequences(root)
+    found = splits(root, year)
+    if split not in found:
+        if FALLBACK_SPLIT in found:  # no ImageSets at all: the folder listing stands for every split
+            return found[FALLBACK_SPLIT]
+        where = Path(root) / "ImageSets" / str(year) / f"{split}.txt"
+        raise DavisError(where, f"no split {split!r} in this DAVIS folder; it has {sorted(found)}")
+    return found[split]
+
+
+# ---------------------------------------------------------------- sequences
+
+
+def load_sequence(root: str | os.PathLike, name: str) -> Sequence:
+    """List one sequence's frames and masks; raise DavisError if the folder or any frame's mask is missing."""
+    root = Path(root)
+    frame_dir, mask_dir = root / FRAME_DIR / name, root / MASK_DIR / name
+    if not frame_dir.is_dir():
+        raise DavisError(frame_dir, f"sequence {name!r} is listed but its frame folder is missing")
+    frames = tuple(sorted(frame_dir.glob("*.jpg")))
+    if not frames:
+        raise DavisError(frame_dir, f"sequence {name!r} has no .jpg frames")
+    if not mask_dir.is_dir():
+        raise DavisError(mask_dir, f"sequence {name!r} has no annotation folder")
+    masks = tuple(mask_dir / (f.stem + ".png") for f in frames)
+    for f, m in zip(frames, masks):
+        if not m.is_file():
+            raise DavisError(m, f"frame {f.name} of {name!r} has no mask")
+    return Sequence(name, frames, masks)
+
+
+def load_split(root: str | os.PathLike, split: str = "val", year: int = 2016) -> list[Sequence]:
+    """Every sequence of a split, loaded (see `load_sequence`)."""
+    return [load_sequence(root, n) for n in list_sequences(root, split, year)]
+
+
+# ---------------------------------------------------------------- pixels
+
+
+def _check_jpeg_complete(path: Path, data: bytes) -> None:
+    """Raise DavisError unless a JPEG starts with SOI and ends (allowing padding) with EOI."""
+    if data[:2] != b"\xff\xd8":
+        raise DavisError(path, "not a JPEG file (no start-of-image marker)")
+    if b"\xff\xd9" not in data[-64:]:
+        raise DavisError(path, "truncated JPEG (no end-of-image marker)")
+
+
+def read_frame(path: str | os.PathLike) -> np.ndarray:
+    """Decode a frame: (H, W, 3) uint8 RGB; DavisError for a missing, corrupt or truncated file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DavisError(path, "frame file is missing")
+    data = path.read_bytes()
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        _check_jpeg_complete(path, data)
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise DavisError(path, "corrupt image: OpenCV could not decode it")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def frame_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(H, W) of a frame from its header, without decoding pixels; DavisError for a corrupt file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DavisError(path, "frame file is missing")
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+        fh.seek(max(0, path.stat().st_size - 64))
+        tail = fh.read()
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        _check_jpeg_complete(path, head + b"\x00" * 64 + tail)
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except OSError as e:  # PIL's UnidentifiedImageError is an OSError
+        raise DavisError(path, f"corrupt image: {e}") from e
+    return h, w
+
+
+def read_labels(path: str | os.PathLike) -> np.ndarray:
+    """Object ids of a mask PNG: (H, W) uint8, 0 = background.
+
+    Palette PNGs (DAVIS 2017) give their indices; grey 0/255 masks (DAVIS 2016) give 0/1; other grey
+    values are taken as ids.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DavisError(path, "mask file is missing")
+    try:
+        with Image.open(path) as im:
+            mode = im.mode
+            if mode not in ("P", "L", "1"):
+                raise DavisError(path, f"mask mode {mode!r}: expected a palette (P) or grey (L) PNG")
+            arr = np.array(im.convert("L") if mode == "1" else im)
+    except OSError as e:  # truncated or not a PNG
+        raise DavisError(path, f"corrupt mask: {e}") from e
+    if arr.ndim != 2:
+        raise DavisError(path, f"mask has shape {arr.shape}, expected (H, W)")
+    arr = arr.astype(np.uint8, copy=False)
+    if mode != "P" and np.isin(arr, (0, 255)).all():
+        return (arr > 0).astype(np.uint8)  # binary grey mask: one object, id 1
+    return arr
+
+
+def read_mask(path: str | os.PathLike, object_id: int | None = None) -> np.ndarray:
+    """A mask: (H, W) bool; object_id=None gives the union of all objects, else that one object."""
+    labels = read_labels(path)
+    return labels > 0 if object_id is None else labels == object_id
+
+
+def object_ids(path: str | os.PathLike) -> list[int]:
+    """The object ids present in one mask PNG (background 0 excluded), ascending."""
+    return [int(v) for v in np.unique(read_labels(path)) if v != 0]
+
+
+def check_sizes(seq: Sequence) -> None:
+    """Raise DavisError naming the mask when a mask's size differs from its frame's (headers only)."""
+    for f, m in zip(seq.frame_paths, seq.mask_paths):
+        fh, fw = frame_size(f)
+        try:
+            with Image.open(m) as im:
+                mw, mh = im.size
+        except OSError as e:
+            raise DavisError(m, f"corrupt mask: {e}") from e
+        if (mh, mw) != (fh, fw):
+            raise DavisError(m, f"mask is {mw}x{mh} but its frame {f.name} is {fw}x{fh}")
+
+
+def sequence_masks(seq: Sequence, object_id: int | None = None) -> np.ndarray:
+    """All masks of a sequence: (T, H, W) bool; DavisError if one differs in size from the first frame."""
+    h, w = frame_size(seq.frame_paths[0])
+    out = np.zeros((len(seq), h, w), dtype=bool)
+    for t, (f, m) in enumerate(zip(seq.frame_paths, seq.mask_paths)):
+        mask = read_mask(m, object_id)
+        fh, fw = frame_size(f) if t else (h, w)
+        if mask.shape != (fh, fw) or (fh, fw) != (h, w):
+            raise DavisError(m, f"mask is {mask.shape[1]}x{mask.shape[0]} but frame {f.name} is {fw}x{fh}"
+                             f" (sequence frames are {w}x{h})")
+        out[t] = mask
+    return out
+
+
+def first_box(seq: Sequence, object_id: int | None = None) -> np.ndarray:
+    """Box (x, y, w, h) float of the first non-empty mask (cv2.boundingRect convention); DavisError if none."""
+    return first_annotated(seq, object_id)[1]
+
+
+def first_annotated(seq: Sequence, object_id: int | None = None) -> tuple[int, np.ndarray]:
+    """(frame index, box_xywh) of the first frame whose mask is non-empty; DavisError if every mask is empty."""
+    for t, m in enumerate(seq.mask_paths):
+        box = mask_to_box(read_mask(m, object_id))
+        if box is not None:
+            return t, box
+    raise DavisError(seq.mask_paths[0].parent, f"every mask of {seq.name!r} is empty")
