@@ -1,0 +1,398 @@
+"""DAVIS measures: region similarity J, boundary F, their Mean/Recall/Decay, and folder scoring.
+
+Follows the official DAVIS code (fperazzi/davis, davis2017-evaluation) exactly:
+- J = |A & B| / |A | B|, and 1 when both masks are empty.
+- F = boundary F-measure: 1-pixel boundaries from `seg2bmap`, matched within a disk of radius
+  ceil(bound_th * diagonal) = 8 px at 854x480; both-empty -> 1, one side empty -> 0.
+- Statistics per sequence on frames [1:-1] (the first frame is the given mask, the last is not scored
+  either), then the plain mean over sequences. Decay bins use int64 indices (the official code casts
+  them to uint8, which wraps past 255 frames; the SiamPolar reference pooled 1376 frames and so got
+  bins [0:89] and [7:96] -- see `pooled_statistics`).
+- Sequences with fewer than 3 frames have no frame the protocol would score; we then score all
+  frames, so results stay finite (the official tools return NaN there).
+
+CLI: `python -m siampolar_lib.metrics --gt DIR --pred DIR [--out DIR] [--sequences a,b] [--processes N]`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from siampolar_lib.results import STAT_KEYS, format_table, write_results_json
+
+BOUND_TH = 0.008  # boundary tolerance as a fraction of the image diagonal (DAVIS default)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-frame measures
+# ---------------------------------------------------------------------------------------------
+def jaccard(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Region similarity |pred & gt| / |pred | gt| of two (H, W) masks; 1.0 when both are empty."""
+    pred, gt = _check_pair(pred, gt)
+    union = np.count_nonzero(pred | gt)
+    if union == 0:
+        return 1.0
+    return np.count_nonzero(pred & gt) / union
+
+
+def batched_jaccard(preds: np.ndarray, gts: np.ndarray) -> np.ndarray:
+    """J for each frame of (T, H, W) masks -> (T,) float64."""
+    preds, gts = _check_pair(preds, gts)
+    inter = np.count_nonzero(preds & gts, axis=(-2, -1))
+    union = np.count_nonzero(preds | gts, axis=(-2, -1))
+    out = np.ones(inter.shape, dtype=np.float64)
+    nz = union > 0
+    out[nz] = inter[nz] / union[nz]
+    return out
+
+
+def seg2bmap(mask: np.ndarray) -> np.ndarray:
+    """1-pixel boundary map of an (H, W) mask, offset half a pixel towards the origin (official DAVIS).
+
+    A pixel is boundary when it differs from its east, south or south-east neighbour; the last row only
+    compares east, the last column only south, and the bottom-right pixel is never boundary.
+    """
+    seg = np.asarray(mask).astype(bool)
+    if seg.ndim != 2:
+        raise ValueError(f"seg2bmap wants an (H, W) mask, got shape {seg.shape}")
+    e = np.zeros_like(seg)
+    s = np.zeros_like(seg)
+    se = np.zeros_like(seg)
+    e[:, :-1] = seg[:, 1:]
+    s[:-1, :] = seg[1:, :]
+    se[:-1, :-1] = seg[1:, 1:]
+    b = (seg ^ e) | (seg ^ s) | (seg ^ se)
+    b[-1, :] = seg[-1, :] ^ e[-1, :]
+    b[:, -1] = seg[:, -1] ^ s[:, -1]
+    b[-1, -1] = False
+    return b
+
+
+def boundary_radius(shape: Sequence[int], bound_th: float = BOUND_TH) -> int:
+    """Match tolerance in pixels: bound_th itself when >= 1, else ceil(bound_th * ||(H, W)||) (8 at 854x480)."""
+    if bound_th >= 1:
+        return int(bound_th)
+    return int(np.ceil(bound_th * np.linalg.norm(shape[:2])))
+
+
+@lru_cache(maxsize=16)
+def disk(radius: int) -> np.ndarray:
+    """(2r+1, 2r+1) uint8 disk x^2 + y^2 <= r^2: the same footprint as skimage.morphology.disk(r)."""
+    y, x = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    return (x * x + y * y <= radius * radius).astype(np.uint8)
+
+
+def f_measure(pred: np.ndarray, gt: np.ndarray, bound_th: float = BOUND_TH) -> float:
+    """Boundary F-measure of two (H, W) masks with the official DAVIS tolerance and empty cases.
+
+    Only the bounding box of both masks (plus the tolerance) is processed: outside it the boundary
+    maps are zero, so the result is identical to working on the full frame, and much faster.
+    """
+    pred, gt = _check_pair(pred, gt)
+    if pred.ndim != 2:
+        raise ValueError(f"f_measure wants (H, W) masks, got {pred.shape}; use batched_f_measure")
+    radius = boundary_radius(pred.shape, bound_th)
+    rows = np.flatnonzero(pred.any(axis=1) | gt.any(axis=1))
+    if rows.size == 0:
+        return 1.0  # both empty: no boundary on either side
+    cols = np.flatnonzero(pred.any(axis=0) | gt.any(axis=0))
+    pad = radius + 2  # boundary sits at most 1 px outside a mask; dilation reaches `radius` further
+    h, w = pred.shape
+    y0, y1 = max(rows[0] - pad, 0), min(rows[-1] + pad + 1, h)
+    x0, x1 = max(cols[0] - pad, 0), min(cols[-1] + pad + 1, w)
+    # Crop rows/cols past the mask are all zero, so seg2bmap's last-row/column rule gives the true value.
+    pred_b = seg2bmap(pred[y0:y1, x0:x1])
+    gt_b = seg2bmap(gt[y0:y1, x0:x1])
+    n_pred = np.count_nonzero(pred_b)
+    n_gt = np.count_nonzero(gt_b)
+    if n_pred == 0 and n_gt == 0:
+        return 1.0
+    if n_pred == 0 or n_gt == 0:
+        return 0.0  # official: P=1,R=0 or P=0,R=1 -> F = 2PR/(P+R) = 0
+    kernel = disk(radius)
+    pred_dil = cv2.dilate(pred_b.view(np.uint8), kernel)
+    gt_dil = cv2.dilate(gt_b.view(np.uint8), kernel)
+    precision = np.count_nonzero(pred_b & (gt_dil > 0)) / n_pred
+    recall = np.count_nonzero(gt_b & (pred_dil > 0)) / n_gt
+    if precision + recall == 0:
+        return 0.0
+    return 2 * precision * recall / (precision + recall)
+
+
+def batched_f_measure(preds: np.ndarray, gts: np.ndarray, bound_th: float = BOUND_TH) -> np.ndarray:
+    """F for each frame of (T, H, W) masks -> (T,) float64."""
+    preds, gts = _check_pair(preds, gts)
+    if preds.ndim != 3:
+        raise ValueError(f"batched_f_measure wants (T, H, W) masks, got {preds.shape}")
+    return np.array([f_measure(p, g, bound_th) for p, g in zip(preds, gts)], dtype=np.float64)
+
+
+def _check_pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both arrays as bool (nonzero = foreground), with a clear error on a shape mismatch."""
+    pred, gt = np.asarray(pred), np.asarray(gt)
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction shape {pred.shape} != ground-truth shape {gt.shape}")
+    return pred.astype(bool, copy=False), gt.astype(bool, copy=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+# ---------------------------------------------------------------------------------------------
+def decay_bin_ids(n: int, wrap_uint8: bool = False) -> np.ndarray:
+    """The 5 edges of the 4 decay bins over n values: round(linspace(1, n, 5) + 1e-10) - 1, int64.
+
+    Bin i is values[ids[i] : ids[i+1] + 1]. `wrap_uint8=True` reproduces the official cast to uint8,
+    which wraps when n > 256 (kept only to show what the reference's pooled protocol computed).
+    """
+    ids = (np.round(np.linspace(1, n, 5) + 1e-10) - 1).astype(np.int64)
+    return ids.astype(np.uint8).astype(np.int64) if wrap_uint8 else ids
+
+
+def db_statistics(values: Iterable[float], wrap_uint8: bool = False) -> tuple[float, float, float]:
+    """(mean, recall, decay) of per-frame scores, as the official `db_statistics` (NaNs ignored).
+
+    recall = fraction of values > 0.5; decay = mean(bin 1) - mean(bin 4) of 4 bins over time.
+    """
+    v = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=np.float64)
+    if v.ndim != 1 or v.size == 0:
+        raise ValueError(f"db_statistics wants a non-empty 1-D array, got shape {v.shape}")
+    valid = ~np.isnan(v)
+    if not valid.any():
+        raise ValueError("db_statistics got only NaN values")
+    mean = float(np.mean(v[valid]))
+    recall = float(np.mean(v[valid] > 0.5))
+    ids = decay_bin_ids(v.size, wrap_uint8)
+    first, last = v[ids[0]:ids[1] + 1], v[ids[3]:ids[4] + 1]
+    decay = float(_nanmean(first) - _nanmean(last))
+    return mean, recall, decay
+
+
+def _nanmean(x: np.ndarray) -> float:
+    """Mean of the non-NaN values; NaN for an empty or all-NaN bin (as np.nanmean, without the warning)."""
+    x = x[~np.isnan(x)]
+    return float(x.mean()) if x.size else float("nan")
+
+
+def scored_slice(n_frames: int) -> slice:
+    """Frames the DAVIS semi-supervised protocol scores: [1:-1]; all frames when there are fewer than 3."""
+    return slice(1, n_frames - 1) if n_frames >= 3 else slice(0, n_frames)
+
+
+def evaluate_sequence(pred_masks: np.ndarray, gt_masks: np.ndarray, bound_th: float = BOUND_TH) -> dict:
+    """Score one sequence of (T, H, W) masks: J_M/J_O/J_D, F_M/F_O/F_D and JF_M on the scored frames.
+
+    `J` and `F` are per-frame lists over ALL T frames (index = frame number); the statistics use only
+    `scored_slice(T)`, i.e. frames [1:-1].
+    """
+    preds, gts = _check_pair(pred_masks, gt_masks)
+    if preds.ndim != 3 or preds.shape[0] == 0:
+        raise ValueError(f"evaluate_sequence wants (T, H, W) masks with T >= 1, got {preds.shape}")
+    j = batched_jaccard(preds, gts)
+    f = batched_f_measure(preds, gts, bound_th)
+    return _sequence_row(j, f)
+
+
+def _sequence_row(j: np.ndarray, f: np.ndarray) -> dict:
+    """Statistics dict of one sequence from its per-frame J and F over all frames."""
+    sl = scored_slice(len(j))
+    j_m, j_o, j_d = db_statistics(j[sl])
+    f_m, f_o, f_d = db_statistics(f[sl])
+    return {"J_M": j_m, "J_O": j_o, "J_D": j_d, "F_M": f_m, "F_O": f_o, "F_D": f_d,
+            "JF_M": (j_m + f_m) / 2, "J": j.tolist(), "F": f.tolist()}
+
+
+def mean_over_sequences(rows: dict[str, dict]) -> dict:
+    """Official summary: each statistic averaged over sequences (each sequence weighs the same)."""
+    if not rows:
+        raise ValueError("no sequences to average")
+    out = {k: float(np.mean([r[k] for r in rows.values()])) for k in STAT_KEYS if k != "JF_M"}
+    out["JF_M"] = (out["J_M"] + out["F_M"]) / 2
+    return out
+
+
+def pooled_statistics(per_frame: Sequence[Sequence[float]], keep_first_last: bool = True,
+                      wrap_uint8: bool = True) -> tuple[float, float, float]:
+    """The SiamPolar reference's (non-DAVIS) protocol: all frames of all sequences pooled, M/O/D once.
+
+    Defaults reproduce REF `davis_eval.py`: first and last frames kept, decay bins cast to uint8 (for
+    1376 frames they wrap to [0:89] and [7:96]). Pass the per-frame lists of `evaluate_sequence`.
+    Use it only to show the difference from `mean_over_sequences`, never to report results.
+    """
+    parts = [np.asarray(v, dtype=np.float64) for v in per_frame]
+    if not keep_first_last:
+        parts = [v[scored_slice(len(v))] for v in parts]
+    return db_statistics(np.concatenate(parts), wrap_uint8=wrap_uint8)
+
+
+# ---------------------------------------------------------------------------------------------
+# PNG input/output and folder scoring
+# ---------------------------------------------------------------------------------------------
+def read_mask_png(path: str | os.PathLike) -> np.ndarray:
+    """(H, W) bool mask from a DAVIS PNG: 0/255 grey, or palette indices (object ids), foreground = > 0."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"missing mask file: {path}")
+    with Image.open(path) as im:
+        arr = np.asarray(im)  # mode P gives palette indices, L gives grey values
+    if arr.ndim == 3:  # RGB(A) colour-coded objects: any colour channel set = foreground
+        arr = arr[..., :3].any(axis=-1)
+    return arr > 0
+
+
+def write_mask_png(path: str | os.PathLike, mask: np.ndarray) -> Path:
+    """Write an (H, W) mask as an 8-bit 0/255 PNG, atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"write_mask_png wants an (H, W) mask, got shape {mask.shape} for {path}")
+    ok, buf = cv2.imencode(".png", np.where(mask.astype(bool), 255, 0).astype(np.uint8))
+    if not ok:
+        raise OSError(f"could not encode PNG for {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buf.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)  # never leave a half-written temp file behind
+        raise
+    return path
+
+
+def binarise_folder(src: str | os.PathLike, dst: str | os.PathLike,
+                    sequences: Sequence[str] | None = None) -> Path:
+    """Copy a prediction folder `<src>/<seq>/*.png` to `dst` as 0/255 PNGs (foreground = > 0).
+
+    Tools that match objects by pixel value (vos-benchmark) need this for multi-object palette files.
+    `dst` must be a different folder; `src` is only read.
+    """
+    src, dst = Path(src), Path(dst)
+    if dst.resolve() == src.resolve():
+        raise ValueError(f"binarise_folder would overwrite its input {src}")
+    if sequences is None:
+        sequences = sorted(p.name for p in src.iterdir() if p.is_dir())
+    for seq in sequences:
+        files = sorted((src / seq).glob("*.png"))
+        if not files:
+            raise FileNotFoundError(f"no PNGs in {src / seq}")
+        for f in files:
+            write_mask_png(dst / seq / f.name, read_mask_png(f))
+    return dst
+
+
+def annotations_dir(gt: str | os.PathLike) -> Path:
+    """The per-sequence annotation folder from either a DAVIS root or its `Annotations/480p` folder."""
+    gt = Path(gt)
+    if (gt / "Annotations" / "480p").is_dir():
+        return gt / "Annotations" / "480p"
+    if not gt.is_dir():
+        raise FileNotFoundError(f"ground-truth folder not found: {gt}")
+    return gt
+
+
+def evaluate_sequence_folder(gt_seq_dir: str | os.PathLike, pred_seq_dir: str | os.PathLike,
+                             bound_th: float = BOUND_TH) -> dict:
+    """Score one sequence folder of PNGs; every GT frame needs a prediction of the same name and size."""
+    gt_seq_dir, pred_seq_dir = Path(gt_seq_dir), Path(pred_seq_dir)
+    names = sorted(p.name for p in gt_seq_dir.glob("*.png"))
+    if not names:
+        raise FileNotFoundError(f"no ground-truth PNGs in {gt_seq_dir}")
+    j = np.empty(len(names))
+    f = np.empty(len(names))
+    for i, name in enumerate(names):
+        gt = read_mask_png(gt_seq_dir / name)
+        pred_path = pred_seq_dir / name
+        if not pred_path.is_file():
+            raise FileNotFoundError(f"missing prediction {pred_path} (ground truth has {gt_seq_dir / name})")
+        pred = read_mask_png(pred_path)
+        if pred.shape != gt.shape:
+            raise ValueError(f"size mismatch: prediction {pred_path} is {pred.shape[1]}x{pred.shape[0]}, "
+                             f"ground truth {gt_seq_dir / name} is {gt.shape[1]}x{gt.shape[0]}")
+        j[i] = jaccard(pred, gt)
+        f[i] = f_measure(pred, gt, bound_th)
+    return _sequence_row(j, f)
+
+
+def _evaluate_one(args: tuple[str, str, str, float]) -> tuple[str, dict]:
+    """Process-pool worker: (seq, gt_dir, pred_dir, bound_th) -> (seq, row)."""
+    seq, gt_dir, pred_dir, bound_th = args
+    return seq, evaluate_sequence_folder(Path(gt_dir) / seq, Path(pred_dir) / seq, bound_th)
+
+
+def evaluate_folder(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike,
+                    sequences: Sequence[str] | None = None, processes: int | None = None,
+                    bound_th: float = BOUND_TH) -> dict:
+    """Score a DAVIS-format prediction folder `<pred>/<seq>/00000.png` against annotations.
+
+    gt_dir: a DAVIS root or its Annotations/480p folder. sequences: default all GT sequence folders,
+    each of which must have a prediction folder. processes: worker processes (default one per core,
+    at most one per sequence; 1 = in this process).
+    Returns the mean over sequences of J_M, J_O, J_D, F_M, F_O, F_D and JF_M, plus "sequences":
+    {seq: row} with the same keys and the per-frame lists J and F.
+    """
+    gt_root, pred_root = annotations_dir(gt_dir), Path(pred_dir)
+    if not pred_root.is_dir():
+        raise FileNotFoundError(f"prediction folder not found: {pred_root}")
+    if sequences is None:
+        sequences = sorted(p.name for p in gt_root.iterdir() if p.is_dir())
+    sequences = list(sequences)
+    if not sequences:
+        raise ValueError(f"no sequences to score in {gt_root}")
+    missing_gt = [s for s in sequences if not (gt_root / s).is_dir()]
+    if missing_gt:
+        raise FileNotFoundError(f"sequences not in {gt_root}: {missing_gt}")
+    missing = [s for s in sequences if not (pred_root / s).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"no prediction folder in {pred_root} for: {missing}")
+    jobs = [(s, str(gt_root), str(pred_root), bound_th) for s in sequences]
+    n_proc = min(processes or os.cpu_count() or 1, len(jobs))
+    if n_proc <= 1:
+        rows = dict(map(_evaluate_one, jobs))
+    else:
+        with ProcessPoolExecutor(n_proc) as pool:
+            rows = dict(pool.map(_evaluate_one, jobs))
+    return {**mean_over_sequences(rows), "sequences": rows}
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """Score a prediction folder, print the table, write results.json (never into the GT folder)."""
+    ap = argparse.ArgumentParser(prog="python -m siampolar_lib.metrics", description=main.__doc__)
+    ap.add_argument("--gt", required=True, help="DAVIS root or its Annotations/480p folder")
+    ap.add_argument("--pred", required=True, help="predictions: <pred>/<sequence>/00000.png ...")
+    ap.add_argument("--out", help="folder for results.json (default: the --pred folder)")
+    ap.add_argument("--sequences", help="comma-separated subset (default: every GT sequence)")
+    ap.add_argument("--processes", type=int, default=None, help="worker processes (default: CPU count)")
+    args = ap.parse_args(argv)
+
+    gt_root = annotations_dir(args.gt).resolve()
+    out_dir = Path(args.out or args.pred).resolve()
+    given = Path(args.gt).resolve()
+    if any(out_dir == g or g in out_dir.parents for g in (gt_root, given)):
+        ap.error(f"--out {out_dir} is inside the ground-truth folder; choose another folder")
+    seqs = [s.strip() for s in args.sequences.split(",") if s.strip()] if args.sequences else None
+    res = evaluate_folder(gt_root, args.pred, seqs, args.processes)
+    per_seq = {s: {k: r[k] for k in STAT_KEYS} for s, r in res["sequences"].items()}
+    summary = {k: res[k] for k in STAT_KEYS}
+    print(format_table({**per_seq, "mean over sequences": summary},
+                       columns=("J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "JF_M")))
+    path = write_results_json(out_dir / "results.json", {**summary, "fps": None}, per_seq)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
