@@ -1,0 +1,79 @@
+"""The three losses of the polar head (PolarMask/SiamPolar): focal, centerness BCE, Polar IoU.
+
+  cls  = sum over all locations of all levels of sigmoid_focal_loss(logit, label) / max(num_pos, 1)
+  ctr  = mean over positives of BCE-with-logits(ctr_logit, centerness_target)
+  rays = sum_pos w_i * -log(sum_k min(d_ik, d*_ik) / sum_k max(d_ik, d*_ik)) / sum_pos w_i,
+         w_i = centerness target of positive i (central locations count more)
+  total = w_cls * cls + w_ctr * ctr + w_rays * rays
+With no positive (a batch of negative pairs) ctr and rays are exact zeros that still carry a (zero) gradient,
+so a training step never produces NaN.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torchvision.ops import sigmoid_focal_loss
+
+from .geometry.polar import polar_iou
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss weights and focal-loss parameters (PolarMask defaults)."""
+
+    cls_weight: float = 1.0  # focal classification loss
+    ctr_weight: float = 1.0  # centerness BCE on positives
+    rays_weight: float = 1.0  # Polar IoU loss on positives
+    focal_alpha: float = 0.25  # weight of positives in the focal loss
+    focal_gamma: float = 2.0  # focusing exponent
+    eps: float = 1e-6  # keeps logs and divisions finite
+
+
+def _flatten_levels(outputs: dict, targets: Sequence[dict]) -> tuple[torch.Tensor, ...]:
+    """Concatenate all levels: cls/ctr logits (M,), rays (M, R); labels (M,), ray targets (M, R), ctr targets (M,)."""
+    if len(outputs["cls"]) != len(targets):
+        raise ValueError(f"outputs have {len(outputs['cls'])} levels but targets have {len(targets)}")
+    cls, ctr, rays, lab, trays, tctr = [], [], [], [], [], []
+    for l, t in enumerate(targets):
+        c = outputs["cls"][l]  # (B, 1, H, W)
+        R = outputs["rays"][l].shape[1]
+        if t["labels"].shape != c.shape[:1] + c.shape[2:]:
+            raise ValueError(f"level {l}: labels {tuple(t['labels'].shape)} do not match cls {tuple(c.shape)}")
+        cls.append(c.reshape(-1))
+        ctr.append(outputs["ctr"][l].reshape(-1))
+        rays.append(outputs["rays"][l].permute(0, 2, 3, 1).reshape(-1, R))  # (B*H*W, R)
+        dev = c.device
+        lab.append(t["labels"].to(dev, torch.float32).reshape(-1))
+        trays.append(t["rays"].to(dev, torch.float32).reshape(-1, R))
+        tctr.append(t["centerness"].to(dev, torch.float32).reshape(-1))
+    return tuple(torch.cat(x, dim=0) for x in (cls, ctr, rays, lab, trays, tctr))
+
+
+def polar_iou_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Weighted Polar IoU loss: pred, target (P, R) pixels, weight (P,) -> scalar sum(w * -log IoU) / sum(w)."""
+    if pred.shape[0] == 0:
+        return pred.sum() * 0.0
+    loss = -torch.log(polar_iou(pred, target, eps=eps).clamp(min=eps))  # (P,)
+    return (loss * weight).sum() / weight.sum().clamp(min=eps)
+
+
+def compute_losses(outputs: dict, targets: Sequence[dict], cfg: LossConfig = LossConfig()) -> dict[str, torch.Tensor]:
+    """Losses of one batch: outputs of SiamPolar.forward, targets of `targets.build_targets`.
+
+    Returns dict(total, cls, ctr, rays: scalar tensors (total carries the gradient), num_pos: 0-d float tensor).
+    """
+    cls, ctr, rays, lab, trays, tctr = _flatten_levels(outputs, targets)
+    pos = lab > 0.5
+    num_pos = pos.sum().to(torch.float32)
+    loss_cls = sigmoid_focal_loss(cls, lab, alpha=cfg.focal_alpha, gamma=cfg.focal_gamma,
+                                  reduction="sum") / num_pos.clamp(min=1.0)
+    if bool(pos.any()):
+        loss_ctr = F.binary_cross_entropy_with_logits(ctr[pos], tctr[pos], reduction="mean")
+    else:
+        loss_ctr = ctr.sum() * 0.0  # keeps the graph (and DDP/AMP) happy with an exact zero
+    loss_rays = polar_iou_loss(rays[pos], trays[pos], tctr[pos], eps=cfg.eps)
+    total = cfg.cls_weight * loss_cls + cfg.ctr_weight * loss_ctr + cfg.rays_weight * loss_rays
+    return dict(total=total, cls=loss_cls, ctr=loss_ctr, rays=loss_rays, num_pos=num_pos.detach())
