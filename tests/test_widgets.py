@@ -1,0 +1,122 @@
+"""The demo's widget callbacks, called directly (headless): box drawn -> run -> scrub -> toggle -> export."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from siampolar_lib.geometry.crops import SEARCH_SIZE
+from siampolar_lib.models.grid import location_grid
+from siampolar_lib.video import read_frames
+from siampolar_lib.widgets import DemoApp, bbox_to_xywh, encode_image
+
+
+class CentreModel(nn.Module):
+    """A contract-honouring fake network: peak score at the crop centre, every ray 20 crop pixels long."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+        self.points = location_grid(25, 25, 8, SEARCH_SIZE)
+        self.calls = 0
+
+    def template(self, z):
+        assert z.shape == (1, 3, 127, 127)
+
+    def track(self, x):
+        assert x.shape == (1, 3, 255, 255)
+        self.calls += 1
+        cls = torch.full((1, 1, 25, 25), -4.0)
+        cls[0, 0, 12, 12] = 6.0
+        cls[0, 0, 12, 13] = 1.0  # so the score map is not a single spike
+        return {"cls": [cls], "ctr": [cls.clone()], "rays": [torch.full((1, 36, 25, 25), 20.0)],
+                "points": [self.points], "strides": [8]}
+
+
+def frames(n: int = 5, h: int = 90, w: int = 120) -> list[np.ndarray]:
+    """n grey frames, each with a slightly different shade so frames are distinguishable."""
+    return [np.full((h, w, 3), 60 + 10 * i, np.uint8) for i in range(n)]
+
+
+@pytest.fixture
+def app() -> DemoApp:
+    return DemoApp(CentreModel(), frames(), fps=5)
+
+
+def test_box_drawn_then_run_then_scrub(app):
+    assert app.results is None and app.box is None
+    with pytest.raises(RuntimeError, match="box"):
+        app.run(progress=False)
+    app.on_box_drawn([{"x": 40, "y": 30, "width": 30, "height": 20, "label": "target"}])
+    assert app.box.tolist() == [40, 30, 30, 20]
+    results = app.run(progress=False)
+    assert len(results) == 5 and app.recorder.model.calls == 4, "frame 0 is the box, frames 1..4 are tracked"
+    assert results[0].mask.sum() == 30 * 20
+    for r in results[1:]:
+        assert r.mask.shape == (90, 120) and r.mask.any() and r.polygon.shape == (36, 2)
+        assert 0.0 <= r.score <= 1.0
+    img0, img3 = app.on_frame_change(0), app.on_frame_change({"new": 3, "old": 0})
+    assert app.frame_index == 3 and img3.shape == (90, 120, 3) and img3.dtype == np.uint8
+    assert not np.array_equal(img0, img3)
+    assert np.array_equal(app.render(3), img3)
+    with pytest.raises(IndexError):
+        app.on_frame_change(5)
+
+
+def test_overlay_shows_mask_rays_and_score_map(app):
+    app.set_box((40, 30, 30, 20))
+    app.run(progress=False)
+    plain = app.on_frame_change(2)
+    assert not np.array_equal(plain, app.frames[2]), "the overlay draws on the frame"
+    assert app.score_maps[0] is None and app.score_maps[2].shape == (25, 25)
+    assert app.score_maps[2].max() == pytest.approx(torch.sigmoid(torch.tensor(6.0)).item() ** 2, rel=1e-5)
+    with_map = app.on_score_map_toggle(True)
+    assert not np.array_equal(with_map, plain)
+    assert np.array_equal(app.on_score_map_toggle({"new": False}), plain)
+    no_rays = app.on_rays_toggle(False)
+    assert not np.array_equal(no_rays, plain)
+
+
+def test_new_box_drops_old_results(app):
+    app.set_box((40, 30, 30, 20))
+    app.run(progress=False)
+    app.on_box_drawn({"x": 10, "y": 10, "width": 20, "height": 20})
+    assert app.results is None
+    with pytest.raises(ValueError, match="outside"):
+        app.set_box((500, 500, 10, 10))
+    with pytest.raises(ValueError, match="width"):
+        bbox_to_xywh({"x": 1, "y": 2})
+    with pytest.raises(ValueError, match="no box"):
+        bbox_to_xywh([])
+
+
+def test_export_gif_and_mp4(app, tmp_path):
+    with pytest.raises(RuntimeError, match="run the tracker"):
+        app.export(tmp_path / "x.gif")
+    app.set_box((40, 30, 30, 20))
+    app.run(progress=False)
+    for name in ("demo.gif", "demo.mp4"):
+        got = read_frames(app.export(tmp_path / name))
+        assert len(got) == 5 and got[0].shape == (90, 120, 3)
+
+
+def test_player_widgets_forward_to_callbacks(app):
+    app.set_box((40, 30, 30, 20))
+    app.run(progress=False)
+    ui = app.player()
+    slider = ui.children[0].children[1]
+    before = app._image.value
+    slider.value = 4
+    assert app.frame_index == 4 and app._image.value != before
+    assert app._image.value == encode_image(app.render(4))
+    assert "frame 4/4" in app._info.value
+    smap = ui.children[0].children[3]
+    smap.value = True
+    assert app.show_score_map
+
+
+def test_box_widget_reports_drawn_box(app):
+    wid = app.box_widget()
+    wid.bboxes = [{"x": 20, "y": 25, "width": 40, "height": 30, "label": "target"}]
+    assert app.box.tolist() == [20, 25, 40, 30]
