@@ -1,0 +1,47 @@
+"""Convert a DAVIS folder to COCO-style JSONs (lossless RLE, one class "object"), one per split.
+
+    python data_scripts/davis2coco.py --davis-root ../shared/data/DAVIS            # -> data/coco/DAVIS/
+    python data_scripts/davis2coco.py --davis-root DIR --year 2017 --out DIR --polygons
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from siampolar_lib.data.coco import davis_to_coco, verify_coco
+from siampolar_lib.data.davis import DavisError
+from siampolar_lib.paths import REPO_ROOT, davis_root
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--davis-root", type=Path, default=None,
+                   help="DAVIS folder (default: $SIAMPOLAR_DAVIS_ROOT, else data/DAVIS)")
+    p.add_argument("--year", type=int, choices=(2016, 2017), default=2016,
+                   help="2016: one object a frame; 2017: one annotation per palette index")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default data/coco/<name of the root>)")
+    p.add_argument("--polygons", action="store_true", help="also store lossy outer-contour polygons")
+    p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    p.add_argument("--verify", action="store_true", help="decode every annotation and compare with its mask")
+    a = p.parse_args(argv)
+    root = davis_root(a.davis_root)
+    out = a.out if a.out is not None else REPO_ROOT / "data" / "coco" / root.resolve().name
+    t0 = time.perf_counter()
+    try:
+        written = davis_to_coco(root, year=a.year, out_dir=out, polygons=a.polygons, workers=a.workers)
+        for split, path in written.items():
+            msg = f"{split}: {path}"
+            if a.verify:
+                msg += f" (verified {verify_coco(path, root, a.year)} frames pixel for pixel)"
+            print(msg)
+    except DavisError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"done in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""DAVIS to COCO-style JSON (lossless RLE masks, one class "object"), and a reader for training.
+
+One JSON per split: `480p_<split>.json` (train, val, ...) and `480p_trainval.json` when both train and
+val exist. Images carry `sequence`, `frame_index`, `video_id` and `first_frame_id` (the id of the
+sequence's frame 0). Each object in a frame is one annotation with `category_id` 1 (the one class
+"object": the tracker learns "the thing in the template", not which video it is), `object_id`, a
+compressed RLE `segmentation` (counts as str), `bbox` [x, y, w, h] (cv2.boundingRect convention),
+`area` and `iscrowd` 0. Frames whose object is absent stay as images without annotations.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from siampolar_lib.data.davis import DavisError, frame_size, load_sequence, read_labels, splits
+from siampolar_lib.geometry.boxes import mask_to_box
+
+CATEGORIES = [{"id": 1, "name": "object", "supercategory": "object"}]
+
+
+# ---------------------------------------------------------------- masks <-> RLE
+
+
+def encode_rle(mask: np.ndarray) -> dict:
+    """Compressed COCO RLE of a mask (H, W) bool: {"size": [H, W], "counts": str}."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def decode_rle(rle: dict) -> np.ndarray:
+    """Decode a compressed COCO RLE (counts str or bytes): (H, W) bool."""
+    return mask_utils.decode(rle).astype(bool)
+
+
+def mask_polygons(mask: np.ndarray) -> list[list[float]]:
+    """Outer contours of a mask as COCO polygons [[x0, y0, x1, y1, ...], ...] (lossy; 3+ points each)."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return [c.reshape(-1).astype(float).tolist() for c in contours if len(c) >= 3]
+
+
+# ---------------------------------------------------------------- conversion
+
+
+def _convert_sequence(args: tuple[Path, str, int, bool]) -> list[dict]:
+    """One sequence as a list of frame records {file_name, height, width, frame_index, objects}."""
+    root, name, year, polygons = args
+    seq = load_sequence(root, name)
+    records = []
+    for t, (f, m) in enumerate(zip(seq.frame_paths, seq.mask_paths)):
+        h, w = frame_size(f)
+        labels = read_labels(m)
+        if labels.shape != (h, w):
+            raise DavisError(m, f"mask is {labels.shape[1]}x{labels.shape[0]} but its frame {f.name} is {w}x{h}")
+        ids = [1] if year == 2016 else [int(v) for v in np.unique(labels) if v != 0]
+        objects = []
+        for oid in ids:
+            obj = labels > 0 if year == 2016 else labels == oid
+            box = mask_to_box(obj)
+            if box is None:
+                continue  # the object is absent in this frame: the image stays, without an annotation
+            rle = encode_rle(obj)
+            o = {"object_id": oid, "segmentation": rle, "bbox": [float(v) for v in box],
+                 "area": float(mask_utils.area(rle))}
+            if polygons:
+                o["polygons"] = mask_polygons(obj)
+            objects.append(o)
+        records.append({"file_name": f.relative_to(root).as_posix(), "height": h, "width": w,
+                        "frame_index": t, "objects": objects})
+    return records
+
+
+def _assemble(names: list[str], converted: dict[str, list[dict]], split: str, year: int) -> dict:
+    """A COCO dict for the sequences `names` (ids numbered from 1 in sequence then frame order)."""
+    images, annotations, videos = [], [], []
+    for vid, name in enumerate(names, 1):
+        first_id = len(images) + 1
+        for rec in converted[name]:
+            image_id = len(images) + 1
+            images.append({"id": image_id, "file_name": rec["file_name"], "width": rec["width"],
+                           "height": rec["height"], "sequence": name, "frame_index": rec["frame_index"],
+                           "video_id": vid, "first_frame_id": first_id})
+            for o in rec["objects"]:
+                annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
+                                    "iscrowd": 0, **o})
+        videos.append({"id": vid, "name": name, "num_frames": len(converted[name]), "first_frame_id": first_id})
+    return {"info": {"description": f"DAVIS {year} 480p {split}, converted by siampolar_lib.data.coco",
+                     "year": year, "split": split},
+            "videos": videos, "images": images, "annotations": annotations, "categories": CATEGORIES}
+
+
+def _write_json(obj: dict, path: Path) -> None:
+    """Write JSON to a temporary file beside `path`, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the JSON is a plain data file
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, separators=(",", ":"))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def davis_to_coco(root: str | os.PathLike, year: int = 2016, out_dir: str | os.PathLike | None = None,
+                  polygons: bool = False, workers: int = 1,
+                  only: list[str] | None = None) -> dict[str, Path]:
+    """Convert a DAVIS folder to COCO JSONs in `out_dir`; return {split: json path}.
+
+    year: 2016 (one object a frame, any non-zero pixel) or 2017 (one annotation per palette index).
+    workers: processes converting sequences in parallel (1 = in this process).
+    only: convert just these sequences (each split keeps those it lists); None = all.
+    The DAVIS folder is only read; every file is validated (missing masks, size mismatches, corrupt files).
+    """
+    if out_dir is None:
+        raise ValueError("out_dir is required: the converter never writes into the DAVIS folder by default")
+    if year not in (2016, 2017):
+        raise ValueError(f"year must be 2016 or 2017, got {year}")
+    root, out_dir = Path(root), Path(out_dir)
+    found = {k: v for k, v in splits(root, year).items() if k != "trainval"}
+    if only is not None:
+        found = {k: [n for n in v if n in set(only)] for k, v in found.items()}
+    names = list(dict.fromkeys(n for v in found.values() for n in v))
+    jobs = [(root, n, year, polygons) for n in names]
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(_convert_sequence, jobs))
+    else:
+        results = [_convert_sequence(j) for j in jobs]
+    converted = dict(zip(names, results))
+    if "train" in found and "val" in found:
+        found["trainval"] = list(dict.fromkeys(found["train"] + found["val"]))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for split, seqs in found.items():
+        path = out_dir / f"480p_{split}.json"
+        _write_json(_assemble(seqs, converted, split, year), path)
+        written[split] = path
+    return written
+
+
+# ---------------------------------------------------------------- reading back
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """One frame of a video from a COCO JSON; mask_rle and box_xywh are None where the object is absent."""
+
+    file_path: Path
+    frame_index: int
+    mask_rle: dict | None
+    box_xywh: tuple[float, float, float, float] | None
+    height: int
+    width: int
+
+
+@dataclass
+class Video:
+    """One tracked object through a sequence: `frames` in frame order."""
+
+    name: str
+    frames: list[FrameRecord] = field(default_factory=list)
+
+    def decode_mask(self, frame: FrameRecord) -> np.ndarray:
+        """The frame's mask: (H, W) bool, all False where the object is absent."""
+        if frame.mask_rle is None:
+            return np.zeros((frame.height, frame.width), dtype=bool)
+        return decode_rle(frame.mask_rle)
+
+
+def load_coco_videos(json_path: str | os.PathLike, image_root: str | os.PathLike,
+                     per_object: bool = False) -> list[Video]:
+    """Read a JSON written by `davis_to_coco` into videos; file paths are joined to `image_root`.
+
+    per_object=False: one Video per sequence, its mask the union of all objects (DAVIS 2016: the object).
+    per_object=True: one Video per (sequence, object id), named "<sequence>/<object id>" (DAVIS 2017).
+    """
+    json_path, image_root = Path(json_path), Path(image_root)
+    data = json.loads(json_path.read_text())
+    for key in ("images", "annotations"):
+        if key not in data:
+            raise DavisError(json_path, f"not a COCO file: no {key!r} key")
+    anns: dict[int, list[dict]] = {}
+    for a in data["annotations"]:
+        anns.setdefault(a["image_id"], []).append(a)
+    by_seq: dict[str, list[dict]] = {}
+    for im in data["images"]:
+        by_seq.setdefault(im["sequence"], []).append(im)
+    videos = []
+    for name, ims in by_seq.items():
+        ims.sort(key=lambda im: im["frame_index"])
+        ids = sorted({a["object_id"] for im in ims for a in anns.get(im["id"], [])}) if per_object else [None]
+        for oid in ids:
+            frames = []
+            for im in ims:
+                sel = [a for a in anns.get(im["id"], []) if oid is None or a["object_id"] == oid]
+                rle = box = None
+                if len(sel) == 1:
+                    rle, box = sel[0]["segmentation"], tuple(float(v) for v in sel[0]["bbox"])
+                elif sel:  # several objects, union: merge the RLEs, box of the merged mask
+                    rle = mask_utils.merge([dict(a["segmentation"]) for a in sel], intersect=False)
+                    rle["counts"] = rle["counts"].decode("ascii")
+                    b = mask_to_box(decode_rle(rle))
+                    box = tuple(float(v) for v in b)
+                frames.append(FrameRecord(image_root / im["file_name"], int(im["frame_index"]), rle, box,
+                                          int(im["height"]), int(im["width"])))
+            videos.append(Video(name if oid is None else f"{name}/{oid}", frames))
+    return videos
+
+
+def verify_coco(json_path: str | os.PathLike, root: str | os.PathLike, year: int = 2016) -> int:
+    """Decode every annotation and compare it with the source mask, pixel for pixel; return frames checked.
+
+    Raises DavisError naming the mask file at the first difference (also for a missing or extra object).
+    """
+    data = json.loads(Path(json_path).read_text())
+    anns: dict[int, list[dict]] = {}
+    for a in data["annotations"]:
+        anns.setdefault(a["image_id"], []).append(a)
+    root = Path(root)
+    for im in data["images"]:
+        mask_path = root / "Annotations" / "480p" / im["sequence"] / (Path(im["file_name"]).stem + ".png")
+        labels = read_labels(mask_path)
+        source = {1: labels > 0} if year == 2016 else {int(v): labels == v for v in np.unique(labels) if v}
+        source = {k: v for k, v in source.items() if v.any()}
+        got = {a["object_id"]: a for a in anns.get(im["id"], [])}
+        if set(got) != set(source):
+            raise DavisError(mask_path, f"objects {sorted(source)} in the mask but {sorted(got)} in {json_path}")
+        for oid, a in got.items():
+            if not np.array_equal(decode_rle(a["segmentation"]), source[oid]):
+                raise DavisError(mask_path, f"object {oid} decoded from the JSON differs from the mask")
+            if tuple(a["bbox"]) != tuple(float(v) for v in mask_to_box(source[oid])):
+                raise DavisError(mask_path, f"object {oid} has bbox {a['bbox']} in the JSON")
+    return len(data["images"])
+
