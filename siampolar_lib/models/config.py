@@ -1,0 +1,56 @@
+"""Model sizes as frozen dataclasses: one instance per size, passed explicitly (no global config).
+
+Every size produces two output levels, strides 8 and 16, on a 255 search crop:
+  stride 8:  search features 32x32, template features 16x16 cropped to the central 8x8 -> 25x25 map
+  stride 16: search features 16x16, template features  8x8 cropped to the central 4x4 -> 13x13 map
+The central crop keeps the correlation map centred on the search crop, as `grid.location_grid` assumes
+(the offset between search and template feature grids is (255 - 127) / 2 = 64 px = 8 strides of 8).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One SiamPolar model size; every field is plain data so it can be printed and compared."""
+
+    name: str  # config name: lite0, quick, r18, r50, r101
+    backbone: str  # "lite0" (timm tf_efficientnet_lite0) or "resnet18" / "resnet50" / "resnet101"
+    strides: tuple[int, ...] = (8, 16)  # output levels, backbone strides (the neck's top-down may use 32)
+    backbone_strides: tuple[int, ...] = (8, 16, 32)  # backbone levels fed to the FPN neck (lateral 1x1 each)
+    template_crop: tuple[int, ...] = (8, 4)  # per output level: side of the central template-feature crop
+    channels: int = 128  # neck / head width
+    tower_convs: int = 2  # 3x3 conv + GroupNorm + ReLU per head tower
+    gn_groups: int = 32  # GroupNorm groups in the head towers
+    num_rays: int = 36  # rays per location, angles 2 pi k / num_rays
+    template_size: int = 127  # template crop side, pixels
+    search_size: int = 255  # search crop side, pixels
+    # per output level (lo, hi]: a location is a positive on this level when the object's max
+    # (l, t, r, b) extent from it, in search-crop pixels, lies in the range (FCOS-style assignment)
+    regress_ranges: tuple[tuple[float, float], ...] = ((-1.0, 48.0), (48.0, math.inf))
+    centre_radius: float = 1.5  # centre-sampling radius around the mass centre, in strides
+    ray_bias: float = math.log(32.0)  # initial ray-conv bias: rays start near 32 px, an object's half-size
+    prior_prob: float = 0.01  # initial object probability (cls bias -log(99))
+    frozen_stages: int = 2  # backbone stages kept frozen (lite0: stem + blocks 0-1; ResNet: stem + layer1)
+    bn_mode: str = "frozen"  # backbone BatchNorm: "frozen" (eval statistics, no grad) or "train"
+
+
+LITE0 = ModelConfig(name="lite0", backbone="lite0", channels=96, tower_convs=2)
+QUICK = ModelConfig(name="quick", backbone="lite0", backbone_strides=(8, 16), channels=64, tower_convs=1,
+                    gn_groups=16)
+R18 = ModelConfig(name="r18", backbone="resnet18", channels=256, tower_convs=4)
+R50 = ModelConfig(name="r50", backbone="resnet50", channels=256, tower_convs=4)
+R101 = ModelConfig(name="r101", backbone="resnet101", channels=256, tower_convs=4)
+
+CONFIGS: dict[str, ModelConfig] = {c.name: c for c in (LITE0, QUICK, R18, R50, R101)}
+
+
+def get_config(name: str) -> ModelConfig:
+    """The ModelConfig called `name` (lite0, quick, r18, r50, r101); unknown names are a clear error."""
+    if isinstance(name, ModelConfig):
+        return name
+    if name not in CONFIGS:
+        raise ValueError(f"unknown model config {name!r}: choose one of {sorted(CONFIGS)}")
+    return CONFIGS[name]

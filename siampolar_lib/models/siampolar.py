@@ -1,0 +1,94 @@
+"""SiamPolar: shared backbone + FPN neck on template and search, depth-wise correlation per level, polar head.
+
+    template z (B, 3, 127, 127) RGB 0..255 --backbone+neck--> per level (B, C, h, w) -> central crop k x k
+    search   x (B, 3, 255, 255) RGB 0..255 --backbone+neck--> per level (B, C, H, W)
+    xcorr_depthwise(search, template) per level -> (B, C, H-k+1, W-k+1) -> shared PolarHead
+
+Output dict, lists with one entry per level in `config.strides` order:
+    "cls" (B, 1, H, W) object logits; "ctr" (B, 1, H, W) centerness logits;
+    "rays" (B, 36, H, W) positive ray lengths, search-crop pixels;
+    "points" (H, W, 2) crop-pixel (x, y) of each location (`grid.location_grid`); "strides" list of ints.
+Tracking API: `model.template(z)` caches the template features, then `model.track(x)` per frame.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .backbone import build_backbone
+from .config import ModelConfig, get_config
+from .grid import location_grid
+from .head import PolarHead
+from .neck import FPNNeck
+from .xcorr import crop_template, xcorr_depthwise
+
+
+class SiamPolar(nn.Module):
+    """The Siamese polar network for one ModelConfig (see the module docstring for shapes)."""
+
+    def __init__(self, config: ModelConfig, pretrained: bool = True):
+        super().__init__()
+        self.config = config
+        self.backbone = build_backbone(config, pretrained=pretrained)
+        self.neck = FPNNeck(self.backbone.out_channels, config.channels, config.strides)
+        self.head = PolarHead(config.channels, len(config.strides), config.tower_convs, config.gn_groups,
+                              config.num_rays, config.prior_prob, config.ray_bias)
+        self._zf: list[torch.Tensor] | None = None  # cached template features, one per level
+
+    def _check_input(self, t: torch.Tensor, size: int, what: str) -> None:
+        if t.dim() != 4 or t.shape[1] != 3 or tuple(t.shape[2:]) != (size, size):
+            raise ValueError(f"{what} must be (B, 3, {size}, {size}) RGB 0..255, got {tuple(t.shape)}")
+
+    def backbone_features(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        """The backbone alone (for benchmarks and teaching): RGB 0..255 (B, 3, H, W) -> {stride: map}."""
+        return self.backbone(x)
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Backbone + neck: (B, 3, H, W) RGB 0..255 -> one (B, C, H/s, W/s) map per output stride."""
+        out = self.neck(self.backbone(x))
+        return [out[s] for s in self.config.strides]
+
+    def template_features(self, z: torch.Tensor) -> list[torch.Tensor]:
+        """Template (B, 3, 127, 127) -> per level the central k x k feature crop (B, C, k, k)."""
+        self._check_input(z, self.config.template_size, "template")
+        return [crop_template(f, k) for f, k in zip(self.features(z), self.config.template_crop)]
+
+    def template(self, z: torch.Tensor) -> None:
+        """Cache the template features for `track` (tracking API)."""
+        self._zf = self.template_features(z)
+
+    def track(self, x: torch.Tensor) -> dict:
+        """Search (B, 3, 255, 255) against the cached template -> output dict (module docstring)."""
+        if self._zf is None:
+            raise RuntimeError("call model.template(z) before model.track(x)")
+        return self._head(self._zf, x)
+
+    def forward(self, template: torch.Tensor, search: torch.Tensor) -> dict:
+        """Training API: template (B, 3, 127, 127), search (B, 3, 255, 255), RGB 0..255 -> output dict."""
+        return self._head(self.template_features(template), search)
+
+    def _head(self, zf: list[torch.Tensor], x: torch.Tensor) -> dict:
+        self._check_input(x, self.config.search_size, "search")
+        out: dict = {"cls": [], "ctr": [], "rays": [], "points": [], "strides": list(self.config.strides)}
+        for level, (z, f, s) in enumerate(zip(zf, self.features(x), self.config.strides)):
+            corr = xcorr_depthwise(f, z)  # (B, C, H, W)
+            cls, ctr, rays = self.head(corr, level)
+            out["cls"].append(cls)
+            out["ctr"].append(ctr)
+            out["rays"].append(rays)
+            out["points"].append(location_grid(corr.shape[2], corr.shape[3], s, self.config.search_size, corr.device))
+        return out
+
+
+def build_model(name: str | ModelConfig = "lite0", pretrained: bool = True) -> SiamPolar:
+    """A SiamPolar network for config `name` (lite0, quick, r18, r50, r101), in train mode."""
+    return SiamPolar(get_config(name), pretrained=pretrained)
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Parameter counts: total, trainable, and per top-level part (backbone, neck, head)."""
+    counts = {"total": sum(p.numel() for p in model.parameters()),
+              "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+    for name, child in model.named_children():
+        counts[name] = sum(p.numel() for p in child.parameters())
+    return counts
