@@ -274,3 +274,66 @@ def polar_iou(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> to
     inter = torch.minimum(pred, target).sum(dim=-1)
     union = torch.maximum(pred, target).sum(dim=-1)
     return (inter + eps) / (union + eps)
+
+
+def _fit_on_box(m: np.ndarray, centres: np.ndarray, n_rays: int, method: str) -> np.ndarray:
+    """Round-trip IoU for each centre on an already cropped mask: centres (N, 2) -> (N,) float64."""
+    rays = mask_to_rays(m, centres, n_rays, method=method)
+    polys = rays_to_polygon(centres, rays)
+    return np.array([mask_iou(polygon_to_mask(p, m.shape), m) for p in polys])
+
+
+def _crop(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mask's box plus a 3-pixel margin (rays end within 1.5 px of it): (crop, (x0, y0) offset)."""
+    ys, xs = np.nonzero(mask)
+    y0, x0 = max(ys.min() - 3, 0), max(xs.min() - 3, 0)
+    return mask[y0:ys.max() + 4, x0:xs.max() + 4], np.array([x0, y0], np.float64)
+
+
+def best_centre(mask: np.ndarray, n_rays: int = NUM_RAYS, grid: int = 5, method: str = "cast") -> np.ndarray:
+    """The centre with the best round-trip IoU: (2,) float64 (x, y) pixels; empty mask -> ValueError.
+
+    Tries a grid x grid lattice over the mask's box (points inside the mask) plus the mass and box
+    centres, then refines by pattern search (8 neighbours, step halved from one lattice cell to 1 px).
+    """
+    m = np.asarray(mask).astype(bool)
+    if not m.any():
+        raise ValueError("an empty mask has no best centre")
+    crop, off = _crop(m)
+    ys, xs = np.nonzero(crop)
+    gx = np.linspace(xs.min(), xs.max(), grid)
+    gy = np.linspace(ys.min(), ys.max(), grid)
+    cand = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
+    cand = cand[crop[np.rint(cand[:, 1]).astype(int), np.rint(cand[:, 0]).astype(int)]]
+    cand = np.vstack([cand, mass_centre(crop), box_centre(crop)])
+    ious = _fit_on_box(crop, cand, n_rays, method)
+    best, best_iou = cand[np.argmax(ious)], ious.max()
+    step = max(xs.max() - xs.min(), ys.max() - ys.min(), 1) / max(grid - 1, 1)
+    moves = np.array([[dx, dy] for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy], np.float64)
+    while step >= 1.0:
+        nb = best + step * moves
+        iou = _fit_on_box(crop, nb, n_rays, method)
+        if iou.max() > best_iou:
+            best, best_iou = nb[np.argmax(iou)], iou.max()
+        else:
+            step /= 2.0
+    return best + off
+
+
+def polar_fit_iou(mask: np.ndarray, n_rays: int = NUM_RAYS, centre="mass", method: str = "cast") -> float:
+    """IoU of a mask with its own polar polygon (the representation's upper bound), in [0, 1].
+
+    centre: "mass", "box", "best" (`best_centre`) or an (x, y) point in pixels. An empty mask gives 1.0
+    (nothing to represent, and the empty polygon matches it: the DAVIS convention of `mask_iou`).
+    """
+    m = np.asarray(mask).astype(bool)
+    if not m.any():
+        return 1.0
+    if isinstance(centre, str):
+        if centre not in ("mass", "box", "best"):
+            raise ValueError(f"unknown centre {centre!r}: use 'mass', 'box', 'best' or an (x, y) point")
+        c = {"mass": mass_centre, "box": box_centre}.get(centre, lambda q: best_centre(q, n_rays, method=method))(m)
+    else:
+        c = np.asarray(centre, np.float64).reshape(2)
+    crop, off = _crop(m)
+    return float(_fit_on_box(crop, (c - off)[None], n_rays, method)[0])

@@ -1,0 +1,96 @@
+"""Upper bound of the polar representation on a DAVIS folder: mean IoU of each mask with its own polygon.
+
+    python data_scripts/polar_upper_bound.py --davis-root ../shared/data/DAVIS --rays 8,12,18,24,36,72 \
+        --centres mass,box,best --json polar_bound.json
+
+Prints a table (rows: number of rays, columns: centre choice) and optionally writes json
+{"rays": {"36": {"mass": mean_iou, ...}, ...}, "masks": count, "seconds": wall time} (IoU 0..1).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from siampolar_lib.geometry.polar import polar_fit_iou  # noqa: E402
+from siampolar_lib.paths import davis_root  # noqa: E402
+
+
+def annotation_files(root: Path, every: int = 1) -> list[Path]:
+    """Every `every`-th annotation PNG of the sequences in ImageSets/2016/val.txt (or all folders)."""
+    ann = root / "Annotations" / "480p"
+    if not ann.is_dir():
+        raise SystemExit(f"{ann}: no Annotations/480p folder (is --davis-root a DAVIS folder?)")
+    listing = root / "ImageSets" / "2016" / "val.txt"
+    seqs = listing.read_text().split() if listing.is_file() else sorted(p.name for p in ann.iterdir() if p.is_dir())
+    files = [f for s in seqs for f in sorted((ann / s).glob("*.png"))[::every]]
+    if not files:
+        raise SystemExit(f"{ann}: no annotation PNGs found")
+    return files
+
+
+def _one(args) -> list[float]:
+    """IoUs of one mask file for every (rays, centre) pair, in order."""
+    path, rays, centres, method = args
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise ValueError(f"{path}: cannot read the annotation PNG")
+    mask = img > 0
+    return [polar_fit_iou(mask, n, c, method=method) for n in rays for c in centres]
+
+
+def upper_bound(files: list[Path], rays: list[int], centres: list[str], method: str = "cast",
+                workers: int = 2) -> dict:
+    """Mean round-trip IoU per (rays, centre) over the masks: {"rays": {"N": {centre: iou}}, "masks": n}."""
+    jobs = [(f, rays, centres, method) for f in files]
+    if workers > 1:
+        with Pool(workers) as pool:
+            rows = pool.map(_one, jobs, chunksize=8)
+    else:
+        rows = [_one(j) for j in jobs]
+    table = np.array(rows).reshape(len(files), len(rays), len(centres)).mean(axis=0)
+    return {"rays": {str(n): {c: float(table[i, j]) for j, c in enumerate(centres)} for i, n in enumerate(rays)},
+            "masks": len(files)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--davis-root", default=None, help="DAVIS folder (default: $SIAMPOLAR_DAVIS_ROOT or data/DAVIS)")
+    ap.add_argument("--rays", default="8,12,18,24,36,72", help="comma-separated ray counts")
+    ap.add_argument("--centres", default="mass,box,best", help="comma-separated: mass, box, best")
+    ap.add_argument("--method", default="cast", choices=["cast", "exit", "contour"])
+    ap.add_argument("--every", type=int, default=1, help="use every k-th frame (1 = all)")
+    ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--json", default=None, help="write the results here (temp file, then rename)")
+    a = ap.parse_args()
+    rays = [int(r) for r in a.rays.split(",")]
+    centres = a.centres.split(",")
+    bad = [c for c in centres if c not in ("mass", "box", "best")]
+    if bad or any(r < 3 for r in rays):
+        raise SystemExit(f"bad --centres {bad} or --rays {rays} (need mass/box/best and >= 3 rays)")
+    files = annotation_files(davis_root(a.davis_root), a.every)
+    t0 = time.perf_counter()
+    res = upper_bound(files, rays, centres, a.method, a.workers)
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    res["method"] = a.method
+    print(f"{res['masks']} masks, method {a.method}, {res['seconds']} s on {a.workers} workers")
+    print("rays " + "".join(f"{c:>8}" for c in centres))
+    for n in rays:
+        print(f"{n:>4} " + "".join(f"{res['rays'][str(n)][c]:8.3f}" for c in centres))
+    if a.json:
+        out = Path(a.json)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(res, indent=1))
+        tmp.replace(out)
+
+
+if __name__ == "__main__":
+    main()
