@@ -9,7 +9,7 @@ For each search crop and each output level, a location is **positive** when all 
      mass centre falls outside it), the in-mask location nearest the mass centre on the level the size rule
      picks becomes the one positive, so that every visible object is trained on;
   3. the object's size seen from the location, max(l, t, r, b) to the mask's box edges (FCOS), lies in the
-     level's regress range [lo, hi].
+     level's regress range (lo, hi], as `models.config.ModelConfig.regress_ranges` defines it.
 Ray targets are cast from each positive location to the mask boundary with `geometry.polar.mask_to_rays`
 (one batched call per mask), and the centerness target is `polar_centerness(rays)` = sqrt(min / max).
 An empty mask (a negative pair) gives all-negative levels.
@@ -53,7 +53,7 @@ def _positives_one_mask(mask: np.ndarray, pts: list[np.ndarray], strides: Sequen
         iy = np.clip(np.floor(py + 0.5).astype(np.int64), 0, S_h - 1)
         on_mask = mask[iy, ix] & in_box
         size = np.maximum.reduce([px - x0, py - y0, x1 - px, y1 - py])
-        ok = (size >= lo) & (size <= hi)
+        ok = (size > lo) & (size <= hi)
         pos.append(centre & on_mask & ok)
         in_range.append(ok)
         inside.append(on_mask)
@@ -80,7 +80,7 @@ def build_targets(search_masks, points: Sequence[torch.Tensor], strides: Sequenc
 
     search_masks: (B, S, S) bool tensor or array, the object's mask on each search crop (empty = negative).
     points: per level, (H, W, 2) float crop-pixel (x, y) of each location (`models.grid.location_grid`).
-    strides: per level, pixels; regress_ranges: per level (lo, hi) in crop pixels (hi may be inf).
+    strides: per level, pixels; regress_ranges: per level (lo, hi] in crop pixels (hi may be inf).
     Returns per level dict(labels (B, H, W) float32 0/1, rays (B, H, W, num_rays) float32 pixels (0 at
     negatives), centerness (B, H, W) float32 in [0, 1] (0 at negatives)), on the device of points[0].
     """

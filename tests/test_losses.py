@@ -89,7 +89,7 @@ def test_perfect_rays_give_zero_ray_loss_and_gradient_points_the_right_way():
     pred = torch.tensor([[3.0, 3.0, 3.0]], requires_grad=True)
     target = torch.tensor([[3.0, 3.0, 3.0]])
     w = torch.tensor([0.5])
-    assert float(polar_iou_loss(pred, target, w)) == pytest.approx(0.0, abs=1e-6)
+    assert polar_iou_loss(pred, target, w).item() == pytest.approx(0.0, abs=1e-6)
     short = torch.tensor([[1.0, 3.0, 3.0]], requires_grad=True)
     polar_iou_loss(short, target, w).backward()
     assert float(short.grad[0, 0]) < 0  # lengthening the short ray lowers the loss

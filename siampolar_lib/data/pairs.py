@@ -1,0 +1,191 @@
+"""Training pairs: a template crop from one frame and a search crop from another frame of the same video.
+
+This is what the reference SiamPolar code never did (REFERENCE-NOTES §1): it always took the template from
+the same "first" frame and resized whole frames to 255x255. Here, as in pysot/SiamCAR:
+  * the template (127x127) is cut around the object's box in frame t, with 0.5 context
+    (`geometry.crops.context_side`), jittered by a few pixels and a few percent of scale;
+  * the search crop (255x255) is cut around the object in frame t + d (side `search_side`), jittered by up
+    to 64 px and 18% of scale, so the object is not always at the centre;
+  * the search frame's mask follows the same crop (nearest neighbour), giving the training target;
+  * a fraction of pairs are negatives: a frame where the object is absent, or a frame of another video
+    (cropped around *that* video's object: a distractor); their search mask is empty;
+  * both crops are flipped together, colour-jittered independently, and the search crop sometimes blurred.
+Every random choice comes from a generator seeded by (seed, index): the same index gives the same pair in
+any worker, after a resume, on any machine. Use only training videos: never the frames you evaluate on.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from siampolar_lib.data.augment import colour_jitter, gaussian_blur
+from siampolar_lib.data.coco import FrameRecord, Video, encode_rle
+from siampolar_lib.data.davis import list_sequences, load_sequence, read_frame, read_mask
+from siampolar_lib.geometry.boxes import box_centre, mask_to_box
+from siampolar_lib.geometry.crops import CropTransform, context_side, crop_square, search_side
+
+
+@dataclass(frozen=True)
+class PairConfig:
+    """How pairs are sampled and augmented (pysot defaults where pysot has one)."""
+
+    max_gap: int | None = None  # max |t_search - t_template| in frames; None = any two frames of the video
+    first_frame_p: float = 0.25  # chance the template is the video's first visible frame (as when tracking)
+    template_shift: float = 4.0  # template centre jitter, +- crop pixels (pysot TEMPLATE.SHIFT)
+    template_scale: float = 0.05  # template scale jitter, +- fraction (pysot TEMPLATE.SCALE)
+    search_shift: float = 64.0  # search centre jitter, +- crop pixels (pysot SEARCH.SHIFT)
+    search_scale: float = 0.18  # search scale jitter, +- fraction (pysot SEARCH.SCALE)
+    flip_p: float = 0.5  # chance both crops (and the mask) are mirrored left-right together
+    colour_jitter: float = 0.2  # brightness/contrast/saturation factors in [1 - j, 1 + j], each crop
+    blur_p: float = 0.18  # chance the search crop is Gaussian-blurred (SiamMask's search blur)
+    negative_rate: float = 0.2  # fraction of negative pairs (object absent or another video's object)
+    template_size: int = 127  # template crop side, pixels
+    search_size: int = 255  # search crop side, pixels
+    context: float = 0.5  # context amount p = context * (w + h) around the box
+
+
+def _visible(f: FrameRecord) -> bool:
+    """True when the frame has a non-empty mask with a box."""
+    return f.mask_rle is not None and f.box_xywh is not None and f.box_xywh[2] > 0 and f.box_xywh[3] > 0
+
+
+class PairDataset(Dataset):
+    """Template/search pairs from videos; item i is a pure function of (i, seed).
+
+    videos: list of `data.coco.Video` (from `load_coco_videos` or `videos_from_davis`).
+    length: the number of items an epoch has (pairs are sampled, so any length works).
+    Item: dict(template (3, 127, 127) float32 RGB 0..255, search (3, 255, 255) float32 RGB 0..255,
+    search_mask (255, 255) bool, positive bool, video (int index), template_frame, search_frame (int)).
+    """
+
+    def __init__(self, videos: Sequence[Video], cfg: PairConfig = PairConfig(), length: int = 1000, seed: int = 0):
+        if length <= 0:
+            raise ValueError(f"length must be positive, got {length}")
+        self.videos = list(videos)
+        self.cfg = cfg
+        self.length = int(length)
+        self.seed = int(seed)
+        # Per video: indices (into .frames) of frames showing the object, and of frames without it.
+        self.visible = [[k for k, f in enumerate(v.frames) if _visible(f)] for v in self.videos]
+        self.absent = [[k for k, f in enumerate(v.frames) if not _visible(f)] for v in self.videos]
+        self.usable = [i for i, vis in enumerate(self.visible) if vis]
+        if not self.usable:
+            names = ", ".join(v.name for v in self.videos[:5]) or "(no videos)"
+            raise ValueError(f"no video has a frame with a non-empty mask to use as a template: {names}")
+
+    def __len__(self) -> int:
+        return self.length
+
+    # ------------------------------------------------------------ sampling
+
+    def _near(self, frames: list[int], t: int, video: Video) -> list[int]:
+        """The entries of `frames` within max_gap frames of frame index t (all of them when max_gap is None)."""
+        if self.cfg.max_gap is None:
+            return frames
+        ti = video.frames[t].frame_index
+        return [k for k in frames if abs(video.frames[k].frame_index - ti) <= self.cfg.max_gap]
+
+    def sample(self, index: int) -> dict:
+        """The plan of pair `index`: video, frames and whether it is negative (no pixels read)."""
+        if not 0 <= index < self.length:
+            raise IndexError(f"pair index {index} out of range 0..{self.length - 1}")
+        rng = np.random.default_rng([self.seed, index])
+        cfg = self.cfg
+        v = self.usable[int(rng.integers(len(self.usable)))]
+        vis = self.visible[v]
+        t = vis[0] if rng.random() < cfg.first_frame_p else vis[int(rng.integers(len(vis)))]
+        plan = dict(rng=rng, video=v, template=t, search_video=v, search=None, positive=True, centre_on=None)
+        if rng.random() < cfg.negative_rate:
+            absent = self._near(self.absent[v], t, self.videos[v])
+            others = [u for u in self.usable if u != v]
+            use_absent = bool(absent) and (not others or rng.random() < 0.5)
+            if use_absent:  # the object is gone: crop where it was in the template frame
+                plan.update(search=absent[int(rng.integers(len(absent)))], positive=False, centre_on=t)
+            elif others:  # a distractor: another video's object
+                u = others[int(rng.integers(len(others)))]
+                plan.update(search_video=u, search=self.visible[u][int(rng.integers(len(self.visible[u])))],
+                            positive=False)
+        if plan["search"] is None:  # positive (also when no negative source exists)
+            near = self._near(vis, t, self.videos[v])
+            plan["search"] = near[int(rng.integers(len(near)))]
+        return plan
+
+    # ------------------------------------------------------------ pixels
+
+    def _crop(self, frame: np.ndarray, box, out_size: int, side: float, shift: float, scale: float,
+              rng: np.random.Generator) -> tuple[np.ndarray, CropTransform]:
+        """Square crop around box's centre, side/s with s in 1 +- scale, centre moved by +- shift crop pixels."""
+        s = 1.0 + rng.uniform(-scale, scale)
+        side = side / s  # s > 1 zooms in: the object looks bigger
+        dx, dy = rng.uniform(-shift, shift, size=2)
+        cx, cy = box_centre(box)
+        pad = cv2.mean(frame)[:3]  # the frame's mean colour (pysot avg_chans), 50x faster than numpy's mean
+        # Moving the crop window by -d/scale frame pixels moves the object by +d crop pixels.
+        px_per_frame = out_size / side
+        return crop_square(frame, (cx - dx / px_per_frame, cy - dy / px_per_frame), side, out_size, pad_value=pad)
+
+    def __getitem__(self, index: int) -> dict:
+        cfg = self.cfg
+        p = self.sample(int(index))
+        rng = p["rng"]
+        video, svideo = self.videos[p["video"]], self.videos[p["search_video"]]
+        tf_rec, sf_rec = video.frames[p["template"]], svideo.frames[p["search"]]
+        tbox = tf_rec.box_xywh
+        template, _ = self._crop(read_frame(tf_rec.file_path), tbox, cfg.template_size,
+                                 context_side(tbox[2], tbox[3], cfg.context), cfg.template_shift,
+                                 cfg.template_scale, rng)
+        sbox = tbox if p["centre_on"] is not None else sf_rec.box_xywh
+        sframe = read_frame(sf_rec.file_path)
+        side = search_side(sbox[2], sbox[3], cfg.context, cfg.template_size, cfg.search_size)
+        search, tf = self._crop(sframe, sbox, cfg.search_size, side, cfg.search_shift, cfg.search_scale, rng)
+        if p["positive"]:
+            mask = svideo.decode_mask(sf_rec).astype(np.uint8)
+            smask = cv2.warpAffine(mask, tf.matrix(), (cfg.search_size, cfg.search_size), flags=cv2.INTER_NEAREST,
+                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
+        else:
+            smask = np.zeros((cfg.search_size, cfg.search_size), bool)
+        if rng.random() < cfg.flip_p:
+            template, search, smask = template[:, ::-1], search[:, ::-1], smask[:, ::-1]
+        template = colour_jitter(template, rng, cfg.colour_jitter)
+        search = colour_jitter(search, rng, cfg.colour_jitter)
+        if rng.random() < cfg.blur_p:
+            search = gaussian_blur(search, rng)
+        return dict(
+            template=torch.from_numpy(np.ascontiguousarray(template.transpose(2, 0, 1), dtype=np.float32)),
+            search=torch.from_numpy(np.ascontiguousarray(search.transpose(2, 0, 1), dtype=np.float32)),
+            search_mask=torch.from_numpy(np.ascontiguousarray(smask)),
+            positive=bool(p["positive"]),
+            video=p["video"], template_frame=tf_rec.frame_index, search_frame=sf_rec.frame_index,
+        )
+
+
+def videos_from_davis(root: str | os.PathLike, sequences: Sequence[str] | str | None = None) -> list[Video]:
+    """Videos straight from a DAVIS folder (no JSON), one per sequence, masks as the union of objects.
+
+    sequences: names, a split name ("train", "val"), or None for every sequence folder.
+    Reads every mask once (about 1 s per 100 frames); frames are read later, when pairs are made.
+    """
+    if sequences is None:
+        names = list_sequences(root, "all")
+    elif isinstance(sequences, str):
+        names = list_sequences(root, sequences)
+    else:
+        names = list(sequences)
+    videos = []
+    for name in names:
+        seq = load_sequence(root, name)
+        frames = []
+        for t, (fp, mp) in enumerate(zip(seq.frame_paths, seq.mask_paths)):
+            m = read_mask(mp)
+            box = mask_to_box(m)
+            frames.append(FrameRecord(fp, t, encode_rle(m) if box is not None else None,
+                                      tuple(float(v) for v in box) if box is not None else None,
+                                      m.shape[0], m.shape[1]))
+        videos.append(Video(name, frames))
+    return videos
