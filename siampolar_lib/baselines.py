@@ -1,0 +1,161 @@
+"""Reference points for the tracker, with its `init(frame, box_xywh)` / `track(frame)` API.
+
+- StaticBox: the first box as the mask, never moved (what doing nothing scores).
+- OracleBox: the true box of each frame, filled (needs the ground truth; the best a box tracker can do).
+- PolarBound: each true mask fitted with 36 rays at its mass centre (the best a perfect polar predictor
+  can do: the representation ceiling of REFERENCE-NOTES section 9).
+- CSRT: OpenCV's CSRT correlation-filter tracker (opencv-contrib); its box becomes a filled ellipse.
+The ground-truth baselines read frame k's mask from `gt_masks[k]` (frame 0 is the `init` frame).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from .geometry.boxes import mask_to_box, validate_box
+from .geometry.polar import NUM_RAYS, mass_centre, mask_to_rays, rays_to_polygon, polygon_to_mask
+from .tracker import TrackResult
+
+NAMES = ("static", "oracle_box", "polar_bound", "csrt")
+
+
+def box_mask(box_xywh, shape: tuple[int, int]) -> np.ndarray:
+    """Fill a box (x, y, w, h) into an (H, W) bool mask: the pixels whose centres lie inside it."""
+    H, W = shape[:2]
+    x, y, w, h = (float(v) for v in box_xywh)
+    x0, y0 = max(int(np.ceil(x - 0.5)), 0), max(int(np.ceil(y - 0.5)), 0)
+    x1, y1 = min(int(np.ceil(x + w - 0.5)), W), min(int(np.ceil(y + h - 0.5)), H)
+    m = np.zeros((H, W), bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def box_polygon(box_xywh, n: int = NUM_RAYS) -> np.ndarray:
+    """The box's inscribed ellipse sampled at n ray angles: (n, 2) frame pixels (for drawing)."""
+    x, y, w, h = (float(v) for v in box_xywh)
+    th = np.arange(n) * (2 * np.pi / n)
+    return np.stack([x + w / 2 + w / 2 * np.cos(th), y + h / 2 + h / 2 * np.sin(th)], axis=1)
+
+
+def ellipse_mask(box_xywh, shape: tuple[int, int]) -> np.ndarray:
+    """The filled ellipse inscribed in a box (x, y, w, h): (H, W) bool."""
+    return polygon_to_mask(box_polygon(box_xywh, 72), shape)
+
+
+class _Baseline:
+    """Shared bookkeeping: frame size checks and the frame counter (frame 0 = the init frame)."""
+
+    def __init__(self):
+        self.frame_shape: tuple[int, int] | None = None
+        self.index = 0
+
+    def _start(self, frame: np.ndarray, box_xywh) -> np.ndarray:
+        box = validate_box(box_xywh, frame.shape[:2], name="init box")
+        self.frame_shape = tuple(frame.shape[:2])
+        self.index = 0
+        return box
+
+    def _next(self, frame: np.ndarray) -> None:
+        if self.frame_shape is None:
+            raise RuntimeError(f"{type(self).__name__}.track called before init(frame, box_xywh)")
+        if frame.shape[:2] != self.frame_shape:
+            raise ValueError(f"frame size changed from {self.frame_shape} to {frame.shape[:2]} within a video")
+        self.index += 1
+
+
+class StaticBox(_Baseline):
+    """The first box as the mask in every frame."""
+
+    def init(self, frame: np.ndarray, box_xywh) -> None:
+        """Remember the first box."""
+        self.box = self._start(frame, box_xywh)
+
+    def track(self, frame: np.ndarray) -> TrackResult:
+        """The first box, filled."""
+        self._next(frame)
+        return TrackResult(box_mask(self.box, self.frame_shape), box_polygon(self.box), self.box.copy(), 1.0, False)
+
+
+class _GroundTruth(_Baseline):
+    def __init__(self, gt_masks: Sequence[np.ndarray]):
+        super().__init__()
+        self.gt_masks = gt_masks
+
+    def init(self, frame: np.ndarray, box_xywh) -> None:
+        """Start a video (the box is checked, the answers come from the ground truth)."""
+        self._start(frame, box_xywh)
+
+    def _gt(self) -> np.ndarray:
+        if self.index >= len(self.gt_masks):
+            raise IndexError(f"{type(self).__name__}: frame {self.index} has no ground-truth mask "
+                             f"({len(self.gt_masks)} given)")
+        return np.asarray(self.gt_masks[self.index], bool)
+
+
+class OracleBox(_GroundTruth):
+    """The true box of each frame, filled; an empty true mask gives an empty mask (lost)."""
+
+    def track(self, frame: np.ndarray) -> TrackResult:
+        """The tight box of this frame's true mask."""
+        self._next(frame)
+        box = mask_to_box(self._gt())
+        if box is None:
+            return TrackResult(np.zeros(self.frame_shape, bool), np.zeros((NUM_RAYS, 2)), np.zeros(4), 0.0, True)
+        return TrackResult(box_mask(box, self.frame_shape), box_polygon(box), box, 1.0, False)
+
+
+class PolarBound(_GroundTruth):
+    """Each true mask as its 36-ray polygon at the mass centre (exact ray casting)."""
+
+    def __init__(self, gt_masks: Sequence[np.ndarray], n_rays: int = NUM_RAYS):
+        super().__init__(gt_masks)
+        self.n_rays = n_rays
+
+    def track(self, frame: np.ndarray) -> TrackResult:
+        """The polar fit of this frame's true mask."""
+        self._next(frame)
+        gt = self._gt()
+        if not gt.any():
+            return TrackResult(np.zeros(self.frame_shape, bool), np.zeros((self.n_rays, 2)), np.zeros(4), 0.0, True)
+        c = mass_centre(gt)
+        poly = rays_to_polygon(c, mask_to_rays(gt, c, self.n_rays))
+        x0, y0 = poly.min(axis=0)
+        x1, y1 = poly.max(axis=0)
+        return TrackResult(polygon_to_mask(poly, self.frame_shape), poly, np.array([x0, y0, x1 - x0, y1 - y0]),
+                           1.0, False)
+
+
+class CSRT(_Baseline):
+    """OpenCV CSRT (discriminative correlation filter); frames go to cv2 as BGR, its box becomes an ellipse."""
+
+    def init(self, frame: np.ndarray, box_xywh) -> None:
+        """Start CSRT on the first frame and box."""
+        box = self._start(frame, box_xywh)
+        self.tracker = cv2.TrackerCSRT.create()
+        self.box = box
+        self.tracker.init(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), tuple(int(round(v)) for v in box))
+
+    def track(self, frame: np.ndarray) -> TrackResult:
+        """CSRT's box as a filled ellipse; when CSRT reports failure the last box is kept and the mask is empty."""
+        self._next(frame)
+        ok, box = self.tracker.update(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        if not ok:
+            return TrackResult(np.zeros(self.frame_shape, bool), box_polygon(self.box), self.box.copy(), 0.0, True)
+        self.box = np.asarray(box, dtype=np.float64)
+        return TrackResult(ellipse_mask(self.box, self.frame_shape), box_polygon(self.box), self.box.copy(), 1.0,
+                           False)
+
+
+def make_baseline(name: str, gt_masks: Sequence[np.ndarray] | None = None):
+    """Build a baseline by name (static, oracle_box, polar_bound, csrt); the GT ones need gt_masks."""
+    if name == "static":
+        return StaticBox()
+    if name == "csrt":
+        return CSRT()
+    if name in ("oracle_box", "polar_bound"):
+        if gt_masks is None:
+            raise ValueError(f"baseline {name!r} needs the ground-truth masks (gt_masks)")
+        return OracleBox(gt_masks) if name == "oracle_box" else PolarBound(gt_masks)
+    raise ValueError(f"unknown baseline {name!r}: choose from {', '.join(NAMES)}")
