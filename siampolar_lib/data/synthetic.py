@@ -75,8 +75,8 @@ def _fill(polygon: np.ndarray, h: int, w: int) -> np.ndarray:
     return canvas.astype(bool)
 
 
-def _sequence(rng: np.random.Generator, frames: int, w: int, h: int, leaves: bool):
-    """Yield (frame (h, w, 3) uint8 RGB, mask (h, w) bool) for one sequence; also return its attributes."""
+def _sequence(rng: np.random.Generator, frames: int, w: int, h: int, leaves: bool, occluder: bool = True):
+    """Yield (frame (h, w, 3) uint8 RGB, mask (h, w) bool) for one sequence (occluder=False: none drawn)."""
     unit = min(w, h)
     radius = rng.uniform(0.12, 0.2) * unit
     outline = _star(rng, radius)
@@ -120,7 +120,7 @@ def _sequence(rng: np.random.Generator, frames: int, w: int, h: int, leaves: boo
         frame[mask] = tex[mask]
         # occluder: a textured square sweeping across between t = 0.3 and t = 0.8 (frame 0 stays clear)
         u = (t - 0.3) / 0.5
-        if 0.0 <= u <= 1.0:
+        if occluder and 0.0 <= u <= 1.0:
             cx = occ_x0 + u * (occ_x1 - occ_x0)
             x0, y0 = int(round(cx - occ_side / 2)), int(round(occ_y - occ_side / 2))
             occ = np.zeros((h, w), bool)
@@ -134,11 +134,12 @@ def _sequence(rng: np.random.Generator, frames: int, w: int, h: int, leaves: boo
 
 
 def make_synthetic_davis(out: str | os.PathLike, sequences: int = 8, frames: int = 24, seed: int = 0,
-                         size: tuple[int, int] = (854, 480)) -> Path:
+                         size: tuple[int, int] = (854, 480), occluders: bool = True) -> Path:
     """Write a synthetic DAVIS folder at `out` (must not exist or be empty); return its path.
 
     size: (width, height) of every frame, pixels. The last quarter of the sequences (at least one) form
-    the val split, the rest train. Written to a temporary folder beside `out`, then renamed.
+    the val split, the rest train. occluders=False draws no occluders (all else identical, for checks).
+    Written to a temporary folder beside `out`, then renamed.
     """
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -160,7 +161,7 @@ def make_synthetic_davis(out: str | os.PathLike, sequences: int = 8, frames: int
             jpg_dir.mkdir(parents=True)
             png_dir.mkdir(parents=True)
             empty = 0
-            for t, (frame, mask) in enumerate(_sequence(rng, frames, w, h, leaves)):
+            for t, (frame, mask) in enumerate(_sequence(rng, frames, w, h, leaves, occluders)):
                 ok1, jpg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
                                         [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
                 ok2, png = cv2.imencode(".png", mask.astype(np.uint8) * 255)
@@ -169,7 +170,7 @@ def make_synthetic_davis(out: str | os.PathLike, sequences: int = 8, frames: int
                 (jpg_dir / f"{t:05d}.jpg").write_bytes(jpg.tobytes())
                 (png_dir / f"{t:05d}.png").write_bytes(png.tobytes())
                 empty += int(not mask.any())
-            attributes = ["SV", "ROT", "OCC", "DEF"] + (["OV"] if empty else [])
+            attributes = sorted(["DEF", "ROT", "SV"] + (["OCC"] if occluders else []) + (["OV"] if empty else []))
             entries.append({"attributes": attributes, "name": name, "num_frames": frames,
                             "set": "training", "eval_t": True, "empty_masks": empty})
         n_val = max(1, sequences // 4) if sequences > 1 else 0
