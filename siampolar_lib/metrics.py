@@ -95,8 +95,8 @@ def disk(radius: int) -> np.ndarray:
 def f_measure(pred: np.ndarray, gt: np.ndarray, bound_th: float = BOUND_TH) -> float:
     """Boundary F-measure of two (H, W) masks with the official DAVIS tolerance and empty cases.
 
-    Only the bounding box of both masks (plus the tolerance) is processed: outside it the boundary
-    maps are zero, so the result is identical to working on the full frame, and much faster.
+    Only the bounding box of both masks (plus one pixel) is processed: every boundary pixel lies in it,
+    and only boundary pixels are counted, so the result is identical to the full frame, and faster.
     """
     pred, gt = _check_pair(pred, gt)
     if pred.ndim != 2:
@@ -106,11 +106,12 @@ def f_measure(pred: np.ndarray, gt: np.ndarray, bound_th: float = BOUND_TH) -> f
     if rows.size == 0:
         return 1.0  # both empty: no boundary on either side
     cols = np.flatnonzero(pred.any(axis=0) | gt.any(axis=0))
-    pad = radius + 2  # boundary sits at most 1 px outside a mask; dilation reaches `radius` further
+    pad = 1  # boundary pixels sit at most 1 px above/left of a mask; one zero row/column below/right
     h, w = pred.shape
     y0, y1 = max(rows[0] - pad, 0), min(rows[-1] + pad + 1, h)
     x0, x1 = max(cols[0] - pad, 0), min(cols[-1] + pad + 1, w)
-    # Crop rows/cols past the mask are all zero, so seg2bmap's last-row/column rule gives the true value.
+    # Below/right of the mask the crop ends on a zero row/column (or the image edge), where seg2bmap's
+    # last-row/column rule gives the full-frame value. Dilation sources (boundary pixels) are all inside.
     pred_b = seg2bmap(pred[y0:y1, x0:x1])
     gt_b = seg2bmap(gt[y0:y1, x0:x1])
     n_pred = np.count_nonzero(pred_b)
