@@ -1,0 +1,194 @@
+"""Track DAVIS sequences and score them: `python -m siampolar_lib.evaluate --checkpoint CKPT --out DIR`.
+
+Every sequence is tracked from the box of its first annotated mask (frame 0 in DAVIS-2016). That frame's
+output is its ground-truth mask (SiamMask's convention; the DAVIS protocol does not score it), earlier
+frames (if any) are empty. Written under OUT, per method (`siampolar` or `siampolar_full_frame`, and each
+baseline): `<method>/<seq>/<frame>.png` (0/255) and `<method>/results.json`; the model's results also go
+to `<out>/results.json`. Statistics follow the DAVIS protocol (siampolar_lib.metrics: frames [1:-1], per
+sequence, then the mean over sequences).
+
+Speed: fps of a sequence = timed frames / time in `init` + `track` (image reading and scoring excluded;
+the tracker synchronises the device before its clock stops); the overall fps is the mean over sequences
+(SiamMask's convention).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Sequence as Seq
+
+import numpy as np
+import torch
+
+from .baselines import NAMES as BASELINE_NAMES
+from .baselines import make_baseline
+from .data.davis import list_sequences, load_sequence, read_frame, sequence_masks
+from .device import describe_device, pick_device
+from .metrics import evaluate_sequence, mean_over_sequences, write_mask_png
+from .results import format_table, write_results_json
+from .tracker import Tracker, TrackerConfig
+
+MODEL_METHODS = {"search": "siampolar", "full_frame": "siampolar_full_frame"}
+
+
+def run_sequence(tracker, frame_paths: Seq[Path], gt_masks: np.ndarray, progress: bool = False,
+                 desc: str = "") -> tuple[np.ndarray, float, int]:
+    """Track one sequence from its first annotated box: (T, H, W) bool predictions, fps, lost frames.
+
+    frame_paths: T frame files; gt_masks: (T, H, W) bool (frame t0's mask gives the box and its output).
+    """
+    from tqdm.auto import tqdm
+
+    from .geometry.boxes import mask_to_box
+
+    t0 = next((t for t in range(len(gt_masks)) if gt_masks[t].any()), None)
+    if t0 is None:
+        raise ValueError(f"every ground-truth mask of {desc or 'the sequence'} is empty: nothing to track")
+    preds = np.zeros_like(gt_masks, dtype=bool)
+    preds[t0] = gt_masks[t0]
+    frame = read_frame(frame_paths[t0])
+    start = time.perf_counter()
+    tracker.init(frame, mask_to_box(gt_masks[t0]))
+    elapsed = time.perf_counter() - start
+    lost = 0
+    for t in tqdm(range(t0 + 1, len(frame_paths)), desc=desc, disable=not progress, leave=False, unit="frame"):
+        frame = read_frame(frame_paths[t])  # not timed
+        start = time.perf_counter()
+        res = tracker.track(frame)
+        elapsed += time.perf_counter() - start
+        preds[t] = res.mask
+        lost += bool(res.lost)
+    fps = (len(frame_paths) - t0) / elapsed if elapsed > 0 else float("nan")
+    return preds, fps, lost
+
+
+def load_tracker_model(checkpoint: str | os.PathLike | None, model_name: str | None, device: torch.device):
+    """The network to track with: a checkpoint (load_model), or an untrained build_model(name) for smoke runs."""
+    if checkpoint is not None:
+        from .checkpoint import load_model
+
+        return load_model(checkpoint, device=device)
+    if model_name is not None:
+        from . import build_model
+
+        return build_model(model_name, pretrained=True).to(device).eval()
+    raise ValueError("give a checkpoint (or a model name for an untrained smoke run)")
+
+
+def evaluate_tracker(model: torch.nn.Module | str | os.PathLike | None, davis_root: str | os.PathLike | None = None,
+                     out: str | os.PathLike = "runs/eval", split: str = "val",
+                     sequences: Seq[str] | None = None, baselines: Seq[str] = (), mode: str = "search",
+                     device: str | torch.device = "auto", cfg: TrackerConfig | None = None,
+                     max_frames: int | None = None, progress: bool = True, verbose: bool = True) -> dict:
+    """Track and score DAVIS sequences with a model (an nn.Module or a checkpoint path) and baselines.
+
+    model None runs only the baselines. max_frames keeps the first N frames of each sequence (smoke runs).
+    Returns {method: {"summary": {J_M.., JF_M, fps}, "sequences": {seq: {J_M.., fps, lost, J, F}}}} and
+    writes PNGs and results.json files under `out` (see the module docstring); prints one table per method
+    when verbose.
+    """
+    from tqdm.auto import tqdm
+
+    from .paths import davis_root as resolve_root
+
+    root = resolve_root(davis_root)
+    out = Path(out)
+    dev = device if isinstance(device, torch.device) else pick_device(device)
+    unknown = [b for b in baselines if b not in BASELINE_NAMES]
+    if unknown:
+        raise ValueError(f"unknown baseline(s) {unknown}: choose from {', '.join(BASELINE_NAMES)}")
+    if mode not in MODEL_METHODS:
+        raise ValueError(f"mode must be one of {sorted(MODEL_METHODS)}, got {mode!r}")
+    names = list(sequences) if sequences else list_sequences(root, split)
+    if not names:
+        raise ValueError(f"no sequences to evaluate in {root} (split {split!r})")
+    methods: list[str] = []
+    net = None
+    if model is not None:
+        net = model if isinstance(model, torch.nn.Module) else load_tracker_model(model, None, dev)
+        methods.append(MODEL_METHODS[mode])
+    methods += list(baselines)
+    if not methods:
+        raise ValueError("nothing to evaluate: give a model and/or baselines")
+    tcfg = cfg if cfg is not None else TrackerConfig(mode=mode)
+    if tcfg.mode != mode:
+        raise ValueError(f"cfg.mode {tcfg.mode!r} disagrees with mode {mode!r}")
+
+    rows: dict[str, dict[str, dict]] = {m: {} for m in methods}
+    for name in tqdm(names, desc="sequences", disable=not progress, unit="seq"):
+        seq = load_sequence(root, name)
+        frame_paths = list(seq.frame_paths[:max_frames])
+        gt = sequence_masks(seq)[: len(frame_paths)]
+        t0 = int(np.argmax(gt.reshape(len(gt), -1).any(axis=1)))  # first annotated frame (run_sequence checks)
+        for method in methods:
+            if method in MODEL_METHODS.values():
+                tracker = Tracker(net, tcfg, device=dev)
+            else:
+                tracker = make_baseline(method, gt_masks=gt[t0:])
+            preds, fps, lost = run_sequence(tracker, frame_paths, gt, progress, desc=f"{method}/{name}")
+            for t, p in enumerate(frame_paths):
+                write_mask_png(out / method / name / (Path(p).stem + ".png"), preds[t])
+            row = evaluate_sequence(preds, gt)
+            row.update(fps=fps, lost=lost, frames=len(frame_paths))
+            rows[method][name] = row
+
+    results = {}
+    for method in methods:
+        summary = mean_over_sequences(rows[method])
+        summary["fps"] = float(np.mean([r["fps"] for r in rows[method].values()]))
+        results[method] = {"summary": summary, "sequences": rows[method]}
+        write_results_json(out / method / "results.json", summary, rows[method])
+        if method in MODEL_METHODS.values():
+            write_results_json(out / "results.json", summary, rows[method])
+        if verbose:
+            print(f"\n== {method} ({describe_device(dev) if method in MODEL_METHODS.values() else 'cpu'}) ==")
+            print(format_table({**rows[method], "overall": summary}))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (2 for bad input, with a one-line message)."""
+    ap = argparse.ArgumentParser(prog="python -m siampolar_lib.evaluate", description=__doc__.splitlines()[0])
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", help="a SiamPolar checkpoint (.pt)")
+    src.add_argument("--model", help="an untrained build_model(NAME) instead of a checkpoint (smoke runs only)")
+    ap.add_argument("--davis-root", default=None, help="DAVIS folder (default: $SIAMPOLAR_DAVIS_ROOT or data/DAVIS)")
+    ap.add_argument("--split", default="val", help="ImageSets split to evaluate (default val)")
+    ap.add_argument("--sequences", default=None, help="comma-separated sequence names (default: the whole split)")
+    ap.add_argument("--out", required=True, help="output folder for PNGs and results.json")
+    ap.add_argument("--baselines", default="", help=f"comma-separated, from {','.join(BASELINE_NAMES)}")
+    ap.add_argument("--mode", default="search", choices=sorted(MODEL_METHODS), help="tracker mode")
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    ap.add_argument("--max-frames", type=int, default=None, help="keep only the first N frames of each sequence")
+    ap.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
+    args = ap.parse_args(argv)
+    baselines = [b for b in args.baselines.split(",") if b]
+    seqs = [s for s in args.sequences.split(",") if s] if args.sequences else None
+    from .data.davis import DavisError
+
+    errors: tuple[type[Exception], ...] = (DavisError, ValueError, RuntimeError, FileNotFoundError)
+    if args.checkpoint:
+        from .checkpoint import CheckpointError
+
+        errors += (CheckpointError,)
+    try:
+        dev = pick_device(args.device)
+        model = None
+        if args.checkpoint or args.model:
+            model = load_tracker_model(args.checkpoint, args.model, dev)
+        if model is None and not baselines:
+            raise ValueError("give --checkpoint (or --model) and/or --baselines")
+        evaluate_tracker(model, args.davis_root, args.out, split=args.split, sequences=seqs, baselines=baselines,
+                         mode=args.mode, device=dev, max_frames=args.max_frames, progress=not args.no_progress)
+    except errors as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"\nwrote {args.out}/<method>/<sequence>/*.png and results.json")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
