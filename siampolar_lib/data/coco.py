@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,9 @@ def encode_rle(mask: np.ndarray) -> dict:
 
 def decode_rle(rle: dict) -> np.ndarray:
     """Decode a compressed COCO RLE (counts str or bytes): (H, W) bool."""
-    return mask_utils.decode(rle).astype(bool)
+    with warnings.catch_warnings():  # pycocotools' __array__ predates NumPy 2's copy keyword: harmless notice
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_utils.decode(rle).astype(bool)
 
 
 def mask_polygons(mask: np.ndarray) -> list[list[float]]:
