@@ -108,7 +108,8 @@ class Lite0Backbone(nn.Module):
         self.blocks = nn.Sequential(*list(full.blocks[: last + 1]))
         self.out_channels = {s: self.LEVELS[s][1] for s in self.strides}
         self._take = {self.LEVELS[s][0]: s for s in self.strides}
-        stages = [nn.Sequential(self.conv_stem, self.bn1)] + list(self.blocks)
+        # stage 0 = stem + blocks.0 (stride 2), stage 1 = blocks.1 (stride 4), ...: 2 freezes all below stride 8
+        stages = [nn.Sequential(self.conv_stem, self.bn1, self.blocks[0])] + list(self.blocks[1:])
         _freeze(stages[:frozen_stages], self, bn_mode)
 
     normalise = staticmethod(lite0_normalise)

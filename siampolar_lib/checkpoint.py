@@ -1,0 +1,104 @@
+"""SiamPolar checkpoints: one dict saved with torch.save, loadable with torch.load(weights_only=True).
+
+    {"format": "siampolar-checkpoint-v1", "config": "lite0", "model": state_dict, "step": int,
+     "meta": {plain types}, ...optional "optimizer", "scheduler", "rng", ...}
+
+Writes are atomic (temp file in the same folder, then os.replace). Every problem on load (missing,
+truncated, foreign, wrong architecture) is a CheckpointError naming the file and the problem.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+FORMAT = "siampolar-checkpoint-v1"
+_PLAIN = (str, int, float, bool, type(None))
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be used; the message names the file and the problem."""
+
+
+def _check_plain(value, where: str) -> None:
+    """Raise TypeError unless value is built from str/int/float/bool/None, lists, tuples and str-keyed dicts."""
+    if isinstance(value, _PLAIN):
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_plain(v, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where}: key {k!r} is not a str")
+            _check_plain(v, f"{where}[{k!r}]")
+        return
+    raise TypeError(f"{where} is a {type(value).__name__}: checkpoint meta must hold plain types only")
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, step: int = 0, meta: dict | None = None,
+                    **extra) -> Path:
+    """Save model (+ optional optimizer/scheduler/rng state dicts in `extra`) atomically; returns the path."""
+    path = Path(path)
+    meta = dict(meta or {})
+    _check_plain(meta, "meta")
+    name = getattr(getattr(model, "config", None), "name", None)
+    if name is None:
+        raise TypeError("save_checkpoint needs a SiamPolar model (with a .config.name)")
+    ckpt = {"format": FORMAT, "config": name, "model": model.state_dict(), "step": int(step), "meta": meta, **extra}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(ckpt, f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read and validate a checkpoint dict (on CPU, weights_only=True); problems raise CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zips, random bytes and pickles raise many types; all mean unreadable
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {first})") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"{path}: not a SiamPolar checkpoint (format {found!r}, expected {FORMAT!r})")
+    for key, kind in (("config", str), ("model", dict), ("step", int), ("meta", dict)):
+        if not isinstance(ckpt.get(key), kind):
+            raise CheckpointError(f"{path}: field {key!r} missing or not a {kind.__name__}")
+    return ckpt
+
+
+def load_model(path: str | os.PathLike, device=None):
+    """Build the checkpoint's config (no ImageNet download), load its weights strictly; eval mode on device."""
+    from .models.config import get_config
+    from .models.siampolar import SiamPolar
+
+    path = Path(path)
+    ckpt = load_checkpoint(path)
+    try:
+        cfg = get_config(ckpt["config"])
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from err
+    model = SiamPolar(cfg, pretrained=False)
+    try:
+        model.load_state_dict(ckpt["model"], strict=True)
+    except RuntimeError as err:
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        detail = " ".join(lines[1:3])[:400] if len(lines) > 1 else lines[0][:400]
+        raise CheckpointError(f"{path}: weights do not fit config {cfg.name!r} (wrong architecture): {detail}") from err
+    if device is not None:
+        model = model.to(device)
+    return model.eval()

@@ -1,0 +1,86 @@
+"""Checkpoints: round trip, atomic write, and every bad file is a CheckpointError naming it."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from siampolar_lib import build_model
+from siampolar_lib.checkpoint import FORMAT, CheckpointError, load_checkpoint, load_model, save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def quick_ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_model("quick", pretrained=False).eval()
+    with torch.no_grad():  # move weights off their init so a round trip is a real check
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+    path = tmp_path_factory.mktemp("ckpt") / "quick.pt"
+    save_checkpoint(path, model, step=7, meta={"data": "synthetic", "losses": [1.5, 0.5]},
+                    optimizer={"lr": 0.01})
+    return model, path
+
+
+def test_round_trip(quick_ckpt):
+    model, path = quick_ckpt
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    assert ckpt["format"] == FORMAT and ckpt["config"] == "quick" and ckpt["step"] == 7
+    assert ckpt["meta"] == {"data": "synthetic", "losses": [1.5, 0.5]} and ckpt["optimizer"] == {"lr": 0.01}
+    assert [p.name for p in path.parent.iterdir()] == ["quick.pt"]  # no temp file left behind
+    loaded = load_model(path)
+    assert not loaded.training
+    g = torch.Generator().manual_seed(0)
+    z, x = torch.rand(1, 3, 127, 127, generator=g) * 255, torch.rand(1, 3, 255, 255, generator=g) * 255
+    with torch.no_grad():
+        a, b = model(z, x), loaded(z, x)
+    for key in ("cls", "ctr", "rays"):
+        for u, v in zip(a[key], b[key]):
+            torch.testing.assert_close(u, v)
+
+
+def test_truncated_file(quick_ckpt, tmp_path):
+    _, path = quick_ckpt
+    bad = tmp_path / "truncated.pt"
+    data = path.read_bytes()
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated.pt"):
+        load_model(bad)
+
+
+def test_random_bytes_file(tmp_path):
+    bad = tmp_path / "noise.pt"
+    bad.write_bytes(os.urandom(4096))
+    with pytest.raises(CheckpointError, match="noise.pt.*not a readable"):
+        load_checkpoint(bad)
+
+
+def test_missing_and_foreign_files(tmp_path):
+    with pytest.raises(CheckpointError, match="absent.pt.*no such"):
+        load_model(tmp_path / "absent.pt")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
+    with pytest.raises(CheckpointError, match="foreign.pt.*not a SiamPolar checkpoint"):
+        load_model(foreign)
+    unknown = tmp_path / "unknown.pt"
+    torch.save({"format": FORMAT, "config": "r34", "model": {}, "step": 0, "meta": {}}, unknown)
+    with pytest.raises(CheckpointError, match="unknown.pt.*r34"):
+        load_model(unknown)
+
+
+def test_wrong_architecture(quick_ckpt, tmp_path):
+    _, path = quick_ckpt
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt["config"] = "lite0"  # a quick state dict presented as lite0
+    bad = tmp_path / "mislabelled.pt"
+    torch.save(ckpt, bad)
+    with pytest.raises(CheckpointError, match="mislabelled.pt.*wrong architecture"):
+        load_model(bad)
+
+
+def test_meta_must_be_plain(tmp_path):
+    model = build_model("quick", pretrained=False)
+    with pytest.raises(TypeError, match="plain types"):
+        save_checkpoint(tmp_path / "x.pt", model, meta={"path": tmp_path})
+    assert not list(tmp_path.iterdir())
