@@ -5,7 +5,7 @@
 
 The predictions are first binarised into a temporary folder as 0/255 PNGs (vos-benchmark matches objects
 by pixel value and writes results.csv into the prediction folder, so it never sees the real one). Both
-tools then score that same copy with the same number of processes; the best of `--repeats` runs each is
+tools then score that same copy with the same number of processes, interleaved; the best of `--repeats` runs each is
 reported, with the speed ratio and the largest per-sequence J and F difference.
 """
 from __future__ import annotations
@@ -36,14 +36,17 @@ def run_vos_benchmark(gt_root: Path, pred_root: Path, processes: int) -> dict[st
     return out
 
 
-def best_time(fn, repeats: int):
-    """(min wall-clock seconds over `repeats` calls, last result)."""
-    times, result = [], None
+def best_times(fns: list, repeats: int) -> tuple[list[float], list]:
+    """Min wall-clock seconds of each function over `repeats` rounds, run interleaved so that load
+    from other processes hits both alike; also the last result of each."""
+    times = [[] for _ in fns]
+    results = [None] * len(fns)
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), result
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            results[i] = fn()
+            times[i].append(time.perf_counter() - t0)
+    return [min(t) for t in times], results
 
 
 def main(argv=None) -> int:
@@ -61,9 +64,9 @@ def main(argv=None) -> int:
         n_frames = sum(len(list(p.glob("*.png"))) for p in pred.iterdir() if p.is_dir())
         print(f"{n_frames} frames, {len(list(pred.iterdir()))} sequences, {args.processes} processes, "
               f"best of {args.repeats}")
-        t_vos, vos = best_time(lambda: run_vos_benchmark(gt_root, pred, args.processes), args.repeats)
-        t_ours, ours = best_time(lambda: evaluate_folder(gt_root, pred, processes=args.processes),
-                                 args.repeats)
+        (t_vos, t_ours), (vos, ours) = best_times(
+            [lambda: run_vos_benchmark(gt_root, pred, args.processes),
+             lambda: evaluate_folder(gt_root, pred, processes=args.processes)], args.repeats)
 
     dj = max(abs(ours["sequences"][s]["J_M"] - vos[s][0]) for s in vos)
     df = max(abs(ours["sequences"][s]["F_M"] - vos[s][1]) for s in vos)
