@@ -1,0 +1,76 @@
+"""The main job (`python -m siampolar_lib.demo`) in a quick form: one sequence, a few frames, into tmp_path."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from siampolar_lib import demo
+from siampolar_lib.paths import checkpoints_dir
+from siampolar_lib.video import read_frames
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """An untrained 'quick' network saved as a checkpoint (the demo's plumbing, not its accuracy, is tested)."""
+    from siampolar_lib import build_model
+    from siampolar_lib.checkpoint import save_checkpoint
+
+    path = tmp_path_factory.mktemp("ckpt") / "quick.pt"
+    save_checkpoint(path, build_model("quick", pretrained=False))
+    return path
+
+
+def test_default_checkpoint_names_the_missing_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIAMPOLAR_CHECKPOINT", str(tmp_path / "nope.pt"))
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        demo.default_checkpoint()
+    (tmp_path / "nope.pt").write_bytes(b"x")
+    assert demo.default_checkpoint() == tmp_path / "nope.pt"
+    monkeypatch.delenv("SIAMPOLAR_CHECKPOINT")
+    shipped = checkpoints_dir() / demo.SHIPPED_CHECKPOINT
+    if shipped.is_file():
+        assert demo.default_checkpoint() == shipped
+    else:
+        with pytest.raises(FileNotFoundError, match="siampolar_lite0.pt"):
+            demo.default_checkpoint()
+
+
+@pytest.mark.slow
+def test_demo_quick_run_on_real_heldout(tmp_path, checkpoint, real_davis, monkeypatch, capsys):
+    monkeypatch.setenv("SIAMPOLAR_DAVIS_ROOT", str(real_davis))
+    out = tmp_path / "demo"
+    rc = demo.main(["--out", str(out), "--checkpoint", str(checkpoint), "--sequences", "1", "--max-frames", "5",
+                    "--baselines", "static,polar_bound", "--no-progress"])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "real DAVIS held-out fold (1 sequence: blackswan)" in text
+    for method in ("siampolar", "static", "polar_bound"):
+        assert method in text
+        assert len(list((out / method / "blackswan").glob("*.png"))) == 5
+    doc = json.loads((out / "results.json").read_text())
+    assert set(doc["sequences"]) == {"blackswan"} and 0.0 <= doc["JF_M"] <= 1.0
+    assert "JF_M" in (out / "summary.txt").read_text()
+    gif = read_frames(out / "blackswan.gif")
+    assert len(gif) == 5 and gif[0].shape == (240, 427, 3)
+
+
+@pytest.mark.slow
+def test_demo_falls_back_to_synthetic(tmp_path, checkpoint, monkeypatch, capsys):
+    monkeypatch.setenv("SIAMPOLAR_DAVIS_ROOT", str(tmp_path / "no_davis_here"))
+    out = tmp_path / "demo"
+    result = demo.run_demo(out, checkpoint, sequences=1, max_frames=4, baselines=("static",), progress=False)
+    assert result["data"] == "synthetic" and len(result["sequences"]) == 1
+    assert (out / "synthetic_davis" / "JPEGImages").is_dir() and (out / "results.json").is_file()
+    assert "synthetic DAVIS" in capsys.readouterr().out
+    assert len(read_frames(result["gif"])) == 4
+
+
+def test_demo_bad_checkpoint_is_a_clear_error(tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    rc = demo.main(["--out", str(tmp_path / "o"), "--checkpoint", str(bad), "--sequences", "1", "--max-frames", "3",
+                    "--baselines", ""])
+    assert rc == 2 and "bad.pt" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists(), "the checkpoint is checked before any work"
