@@ -120,7 +120,7 @@ def davis_to_coco(root: str | os.PathLike, year: int = 2016, out_dir: str | os.P
 
     year: 2016 (one object a frame, any non-zero pixel) or 2017 (one annotation per palette index).
     workers: processes converting sequences in parallel (1 = in this process).
-    only: convert just these sequences (each split keeps those it lists); None = all.
+    only: convert just these sequences (each split keeps those it lists; splits left empty are skipped).
     The DAVIS folder is only read; every file is validated (missing masks, size mismatches, corrupt files).
     """
     if out_dir is None:
@@ -130,7 +130,9 @@ def davis_to_coco(root: str | os.PathLike, year: int = 2016, out_dir: str | os.P
     root, out_dir = Path(root), Path(out_dir)
     found = {k: v for k, v in splits(root, year).items() if k != "trainval"}
     if only is not None:
-        found = {k: [n for n in v if n in set(only)] for k, v in found.items()}
+        keep = set(only)
+        found = {k: [n for n in v if n in keep] for k, v in found.items()}
+        found = {k: v for k, v in found.items() if v}  # a split none of `only` is in is not written
     names = list(dict.fromkeys(n for v in found.values() for n in v))
     jobs = [(root, n, year, polygons) for n in names]
     if workers > 1 and len(jobs) > 1:
