@@ -1,0 +1,171 @@
+"""The trainer: schedule, step-indexed data order, instant training, exact resume, log and checkpoint format."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from siampolar_lib.schedule import lr_factor
+from siampolar_lib.train import StepSampler, TrainConfig, parse_args, rng_state, set_rng_state, train
+from siampolar_lib.trainlog import LOG_COLUMNS, read_log
+
+torch.set_num_threads(2)
+
+
+def _cfg(tmp_path, data, name="run", **kw) -> TrainConfig:
+    """A tiny CPU run of the quick network."""
+    base = dict(config="quick", data=(str(data),), out=str(tmp_path / name), iters=4, batch=2, lr=0.01,
+                warmup=2, ckpt_every=2, device="cpu", seed=3, progress=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+# ------------------------------------------------------------------------------------- schedule
+
+def test_lr_factor_warmup_then_cosine():
+    assert lr_factor(0, 100, warmup=10) == pytest.approx(1 / 3)
+    assert lr_factor(5, 100, warmup=10) == pytest.approx(1 / 3 + (2 / 3) * 0.5)
+    assert lr_factor(10, 100, warmup=10) == pytest.approx(1.0)
+    assert lr_factor(100, 100, warmup=10) == pytest.approx(0.01)
+    f = [lr_factor(s, 100, warmup=10) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(f, f[1:])), "cosine decay must not increase"
+
+
+def test_lr_factor_step_schedule_drops_tenfold():
+    assert lr_factor(0, 90, warmup=0, schedule="step") == 1.0
+    assert lr_factor(59, 90, warmup=0, schedule="step") == 1.0
+    assert lr_factor(60, 90, warmup=0, schedule="step") == pytest.approx(0.1)
+    assert lr_factor(89, 90, warmup=0, schedule="step") == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        lr_factor(0, 10, schedule="linear")
+
+
+# ------------------------------------------------------------------------------------ data order
+
+def test_step_sampler_is_a_function_of_step_and_rank():
+    full = list(StepSampler(0, 5, batch=3))
+    assert full == list(range(15))
+    assert list(StepSampler(2, 5, batch=3)) == full[6:], "resuming at step 2 reads the same items"
+    r0, r1 = list(StepSampler(1, 3, 2, rank=0, world=2)), list(StepSampler(1, 3, 2, rank=1, world=2))
+    assert r0 == [4, 5, 8, 9] and r1 == [6, 7, 10, 11], "ranks read disjoint slices of each step"
+
+
+def test_rng_state_round_trips_through_weights_only(tmp_path):
+    import random
+
+    import numpy as np
+
+    state = rng_state()
+    torch.save(state, tmp_path / "rng.pt")
+    a = (random.random(), np.random.rand(), torch.rand(1).item())
+    set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == a
+
+
+def test_cli_parses_into_train_config():
+    cfg = parse_args(["--config", "quick", "--data", "a.json", "--data", "b", "--out", "runs/x", "--iters", "7",
+                      "--exclude-sequences", "cows,dog", "--optimizer", "adamw", "--resume"])
+    assert cfg.data == ("a.json", "b") and cfg.iters == 7 and cfg.resume and cfg.optimizer == "adamw"
+    assert cfg.exclude_sequences == ("cows", "dog")
+    with pytest.raises(SystemExit):
+        parse_args(["--data", "a", "--out", "o", "--iters", "0"])
+
+
+# -------------------------------------------------------------------------------------- training
+
+@pytest.mark.slow  # ~1 s a step on 2 free cores; minutes when the machine is shared
+def test_instant_training_loss_finite_and_falling(synthetic_davis, tmp_path):
+    """Tens of steps of `quick` on the synthetic set: every loss finite, the last steps lower than the first."""
+    cfg = _cfg(tmp_path, synthetic_davis, iters=30, batch=4, lr=0.01, warmup=5, ckpt_every=0)
+    result = train(cfg)
+    rows = read_log(result["log"])
+    assert [r["step"] for r in rows] == list(range(1, 31))
+    losses = [r["loss"] for r in rows]
+    assert all(math.isfinite(x) for x in losses)
+    first, last = sum(losses[:8]) / 8, sum(losses[-8:]) / 8
+    assert last < 0.8 * first, f"loss did not fall: first 8 steps {first:.3f}, last 8 {last:.3f}"
+    assert result["curve"].is_file()
+
+
+@pytest.mark.slow
+def test_log_columns_and_checkpoint_loads_weights_only(synthetic_davis, tmp_path):
+    result = train(_cfg(tmp_path, synthetic_davis, iters=3, ckpt_every=2))
+    header = result["log"].read_text().splitlines()[0].split(",")
+    assert tuple(header) == LOG_COLUMNS == ("step", "loss", "cls", "ctr", "rays", "lr", "num_pos", "pairs_per_s")
+    rows = read_log(result["log"])
+    assert len(rows) == 3 and all(r["pairs_per_s"] > 0 and r["lr"] > 0 for r in rows)
+    ck = torch.load(result["checkpoint"], map_location="cpu", weights_only=True)
+    assert ck["format"] == "siampolar-checkpoint-v1" and ck["config"] == "quick" and ck["step"] == 3
+    for key in ("model", "optimizer", "scheduler", "scaler", "rng", "meta"):
+        assert key in ck, key
+    assert ck["meta"]["train_config"]["iters"] == 3
+    assert not list(result["checkpoint"].parent.glob(".*tmp*")), "no temp files left behind"
+
+
+def _states_equal(a: dict, b: dict) -> list[str]:
+    return [k for k in a if not torch.equal(a[k], b[k])]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["killed", "extended"])
+def test_resume_is_exact(synthetic_davis, tmp_path, how):
+    """k steps, stop, resume to k+1 == k+1 uninterrupted steps, bitwise on CPU.
+
+    killed: the first run stops at k with the k+1 schedule (--stop-at); extended: the first run is a k-step
+    run (--iters k) and the resume raises --iters, the schedule is re-planned (warm-up covers both so the
+    lrs agree).
+    """
+    k = 3
+    straight = train(_cfg(tmp_path, synthetic_davis, "straight", iters=k + 1, warmup=8))
+    first = (dict(iters=k + 1, stop_at=k) if how == "killed" else dict(iters=k))
+    part = _cfg(tmp_path, synthetic_davis, "parts", warmup=8, **first)
+    train(part)
+    assert torch.load(tmp_path / "parts" / "last.pt", weights_only=True)["step"] == k
+    resumed = train(dataclasses.replace(part, iters=k + 1, stop_at=None, resume=True))
+    a = torch.load(straight["checkpoint"], weights_only=True)
+    b = torch.load(resumed["checkpoint"], weights_only=True)
+    assert b["step"] == k + 1
+    assert _states_equal(a["model"], b["model"]) == []
+    ra, rb = read_log(straight["log"]), read_log(resumed["log"])
+    assert [r["step"] for r in rb] == [1, 2, 3, 4]
+    assert [r["loss"] for r in ra] == [r["loss"] for r in rb]
+
+
+def test_resume_refuses_another_architecture(synthetic_davis, tmp_path):
+    from siampolar_lib import build_model
+    from siampolar_lib.checkpoint import CheckpointError, save_checkpoint
+
+    cfg = _cfg(tmp_path, synthetic_davis, config="lite0", iters=2, resume=True)
+    save_checkpoint(tmp_path / "run" / "last.pt", build_model("quick", pretrained=False), step=1,
+                    optimizer={}, scheduler={}, scaler={}, rng={})
+    with pytest.raises(CheckpointError, match="'quick' network, but --config is 'lite0'"):
+        train(cfg)
+
+
+def test_resume_refuses_a_model_only_checkpoint(synthetic_davis, tmp_path):
+    from siampolar_lib import build_model
+    from siampolar_lib.checkpoint import CheckpointError, save_checkpoint
+
+    save_checkpoint(tmp_path / "run" / "last.pt", build_model("quick", pretrained=False), step=1)
+    with pytest.raises(CheckpointError, match="no training state"):
+        train(_cfg(tmp_path, synthetic_davis, resume=True))
+
+
+def test_resume_without_checkpoint_is_a_clear_error(synthetic_davis, tmp_path):
+    with pytest.raises(FileNotFoundError, match="last.pt"):
+        train(_cfg(tmp_path, synthetic_davis, resume=True))
+
+
+def test_excluding_every_sequence_is_a_clear_error(synthetic_davis, tmp_path):
+    from siampolar_lib.data.davis import folder_sequences
+
+    names = tuple(folder_sequences(synthetic_davis))
+    with pytest.raises(ValueError, match="no training videos"):
+        train(_cfg(tmp_path, synthetic_davis, exclude_sequences=names))
+
+
+def test_missing_data_path_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        train(_cfg(tmp_path, tmp_path / "nowhere"))
