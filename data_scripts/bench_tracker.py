@@ -18,7 +18,6 @@ import argparse
 import sys
 import time
 
-import numpy as np
 import torch
 
 from siampolar_lib import build_model

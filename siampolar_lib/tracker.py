@@ -139,7 +139,6 @@ class Tracker:
             device = p.device if p is not None else torch.device("cpu")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.n_rays = None
         self.frame_shape: tuple[int, int] | None = None
         self.elapsed_s = 0.0  # seconds spent in init + track since the last reset_timer
         self.frames_done = 0  # frames counted in elapsed_s (init counts one)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from siampolar_lib.geometry.crops import SEARCH_SIZE, context_side
-from siampolar_lib.geometry.polar import mask_iou, polygon_to_mask, ray_angles, rays_to_polygon
+from siampolar_lib.geometry.polar import mask_iou, mask_to_rays, polygon_to_mask, ray_angles, rays_to_polygon
 from siampolar_lib.models.grid import location_grid
 from siampolar_lib.tracker import Tracker, TrackerConfig, cosine_window
 
@@ -71,7 +71,6 @@ class BlobModel(nn.Module):
             cls[0, 0, i, j] = 10.0
             p = self.points[i, j].numpy()
             m = bright.numpy()
-            from siampolar_lib.geometry.polar import mask_to_rays
             rays[0, :, i, j] = torch.from_numpy(mask_to_rays(m, p))
         return {"cls": [cls], "ctr": [cls.clone()], "rays": [rays], "points": [self.points], "strides": [8]}
 
