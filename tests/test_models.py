@@ -89,6 +89,8 @@ def test_template_matters_and_gets_gradients(quick):
     assert (a["cls"][0] - b["cls"][0]).abs().max() > 1e-4
     assert (a["rays"][0] - b["rays"][0]).abs().max() > 1e-4
     quick.train()
+    assert not any(m.training for m in quick.modules() if isinstance(m, torch.nn.BatchNorm2d))  # bn_mode frozen
+    assert quick.head.cls_tower.training
     z1 = z[:1].clone().requires_grad_(True)
     out = quick(z1, x[:1])
     loss = sum(o.sum() for o in out["cls"]) + sum(o.mean() for o in out["rays"])
