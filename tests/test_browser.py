@@ -1,0 +1,197 @@
+"""Notebook 08 in a real JupyterLab driven by headless Debian Chromium: run all cells, move the frame slider,
+check that the overlay image changes, save a screenshot.
+
+Never downloads a browser: it uses /usr/bin/chromium through Playwright's `executable_path` and is skipped
+(with the reason) when that binary is absent. The server serves a temporary copy of the notebook (with a
+shorter MAX_FRAMES, as papermill would inject a parameter), so nothing in notebooks/ changes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK = REPO / "notebooks" / "08_interactive_demo.ipynb"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FRAMES = 6  # frames tracked in the browser run (the committed notebook uses more)
+SERVER_START_S = 90
+RUN_ALL_S = 300
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def lab_copy(root: Path) -> Path:
+    """Copy notebook 08 into root with MAX_FRAMES = FRAMES appended to its parameters cell and no outputs."""
+    nb = json.loads(NOTEBOOK.read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+            if "parameters" in cell.get("metadata", {}).get("tags", []):
+                cell["source"] = "".join(cell["source"]) + f"\nMAX_FRAMES = {FRAMES}  # injected by the browser test"
+    path = root / NOTEBOOK.name
+    path.write_text(json.dumps(nb))
+    return path
+
+
+def lab_settings(folder: Path) -> Path:
+    """JupyterLab user settings for the test: every cell in the DOM (no virtual scrolling), no news fetching."""
+    for plugin, doc in {"@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+                        "@jupyterlab/apputils-extension/notification": {"fetchNews": "false"}}.items():
+        pkg, name = plugin.rsplit("/", 1)
+        (folder / pkg).mkdir(parents=True, exist_ok=True)
+        (folder / pkg / f"{name}.jupyterlab-settings").write_text(json.dumps(doc))
+    return folder
+
+
+def checkpoint_for_kernel(tmp_path: Path) -> Path:
+    """The shipped checkpoint, or (before it ships) an untrained 'quick' network saved in tmp_path."""
+    from siampolar_lib.demo import default_checkpoint
+
+    try:
+        return default_checkpoint()
+    except FileNotFoundError:
+        from siampolar_lib import build_model
+        from siampolar_lib.checkpoint import save_checkpoint
+
+        save_checkpoint(tmp_path / "quick.pt", build_model("quick", pretrained=False))
+        return tmp_path / "quick.pt"
+
+
+def wait_for_server(proc: subprocess.Popen, url: str, timeout_s: float, log: Path) -> None:
+    """Poll the server's /api/status until it answers 200; fail if it exits or takes longer than timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text()[-1500:]
+            pytest.fail(f"JupyterLab exited with status {proc.returncode} before answering; log ends:\n{tail}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"JupyterLab did not answer within {timeout_s} s")
+
+
+def shutdown_server(server: subprocess.Popen, shutdown_url: str) -> None:
+    """Ask the server to stop (it shuts its kernels down), then terminate, then kill: each step bounded."""
+    if server.poll() is None:
+        try:
+            urllib.request.urlopen(urllib.request.Request(shutdown_url, method="POST"), timeout=10).close()
+        except OSError as e:  # the server may already be going; terminate/kill below make sure it ends
+            print(f"shutdown request failed ({e}); terminating the server")
+    for stop in (None, server.terminate, server.kill):
+        if stop is not None and server.poll() is None:
+            stop()
+        try:
+            server.wait(timeout=15)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def image_digest(page, img) -> tuple[str, str]:
+    """(src, sha1 of the bytes behind it) of an <img> element, fetched inside the page."""
+    src = img.get_attribute("src")
+    data = page.evaluate("async (s) => Array.from(new Uint8Array(await (await fetch(s)).arrayBuffer()))", src)
+    return src, hashlib.sha1(bytes(data)).hexdigest()
+
+
+def test_notebook_08_in_jupyterlab(tmp_path):
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium); this test never downloads a browser")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed")
+
+    original = hashlib.sha1(NOTEBOOK.read_bytes()).hexdigest()
+    root = tmp_path / "lab"
+    root.mkdir()
+    lab_copy(root)
+    port, token = free_port(), secrets.token_hex(16)
+    env = {**os.environ, "SIAMPOLAR_MODE": "quick", "SIAMPOLAR_CHECKPOINT": str(checkpoint_for_kernel(tmp_path)),
+           "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg",
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "jconfig"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "jruntime"),
+           "JUPYTERLAB_SETTINGS_DIR": str(lab_settings(tmp_path / "lab_settings")),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab_workspaces"), "IPYTHONDIR": str(tmp_path / "ipython")}
+    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.open_browser=False",
+           "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--allow-root"]
+    log_path = tmp_path / "jupyterlab.log"
+    log = log_path.open("w")
+    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+    base = f"http://127.0.0.1:{port}"
+    screenshot = tmp_path / "notebook08.png"
+    try:
+        wait_for_server(server, f"{base}/api/status?token={token}", SERVER_START_S, log_path)
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.set_default_timeout(60_000)
+                page.goto(f"{base}/lab/tree/{NOTEBOOK.name}?token={token}&reset", timeout=90_000)
+                page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=90_000)
+                page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+
+                # The notebook toolbar's "Restart the kernel and run all cells" button, then its dialog.
+                page.locator(".jp-NotebookPanel-toolbar [data-command='notebook:restart-run-all']").first.click()
+                page.locator(".jp-Dialog .jp-mod-accept").click()
+                done = page.get_by_text("player and export checks passed")
+                try:
+                    done.wait_for(timeout=RUN_ALL_S * 1000)
+                except sync_api.TimeoutError:
+                    page.screenshot(path=str(screenshot), full_page=True)
+                    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+                    texts = [errors.nth(i).inner_text()[-800:] for i in range(min(errors.count(), 3))]
+                    pytest.fail(f"run-all did not finish in {RUN_ALL_S} s; stderr outputs: {texts}; "
+                                f"screenshot {screenshot}")
+                assert page.locator("[data-mime-type='application/vnd.jupyter.error']").count() == 0
+
+                slider = page.locator(".widget-slider", has_text="frame").first
+                slider.scroll_into_view_if_needed()
+                player = slider.locator("xpath=ancestor::div[contains(@class, 'widget-vbox')][1]")
+                img = player.locator("img").first
+                img.wait_for(state="visible")
+                before = image_digest(page, img)
+                readout = slider.locator(".widget-readout")
+                assert readout.inner_text().strip() == "0"
+                handle = slider.locator(".noUi-handle").first
+                handle.focus()
+                for _ in range(3):
+                    handle.press("ArrowRight")
+                page.wait_for_function("(el) => el.innerText.trim() !== '0'", arg=readout.element_handle(),
+                                       timeout=20_000)
+                moved_to = int(readout.inner_text().strip())
+                page.wait_for_function("([el, s]) => el.getAttribute('src') !== s",
+                                       arg=[img.element_handle(), before[0]], timeout=30_000)
+                after = image_digest(page, img)
+                assert moved_to > 0
+                assert after[0] != before[0], "the overlay image was not replaced"
+                assert after[1] != before[1], "the new overlay has the same bytes as frame 0's"
+                player.screenshot(path=str(screenshot))
+                print(f"\nscreenshot of the player at frame {moved_to}: {screenshot}")
+            finally:
+                browser.close()
+    finally:
+        shutdown_server(server, f"{base}/api/shutdown?token={token}")
+        log.close()
+    assert screenshot.is_file() and screenshot.stat().st_size > 0
+    assert hashlib.sha1(NOTEBOOK.read_bytes()).hexdigest() == original, "notebooks/ must not change"
