@@ -62,6 +62,8 @@ class PairDataset(Dataset):
     length: the number of items an epoch has (pairs are sampled, so any length works).
     Item: dict(template (3, 127, 127) float32 RGB 0..255, search (3, 255, 255) float32 RGB 0..255,
     search_mask (255, 255) bool, positive bool, video (int index), template_frame, search_frame (int)).
+    With DataLoader workers pass worker_init_fn=worker_init and multiprocessing_context="spawn": a forked
+    worker hung once in our runs after the main process had used OpenCV on full frames.
     """
 
     def __init__(self, videos: Sequence[Video], cfg: PairConfig = PairConfig(), length: int = 1000, seed: int = 0):
@@ -163,6 +165,11 @@ class PairDataset(Dataset):
             positive=bool(p["positive"]),
             video=p["video"], template_frame=tf_rec.frame_index, search_frame=sf_rec.frame_index,
         )
+
+
+def worker_init(worker_id: int) -> None:
+    """DataLoader worker_init_fn: one OpenCV thread per worker, so N workers use N cores, not N x cores."""
+    cv2.setNumThreads(1)
 
 
 def videos_from_davis(root: str | os.PathLike, sequences: Sequence[str] | str | None = None) -> list[Video]:
