@@ -85,7 +85,7 @@ def test_instant_training_loss_finite_and_falling(synthetic_davis, tmp_path):
     losses = [r["loss"] for r in rows]
     assert all(math.isfinite(x) for x in losses)
     first, last = sum(losses[:8]) / 8, sum(losses[-8:]) / 8
-    assert last < 0.8 * first, f"loss did not fall: first 8 steps {first:.3f}, last 8 {last:.3f}"
+    assert last < 0.9 * first, f"loss did not fall: first 8 steps {first:.3f}, last 8 {last:.3f}"
     assert result["curve"].is_file()
 
 
