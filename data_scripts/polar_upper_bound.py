@@ -18,6 +18,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from siampolar_lib.geometry.polar import polar_fit_iou  # noqa: E402
@@ -53,9 +54,9 @@ def upper_bound(files: list[Path], rays: list[int], centres: list[str], method: 
     jobs = [(f, rays, centres, method) for f in files]
     if workers > 1:
         with Pool(workers) as pool:
-            rows = pool.map(_one, jobs, chunksize=8)
+            rows = list(tqdm(pool.imap(_one, jobs, chunksize=4), total=len(jobs), desc="masks", mininterval=30))
     else:
-        rows = [_one(j) for j in jobs]
+        rows = [_one(j) for j in tqdm(jobs, desc="masks", mininterval=30)]
     table = np.array(rows).reshape(len(files), len(rays), len(centres)).mean(axis=0)
     return {"rays": {str(n): {c: float(table[i, j]) for j, c in enumerate(centres)} for i, n in enumerate(rays)},
             "masks": len(files)}
