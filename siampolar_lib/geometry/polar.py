@@ -11,8 +11,8 @@ Mask -> rays, two ways (`mask_to_rays(..., method=)`):
   farthest exit, so a part beyond a gap is covered) through a boundary pixel, found analytically from
   the boundary pixels alone in O(centres x boundary pixels); the end is then moved to where the ray
   crosses the 0.5 level of the mask blurred by SIGMA = 0.7 px, a smooth outline rather than the
-  pixel staircase ("exit" skips this step: a disk of radius 20 round-trips at IoU 0.987, "cast" 0.994). It is the default because it is exact (no empty
-  bins) and more faithful: mean round-trip IoU on the 1047 real DAVIS val masks, 36 rays, mass centre,
+  pixel staircase ("exit" skips this step: a disk of radius 20 round-trips at IoU 0.987, "cast" 0.994).
+  It is the default because it is exact (no empty bins) and more faithful: mean round-trip IoU on the 1047 real DAVIS val masks, 36 rays, mass centre,
   0.788 against 0.723 for "contour" (`data_scripts/polar_upper_bound.py --method`). "contour" is about
   3x faster per mask (0.23 vs 0.71 ms) and 5-7x faster for 625 centres (`data_scripts/bench_polar.py`).
 - "contour": the PolarMask way. cv2.findContours points (boundary pixel centres, all outer parts) are
@@ -21,8 +21,8 @@ Mask -> rays, two ways (`mask_to_rays(..., method=)`):
   interpolation (in angle, around the circle) between the nearest non-empty bins on either side. The
   reference instead searched +-5 one-degree bins, used 1e-6 when all were empty and never wrapped
   around 0 degrees (REFERENCE-NOTES section 5).
-Both end a ray on the boundary of the pixel squares, so that `polygon_to_mask`, which keeps exactly the
-pixels whose centres lie inside the polygon, gives the mask back.
+Both end a ray near the outline between inside and outside pixel centres, so that `polygon_to_mask`,
+which keeps exactly the pixels whose centres lie inside the polygon, gives the mask back.
 """
 from __future__ import annotations
 
