@@ -4,9 +4,11 @@
         [--davis-root ../shared/data/davis_train_sample] [--max-frames 30] [--workers 2] [--json tune.json]
 
 Two stages, each scored by J&F mean (official per-sequence protocol, `siampolar_lib.metrics`):
-1. the grid --penalty-k x --window-influence x --lr (lost/empty thresholds at their defaults);
-2. the best of stage 1 with each --thresholds pair "lost_score:empty_score".
-pysot's defaults (k 0.04, lambda 0.44, LR 0.4, thresholds 0.2:0.1) are always part of the grid, so the
+1. each --thresholds pair "lost_score:empty_score" with pysot's k, lambda and LR. The thresholds come
+   first because they decide how often the state is updated at all: a lost frame keeps the old state,
+   so k, lambda and LR only act on frames above lost_score;
+2. the grid --penalty-k x --window-influence x --lr with the best thresholds of stage 1.
+pysot's defaults (k 0.04, lambda 0.44, LR 0.4) with thresholds 0.2:0.1 are always the first row, so the
 table says whether tuning beats them. Prints one table row per setting (J&F, J_M, F_M, lost frames) and
 the best setting. Sequences of the real val set (the held-out fold and the train fold) are refused.
 """
@@ -105,11 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default="train", help="ImageSets split of --davis-root (default train)")
     ap.add_argument("--sequences", default=None, help="comma-separated names (default: the whole split)")
     ap.add_argument("--max-frames", type=int, default=None, help="keep the first N frames of each sequence")
-    ap.add_argument("--penalty-k", default="0.04,0.2", help="scale/aspect penalty k values")
+    ap.add_argument("--penalty-k", default="0.04,0.2", help="stage 2: scale/aspect penalty k values")
     ap.add_argument("--window-influence", default="0.3,0.44,0.58", help="cosine window weight values")
     ap.add_argument("--lr", default="0.4,0.6", help="size smoothing LR values")
-    ap.add_argument("--thresholds", default="0.2:0.1,0.1:0.05,0.3:0.15",
-                    help="stage 2: lost_score:empty_score pairs tried with the best of stage 1")
+    ap.add_argument("--thresholds", default="0.2:0.1,0.1:0.05,0.05:0.0,0.0:0.0",
+                    help="stage 1: lost_score:empty_score pairs (empty 0: never an empty mask)")
     ap.add_argument("--workers", type=int, default=1, help="processes (each one thread)")
     ap.add_argument("--json", default=None, help="also write every row and the best setting here")
     args = ap.parse_args(argv)
@@ -127,22 +129,21 @@ def main(argv: list[str] | None = None) -> int:
         pairs = [tuple(float(v) for v in p.split(":")) for p in args.thresholds.split(",") if p]
         if any(len(p) != 2 for p in pairs):
             raise ValueError(f"--thresholds wants lost:empty pairs, got {args.thresholds!r}")
-        grid = [replace(PYSOT, penalty_k=k, window_influence=w, lr=lr)
-                for k, w, lr in itertools.product(floats(args.penalty_k), floats(args.window_influence),
-                                                  floats(args.lr))]
-        if PYSOT not in grid:
-            grid.insert(0, PYSOT)
+        if (PYSOT.lost_score, PYSOT.empty_score) not in pairs:
+            pairs.insert(0, (PYSOT.lost_score, PYSOT.empty_score))
+        stage1 = [replace(PYSOT, lost_score=lo, empty_score=em) for lo, em in pairs]  # validated here
+        grid = list(itertools.product(floats(args.penalty_k), floats(args.window_influence), floats(args.lr)))
     except (CheckpointError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     start = time.time()
     frames = "all" if args.max_frames is None else f"the first {args.max_frames}"
     print(f"tuning on {len(names)} train sequences ({', '.join(names)}), {frames} frames each")
-    results = score_settings(grid, args.checkpoint, root, names, args.max_frames, args.workers)
-    best = max(results, key=lambda r: r["summary"]["JF_M"])
-    stage2 = [replace(PYSOT, **{k: v for k, v in best["cfg"].items() if k not in ("lost_score", "empty_score")},
-                      lost_score=lo, empty_score=em) for lo, em in pairs if (lo, em) != (PYSOT.lost_score,
-                                                                                          PYSOT.empty_score)]
+    results = score_settings(stage1, args.checkpoint, root, names, args.max_frames, args.workers)
+    best = max(results, key=lambda r: r["summary"]["JF_M"])  # ties keep the earlier row
+    stage2 = [replace(PYSOT, penalty_k=k, window_influence=w, lr=lr, lost_score=best["cfg"]["lost_score"],
+                      empty_score=best["cfg"]["empty_score"]) for k, w, lr in grid]
+    stage2 = [c for c in stage2 if {k: getattr(c, k) for k in TUNED_KEYS} != best["cfg"]]  # already scored
     results += score_settings(stage2, args.checkpoint, root, names, args.max_frames, args.workers)
     print(table(results))
     best = max(results, key=lambda r: r["summary"]["JF_M"])  # ties keep the earlier row (pysot's comes first)
