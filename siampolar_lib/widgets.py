@@ -61,6 +61,7 @@ class DemoApp:
         self.show_score_map = False
         self._image = None  # the ipywidgets.Image of the player, once built
         self._info = None
+        self._slider = None  # the player's frame slider, kept in step with on_frame_change
         if box_xywh is not None:
             self.set_box(box_xywh)
 
@@ -85,6 +86,8 @@ class DemoApp:
         if not 0 <= i < len(self.frames):
             raise IndexError(f"frame {i} is outside 0..{len(self.frames) - 1}")
         self.frame_index = i
+        if self._slider is not None and self._slider.value != i:
+            self._slider.value = i  # its observer calls back here with the same i and stops there
         return self.refresh()
 
     def on_score_map_toggle(self, on) -> np.ndarray:
@@ -178,6 +181,7 @@ class DemoApp:
         button = W.Button(description="Export GIF/MP4")
         status = W.Label()
         slider.observe(self.on_frame_change, names=["value"])
+        self._slider = slider
         rays.observe(self.on_rays_toggle, names=["value"])
         smap.observe(self.on_score_map_toggle, names=["value"])
         button.on_click(lambda _: setattr(status, "value", f"wrote {self.export(name.value).name}"))

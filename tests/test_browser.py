@@ -111,10 +111,44 @@ def shutdown_server(server: subprocess.Popen, shutdown_url: str) -> None:
 
 
 def image_digest(page, img) -> tuple[str, str]:
-    """(src, sha1 of the bytes behind it) of an <img> element, fetched inside the page."""
-    src = img.get_attribute("src")
-    data = page.evaluate("async (s) => Array.from(new Uint8Array(await (await fetch(s)).arrayBuffer()))", src)
-    return src, hashlib.sha1(bytes(data)).hexdigest()
+    """(src, sha1 of the decoded RGB pixels) of a loaded <img>, read in one step inside the page.
+
+    The pixels come from drawing the element on a canvas and reading it back as PNG, not from fetching
+    its src: ipywidgets shows an Image through a blob: URL and revokes it when the next value arrives, so a
+    fetch can fail after a later update (it did in CI). Drawing the decoded element needs no URL.
+    """
+    import base64
+
+    import cv2
+    import numpy as np
+
+    handle = img.element_handle()
+    page.wait_for_function("(el) => el.complete && el.naturalWidth > 0", arg=handle, timeout=30_000)
+    src, url = page.evaluate(
+        """(el) => {
+            const c = document.createElement('canvas');
+            c.width = el.naturalWidth; c.height = el.naturalHeight;
+            c.getContext('2d').drawImage(el, 0, 0);
+            return [el.getAttribute('src'), c.toDataURL('image/png')];
+        }""", handle)
+    png = np.frombuffer(base64.b64decode(url.split(",", 1)[1]), np.uint8)
+    pixels = cv2.imdecode(png, cv2.IMREAD_COLOR)
+    assert pixels is not None and pixels.size > 0, f"the page gave an undecodable image for {src}"
+    return src, hashlib.sha1(pixels.tobytes()).hexdigest()
+
+
+def wait_until_stable(page, img, settle_s: float = 1.0, timeout_s: float = 30.0) -> None:
+    """Wait until the <img> src has not changed for settle_s seconds (the kernel answers each slider step)."""
+    deadline = time.monotonic() + timeout_s
+    last, since = img.get_attribute("src"), time.monotonic()
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+        src = img.get_attribute("src")
+        if src != last:
+            last, since = src, time.monotonic()
+        elif time.monotonic() - since >= settle_s:
+            return
+    pytest.fail(f"the overlay image kept changing for {timeout_s} s")
 
 
 def test_notebook_08_in_jupyterlab(tmp_path):
@@ -170,24 +204,27 @@ def test_notebook_08_in_jupyterlab(tmp_path):
                 player = slider.locator("xpath=ancestor::div[contains(@class, 'widget-vbox')][1]")
                 img = player.locator("img").first
                 img.wait_for(state="visible")
+                wait_until_stable(page, img)
                 before = image_digest(page, img)
                 readout = slider.locator(".widget-readout")
-                assert readout.inner_text().strip() == "0"
+                start = int(readout.inner_text().strip())  # the notebook's last cells leave it on some frame
+                key, target = ("ArrowLeft", start - 3) if start >= 3 else ("ArrowRight", start + 3)
                 handle = slider.locator(".noUi-handle").first
                 handle.focus()
                 for _ in range(3):
-                    handle.press("ArrowRight")
-                page.wait_for_function("(el) => el.innerText.trim() !== '0'", arg=readout.element_handle(),
-                                       timeout=20_000)
-                moved_to = int(readout.inner_text().strip())
+                    handle.press(key)
+                page.wait_for_function("([el, t]) => el.innerText.trim() === t",
+                                       arg=[readout.element_handle(), str(target)], timeout=20_000)
                 page.wait_for_function("([el, s]) => el.getAttribute('src') !== s",
                                        arg=[img.element_handle(), before[0]], timeout=30_000)
+                wait_until_stable(page, img)
+                moved_to = int(readout.inner_text().strip())
                 after = image_digest(page, img)
-                assert moved_to > 0
+                assert moved_to == target
                 assert after[0] != before[0], "the overlay image was not replaced"
-                assert after[1] != before[1], "the new overlay has the same bytes as frame 0's"
+                assert after[1] != before[1], "the new overlay has the same pixels as the starting frame's"
                 player.screenshot(path=str(screenshot))
-                print(f"\nscreenshot of the player at frame {moved_to}: {screenshot}")
+                print(f"\nplayer moved from frame {start} to {moved_to}; screenshot: {screenshot}")
             finally:
                 browser.close()
     finally:

@@ -114,6 +114,8 @@ def test_player_widgets_forward_to_callbacks(app):
     smap = ui.children[0].children[3]
     smap.value = True
     assert app.show_score_map
+    app.on_frame_change(1)  # a call from code moves the slider too, so the two never disagree
+    assert slider.value == 1 and app._image.value == encode_image(app.render(1))
 
 
 def test_box_widget_reports_drawn_box(app):
