@@ -51,6 +51,8 @@ class TrainConfig:
     pretrained: bool = True              # ImageNet backbone weights (only if present locally)
     progress: bool = True                # tqdm bar
     stop_at: int | None = None           # stop (checkpoint) after this step, schedule unchanged: a clean "kill"
+    init_from: str | None = None         # fine-tune: start from this checkpoint's weights (new optimiser, step 0)
+    frozen_stages: int | None = None     # backbone stages kept frozen throughout (None: the model config's)
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -212,6 +214,19 @@ def _check_resume(ckpt: dict, path: Path, cfg: TrainConfig) -> None:
                   "the result will differ from an uninterrupted run")
 
 
+def init_weights(model: torch.nn.Module, path: str | os.PathLike, config: str) -> None:
+    """Load a checkpoint's weights (strictly) into model to fine-tune from them; its config must match."""
+    from .checkpoint import CheckpointError, load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    if ckpt.get("config") != config:
+        raise CheckpointError(f"{path}: it holds a {ckpt.get('config')!r} network, but --config is {config!r}")
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: its weights do not fit the {config!r} network ({str(err).splitlines()[0]})") from err
+
+
 def train(cfg: TrainConfig) -> dict:
     """Train (or resume) per `cfg`; returns {"checkpoint", "log", "curve", "steps", "final_loss", "device"}."""
     from tqdm.auto import tqdm
@@ -238,7 +253,11 @@ def train(cfg: TrainConfig) -> dict:
 
     seed_everything(cfg.seed)
     mcfg = get_config(cfg.config)
-    model = build_model(cfg.config, pretrained=cfg.pretrained).to(device)
+    if cfg.frozen_stages is not None:
+        mcfg = dataclasses.replace(mcfg, frozen_stages=cfg.frozen_stages)
+    model = build_model(mcfg, pretrained=cfg.pretrained and cfg.init_from is None).to(device)
+    if cfg.init_from is not None and not cfg.resume:
+        init_weights(model, cfg.init_from, cfg.config)
     trainable = trainable_backbone(model)
     optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg.iters, cfg.warmup, cfg.schedule)
@@ -358,6 +377,10 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--exclude-sequences", default="", help="comma-separated sequence names to leave out")
     p.add_argument("--no-pretrained", action="store_true", help="random backbone init")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    p.add_argument("--init-from", default=None, metavar="CKPT",
+                   help="fine-tune: start from this checkpoint's weights with a fresh optimiser and schedule")
+    p.add_argument("--frozen-stages", type=int, default=None, metavar="K",
+                   help="keep the first K backbone stages frozen once the backbone is unfrozen (default: config)")
     p.add_argument("--stop-at", type=int, default=None,
                    help="stop after this step without changing the schedule (time-sliced runs; --resume continues)")
     a = p.parse_args(argv)
@@ -370,7 +393,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                        workers=a.workers, device=a.device, resume=a.resume, seed=a.seed,
                        exclude_sequences=tuple(s for s in a.exclude_sequences.split(",") if s),
                        image_root=a.image_root, pretrained=not a.no_pretrained, progress=not a.no_progress,
-                       stop_at=a.stop_at)
+                       stop_at=a.stop_at, init_from=a.init_from, frozen_stages=a.frozen_stages)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -169,3 +169,34 @@ def test_excluding_every_sequence_is_a_clear_error(synthetic_davis, tmp_path):
 def test_missing_data_path_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         train(_cfg(tmp_path, tmp_path / "nowhere"))
+
+
+def test_init_from_fine_tunes_with_more_stages_frozen(synthetic_davis, tmp_path):
+    """--init-from starts at step 0 from a checkpoint's weights; --frozen-stages keeps lower stages fixed."""
+    from siampolar_lib import build_model
+    from siampolar_lib.checkpoint import save_checkpoint
+
+    start = build_model("quick", pretrained=False)
+    save_checkpoint(tmp_path / "start.pt", start, step=123)
+    init = {k: v.clone() for k, v in start.state_dict().items()}
+    result = train(_cfg(tmp_path, synthetic_davis, iters=2, init_from=str(tmp_path / "start.pt"), frozen_stages=4))
+    ck = torch.load(result["checkpoint"], weights_only=True)
+    assert ck["step"] == 2
+    changed = set(_states_equal(init, ck["model"]))
+    assert not any(k.startswith(("backbone.blocks.3.", "backbone.blocks.2.", "backbone.conv_stem.")) for k in changed)
+    assert any(k.startswith("backbone.blocks.4.") and k.endswith("weight") for k in changed), "stage 4 trains"
+    assert any(k.startswith("head.") for k in changed)
+
+
+def test_init_from_another_architecture_is_a_clear_error(synthetic_davis, tmp_path):
+    from siampolar_lib import build_model
+    from siampolar_lib.checkpoint import CheckpointError, save_checkpoint
+
+    save_checkpoint(tmp_path / "lite.pt", build_model("lite0", pretrained=False), step=1)
+    with pytest.raises(CheckpointError, match="'lite0' network, but --config is 'quick'"):
+        train(_cfg(tmp_path, synthetic_davis, iters=1, init_from=str(tmp_path / "lite.pt")))
+
+
+def test_cli_parses_fine_tuning_flags():
+    cfg = parse_args(["--data", "d", "--out", "o", "--iters", "5", "--init-from", "a.pt", "--frozen-stages", "4"])
+    assert cfg.init_from == "a.pt" and cfg.frozen_stages == 4
