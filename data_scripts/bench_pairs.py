@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from siampolar_lib import build_model
-from siampolar_lib.data.pairs import PairConfig, PairDataset, videos_from_davis, worker_init
+from siampolar_lib.data.pairs import PairConfig, PairDataset, videos_from_davis, worker_loader_kwargs
 from siampolar_lib.device import describe_device, pick_device
 from siampolar_lib.losses import compute_losses
 from siampolar_lib.models.config import get_config
@@ -25,9 +25,7 @@ from siampolar_lib.targets import build_targets
 
 def loader_rate(ds: PairDataset, batch: int, batches: int, workers: int) -> float:
     """Pairs per second over `batches` batches after the first (worker start-up excluded)."""
-    # spawn, not fork: a forked worker hung once here after the main process had used OpenCV on full frames.
-    extra = dict(worker_init_fn=worker_init, multiprocessing_context="spawn") if workers else {}
-    dl = DataLoader(ds, batch_size=batch, num_workers=workers, shuffle=False, **extra)
+    dl = DataLoader(ds, batch_size=batch, shuffle=False, **worker_loader_kwargs(workers))
     it = iter(dl)
     next(it)
     t0 = time.perf_counter()

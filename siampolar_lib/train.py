@@ -233,7 +233,7 @@ def train(cfg: TrainConfig) -> dict:
 
     from . import build_model
     from .checkpoint import load_checkpoint, save_checkpoint
-    from .data.pairs import PairConfig, PairDataset, worker_init
+    from .data.pairs import PairConfig, PairDataset, worker_loader_kwargs
     from .losses import LossConfig
     from .models.config import get_config
 
@@ -298,8 +298,8 @@ def train(cfg: TrainConfig) -> dict:
     end = cfg.iters if cfg.stop_at is None else max(start, min(cfg.iters, cfg.stop_at))
     sampler = StepSampler(start, end, cfg.batch, rank, world)
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch, sampler=sampler,
-                                         num_workers=cfg.workers, pin_memory=device.type == "cuda",
-                                         drop_last=True, worker_init_fn=worker_init)
+                                         pin_memory=device.type == "cuda", drop_last=True,
+                                         **worker_loader_kwargs(cfg.workers))
 
     model.train()
     frozen = start < cfg.freeze_backbone_iters

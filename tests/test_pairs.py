@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from siampolar_lib.data.augment import LUMA, colour_jitter, gaussian_blur
 from siampolar_lib.data.coco import FrameRecord, Video, encode_rle
-from siampolar_lib.data.pairs import PairConfig, PairDataset, videos_from_davis
+from siampolar_lib.data.pairs import PairConfig, PairDataset, videos_from_davis, worker_loader_kwargs
 from siampolar_lib.geometry.boxes import mask_to_box
 from siampolar_lib.geometry.crops import context_side
 
@@ -71,9 +71,26 @@ def test_same_index_same_pair_and_seed_matters(videos):
 def test_workers_reproduce_the_main_process(videos):
     ds = PairDataset(videos, PairConfig(), length=8, seed=3)
     b0 = next(iter(DataLoader(ds, batch_size=8, num_workers=0)))
-    b2 = next(iter(DataLoader(ds, batch_size=8, num_workers=2)))
+    b2 = next(iter(DataLoader(ds, batch_size=8, **worker_loader_kwargs(2))))
     for k in ("template", "search", "search_mask", "positive"):
         assert torch.equal(b0[k], b2[k]), k
+
+
+def test_workers_start_after_the_main_process_used_opencv(videos):
+    """A plain fork hangs here: the parent's OpenCV pool makes cv2.setNumThreads block in the child."""
+    import cv2
+    import numpy as np
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # as the trainer's process has it; with it, a big OpenCV warp...
+    cv2.warpAffine(np.zeros((1080, 1920, 3), np.uint8), np.float32([[1, 0, 3], [0, 1, 2]]), (1920, 1080))
+    ds = PairDataset(videos, PairConfig(), length=4, seed=1)
+    try:  # ...leaves a state in which a forked worker's cv2.setNumThreads never returns
+        batch = next(iter(DataLoader(ds, batch_size=4, timeout=120, **worker_loader_kwargs(2))))
+    finally:
+        torch.set_num_threads(threads)
+    assert batch["search"].shape[0] == 4
+    assert worker_loader_kwargs(0) == {}
 
 
 @pytest.mark.parametrize("flip", [0.0, 1.0])

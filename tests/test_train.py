@@ -109,18 +109,18 @@ def _states_equal(a: dict, b: dict) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["killed", "extended"])
-def test_resume_is_exact(synthetic_davis, tmp_path, how):
+@pytest.mark.parametrize("how,workers", [("killed", 0), ("extended", 0), ("killed", 2)])
+def test_resume_is_exact(synthetic_davis, tmp_path, how, workers):
     """k steps, stop, resume to k+1 == k+1 uninterrupted steps, bitwise on CPU.
 
     killed: the first run stops at k with the k+1 schedule (--stop-at); extended: the first run is a k-step
     run (--iters k) and the resume raises --iters, the schedule is re-planned (warm-up covers both so the
-    lrs agree).
+    lrs agree). With DataLoader workers the pairs come from other processes and must still be the same.
     """
     k = 3
-    straight = train(_cfg(tmp_path, synthetic_davis, "straight", iters=k + 1, warmup=8))
+    straight = train(_cfg(tmp_path, synthetic_davis, "straight", iters=k + 1, warmup=8, workers=workers))
     first = (dict(iters=k + 1, stop_at=k) if how == "killed" else dict(iters=k))
-    part = _cfg(tmp_path, synthetic_davis, "parts", warmup=8, **first)
+    part = _cfg(tmp_path, synthetic_davis, "parts", warmup=8, workers=workers, **first)
     train(part)
     assert torch.load(tmp_path / "parts" / "last.pt", weights_only=True)["step"] == k
     resumed = train(dataclasses.replace(part, iters=k + 1, stop_at=None, resume=True))

@@ -15,6 +15,7 @@ any worker, after a resume, on any machine. Use only training videos: never the 
 """
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 from dataclasses import dataclass
 from typing import Sequence
@@ -170,6 +171,20 @@ class PairDataset(Dataset):
 def worker_init(worker_id: int) -> None:
     """DataLoader worker_init_fn: one OpenCV thread per worker, so N workers use N cores, not N x cores."""
     cv2.setNumThreads(1)
+
+
+def worker_loader_kwargs(workers: int) -> dict:
+    """DataLoader keyword arguments for `workers` pair-making processes ({} for 0).
+
+    Workers start from a clean process ("forkserver", else "spawn"), never a plain fork: once the main
+    process has used OpenCV's thread pool (any frame it resized), `cv2.setNumThreads` in a forked child
+    waits forever on the parent's pool threads, which do not exist there.
+    """
+    if workers <= 0:
+        return {}
+    methods = mp.get_all_start_methods()
+    return dict(num_workers=workers, worker_init_fn=worker_init,
+                multiprocessing_context="forkserver" if "forkserver" in methods else "spawn")
 
 
 def videos_from_davis(root: str | os.PathLike, sequences: Sequence[str] | str | None = None) -> list[Video]:
