@@ -83,11 +83,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 def load_model(path: str | os.PathLike, device=None):
     """Build the checkpoint's config (no ImageNet download), load its weights strictly; eval mode on device."""
+    path = Path(path)
+    return model_from_checkpoint(load_checkpoint(path), path, device)
+
+
+def model_from_checkpoint(ckpt: dict, path: str | os.PathLike, device=None):
+    """The network held by a loaded checkpoint dict (read from `path`, named in errors); eval mode on device."""
     from .models.config import get_config
     from .models.siampolar import SiamPolar
 
-    path = Path(path)
-    ckpt = load_checkpoint(path)
     try:
         cfg = get_config(ckpt["config"])
     except ValueError as err:
@@ -102,3 +106,19 @@ def load_model(path: str | os.PathLike, device=None):
     if device is not None:
         model = model.to(device)
     return model.eval()
+
+
+def export_weights(src: str | os.PathLike, dst: str | os.PathLike, step: int | None = None,
+                   meta: dict | None = None) -> Path:
+    """Copy a training checkpoint's network to a model-only file (optimiser, scheduler, RNG dropped).
+
+    step defaults to the source's; meta is added to the source's meta (plain types). The source is read, never
+    changed; dst must be another file.
+    """
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise ValueError(f"{dst}: the export would overwrite its own source; choose another path")
+    ckpt = load_checkpoint(src)
+    model = model_from_checkpoint(ckpt, src)
+    merged = {**(ckpt.get("meta") or {}), **(meta or {})}
+    return save_checkpoint(dst, model, step=ckpt["step"] if step is None else step, meta=merged)

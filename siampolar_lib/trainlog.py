@@ -36,6 +36,15 @@ def read_log(path: str | os.PathLike) -> list[dict]:
                 for r in reader]
 
 
+def concat_logs(logs: list[list[dict]]) -> list[dict]:
+    """Logs of consecutive runs (each numbered from step 1, e.g. a fine-tune after a run) -> one log, steps running on."""
+    out, offset = [], 0
+    for rows in logs:
+        out.extend({**r, "step": r["step"] + offset} for r in rows)
+        offset = out[-1]["step"] if out else offset
+    return out
+
+
 def smooth(values, window: int = 10) -> list[float]:
     """Trailing moving average over `window` values (same length as the input)."""
     out, acc = [], 0.0

@@ -1,0 +1,71 @@
+"""Shipping a trained network: model-only export, logs of consecutive runs joined, the export CLI."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from siampolar_lib.checkpoint import CheckpointError, export_weights, load_model
+from siampolar_lib.train import TrainConfig, train
+from siampolar_lib.trainlog import concat_logs, read_log
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_concat_logs_runs_steps_on():
+    a = [{"step": 1, "loss": 3.0}, {"step": 2, "loss": 2.0}]
+    b = [{"step": 1, "loss": 1.5}]
+    assert [(r["step"], r["loss"]) for r in concat_logs([a, b, []])] == [(1, 3.0), (2, 2.0), (3, 1.5)]
+    assert concat_logs([]) == []
+
+
+@pytest.fixture(scope="module")
+def two_runs(synthetic_davis, tmp_path_factory):
+    """A 3-step quick run, then a 2-step fine-tune from it (--init-from, more stages frozen)."""
+    tmp = tmp_path_factory.mktemp("runs")
+    base = dict(config="quick", data=(str(synthetic_davis),), batch=2, lr=0.01, warmup=1, ckpt_every=0,
+                device="cpu", seed=0, progress=False)
+    first = train(TrainConfig(out=str(tmp / "first"), iters=3, **base))
+    train(TrainConfig(out=str(tmp / "second"), iters=2, init_from=str(first["checkpoint"]), frozen_stages=4, **base))
+    return tmp / "first", tmp / "second"
+
+
+def test_export_weights_drops_training_state(two_runs, tmp_path):
+    src = two_runs[1] / "last.pt"
+    out = export_weights(src, tmp_path / "ship.pt", step=5, meta={"note": "x"})
+    ck = torch.load(out, weights_only=True)
+    assert ck["step"] == 5 and ck["meta"]["note"] == "x" and "train_config" in ck["meta"]
+    assert not {"optimizer", "scheduler", "scaler", "rng"} & set(ck)
+    a, b = load_model(src).state_dict(), load_model(out).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="overwrite its own source"):
+        export_weights(src, src)
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        export_weights(tmp_path / "bad.pt", tmp_path / "x.pt")
+
+
+def test_export_cli_joins_the_runs(two_runs, tmp_path):
+    out = tmp_path / "ship" / "model.pt"
+    cmd = [sys.executable, str(REPO / "data_scripts" / "export_checkpoint.py"), "--runs", *map(str, two_runs),
+           "--out", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    assert "step 5" in r.stdout and "sha256" in r.stdout
+    ck = torch.load(out, weights_only=True)
+    assert ck["step"] == 5 and [p["steps"] for p in ck["meta"]["phases"]] == [3, 2]
+    assert ck["meta"]["phases"][1]["train_config"]["init_from"].endswith("last.pt")
+    rows = read_log(out.with_name("model_train_log.csv"))
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]
+    assert out.with_name("model_loss_curve.png").stat().st_size > 0
+
+
+def test_export_cli_names_a_missing_run(tmp_path):
+    cmd = [sys.executable, str(REPO / "data_scripts" / "export_checkpoint.py"), "--runs", str(tmp_path / "nope"),
+           "--out", str(tmp_path / "m.pt")]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 2 and "nope" in r.stderr and "last.pt" in r.stderr
+    assert not (tmp_path / "m.pt").exists()
