@@ -380,7 +380,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--init-from", default=None, metavar="CKPT",
                    help="fine-tune: start from this checkpoint's weights with a fresh optimiser and schedule")
     p.add_argument("--frozen-stages", type=int, default=None, metavar="K",
-                   help="keep the first K backbone stages frozen once the backbone is unfrozen (default: config)")
+                   help="keep the first K backbone stages frozen for the whole run (default: the model config's)")
     p.add_argument("--stop-at", type=int, default=None,
                    help="stop after this step without changing the schedule (time-sliced runs; --resume continues)")
     a = p.parse_args(argv)

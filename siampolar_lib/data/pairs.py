@@ -177,8 +177,8 @@ def worker_loader_kwargs(workers: int) -> dict:
     """DataLoader keyword arguments for `workers` pair-making processes ({} for 0).
 
     Workers start from a clean process ("forkserver", else "spawn"), never a plain fork: once the main
-    process has used OpenCV's thread pool (any frame it resized), `cv2.setNumThreads` in a forked child
-    waits forever on the parent's pool threads, which do not exist there.
+    process has set torch's thread count and run OpenCV on a large image (the trainer does both),
+    `cv2.setNumThreads` in a forked child never returns (OpenCV 5, measured; tests/test_pairs.py).
     """
     if workers <= 0:
         return {}
