@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .geometry.boxes import validate_box
+from .geometry.fusion import vote_mask
 from .geometry.crops import CONTEXT, SEARCH_SIZE, TEMPLATE_SIZE, context_side, crop_square
 from .geometry.polar import ray_angles, rays_to_polygon, polygon_to_mask
 
@@ -48,10 +49,16 @@ class TrackerConfig:
     lost_growth: float = 1.5  # search side multiplied by this for each lost frame...
     max_growth: float = 3.0  # ...up to this factor of the normal side
     min_size: float = 10.0  # smallest target side kept in the state, frame pixels (pysot clamps at 10)
+    vote_radius: int = 0  # mask = score-weighted vote of the polygons within this many cells of the best (0: off)
+    vote_threshold: float = 0.5  # share of the vote weight a pixel needs to be kept
+    ray_scale: float = 1.0  # every predicted ray is multiplied by this before the mask is drawn
 
     def __post_init__(self):
         if self.mode not in ("search", "full_frame"):
             raise ValueError(f"TrackerConfig.mode must be 'search' or 'full_frame', got {self.mode!r}")
+        if self.vote_radius < 0 or not 0.0 < self.vote_threshold <= 1.0 or self.ray_scale <= 0:
+            raise ValueError("vote_radius must be >= 0, vote_threshold in (0, 1] and ray_scale > 0, got "
+                             f"{self.vote_radius}, {self.vote_threshold}, {self.ray_scale}")
         if not 0.0 <= self.window_influence <= 1.0:
             raise ValueError(f"window_influence must lie in [0, 1], got {self.window_influence}")
         if self.empty_score > self.lost_score:
@@ -240,7 +247,7 @@ class Tracker:
         _, li, i, j, penalty, dx, dy, bw, bh = best
         lv = levels[li]
         score = float(lv["score"][i, j])
-        poly = tf.to_frame(rays_to_polygon(lv["points"][i, j], lv["rays"][:, i, j]))  # (R, 2) frame pixels
+        poly = tf.to_frame(rays_to_polygon(lv["points"][i, j], cfg.ray_scale * lv["rays"][:, i, j]))  # (R, 2) frame
 
         lost = score < cfg.lost_score
         self.low_run = self.low_run + 1 if score < cfg.empty_score else 0
@@ -257,9 +264,22 @@ class Tracker:
             self.size = np.clip(size, cfg.min_size, [max(W, cfg.min_size), max(H, cfg.min_size)])
         if self.low_run >= cfg.empty_after:
             mask = np.zeros((H, W), bool)
+        elif cfg.vote_radius > 0:
+            mask = self._vote(lv, i, j, tf, (H, W))
         else:
             mask = polygon_to_mask(poly, (H, W))
         return TrackResult(mask=mask, polygon=poly, box=self.state_box(), score=score, lost=lost)
+
+    def _vote(self, lv: dict, i: int, j: int, tf, shape: tuple[int, int]) -> np.ndarray:
+        """Mask from the score-weighted vote of the polygons within vote_radius cells of location (i, j)."""
+        r = self.cfg.vote_radius
+        hh, ww = lv["score"].shape
+        ii, jj = np.meshgrid(np.arange(max(i - r, 0), min(i + r + 1, hh)),
+                             np.arange(max(j - r, 0), min(j + r + 1, ww)), indexing="ij")
+        ii, jj = ii.ravel(), jj.ravel()
+        polys = rays_to_polygon(lv["points"][ii, jj], self.cfg.ray_scale * lv["rays"][:, ii, jj].T)  # (K, R, 2)
+        polys = tf.to_frame(polys.reshape(-1, 2)).reshape(polys.shape)
+        return vote_mask(polys, lv["score"][ii, jj], shape, self.cfg.vote_threshold)
 
     def _track_full_frame(self, frame: np.ndarray) -> TrackResult:
         cfg = self.cfg

@@ -1,0 +1,98 @@
+"""Model selection and tracker ablations on the validation fold of DAVIS-2016 *train* sequences.
+
+    python data_scripts/select_model.py --checkpoints A.pt B.pt [--set vote_radius=1 --set ray_scale=0.9 ...]
+
+Each checkpoint x each setting (`--set` adds one TrackerConfig variant; `name=value[,name=value]`, the
+defaults are always the first row) is tracked over `siampolar_lib.splits.VALIDATION_FOLD_SEQUENCES` of the
+full-rate train sample (never a val sequence) and printed as one row: J&F, J_M, F_M (DAVIS protocol) and
+the mean box IoU (the predicted mask's box against the true box, scored frames only). `--json` saves rows.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from siampolar_lib.checkpoint import load_model
+from siampolar_lib.data.davis import load_sequence, sequence_masks
+from siampolar_lib.evaluate import run_sequence
+from siampolar_lib.geometry.boxes import box_iou, mask_to_box
+from siampolar_lib.metrics import evaluate_sequence, mean_over_sequences, scored_slice
+from siampolar_lib.paths import davis_train_sample_root
+from siampolar_lib.splits import REAL_VAL_SEQUENCES, VALIDATION_FOLD_SEQUENCES
+from siampolar_lib.tracker import Tracker, TrackerConfig
+
+
+def parse_setting(text: str) -> dict:
+    """'a=1,b=0.5' -> {'a': 1, 'b': 0.5}, typed like TrackerConfig's fields; unknown names are an error."""
+    types = {f.name: type(getattr(TrackerConfig(), f.name)) for f in fields(TrackerConfig)}
+    out = {}
+    for item in filter(None, text.split(",")):
+        name, _, value = item.partition("=")
+        if name not in types:
+            raise SystemExit(f"error: --set {text!r}: TrackerConfig has no field {name!r}")
+        out[name] = types[name](value)
+    return out
+
+
+def mean_box_iou(preds: np.ndarray, gt: np.ndarray) -> float:
+    """Mean IoU of the predicted mask's box with the true box over the DAVIS-scored frames (empty: 0 or 1)."""
+    ious = []
+    for p, g in zip(preds[scored_slice(len(gt))], gt[scored_slice(len(gt))]):
+        bp, bg = mask_to_box(p), mask_to_box(g)
+        ious.append(1.0 if bp is None and bg is None else 0.0 if bp is None or bg is None else box_iou(bp, bg))
+    return float(np.mean(ious)) if ious else float("nan")
+
+
+def score(model: torch.nn.Module, cfg: TrackerConfig, root: Path, names: list[str]) -> dict:
+    """Track each sequence with cfg and return the summary row (JF_M, J_M, F_M, box_iou, fps)."""
+    rows, boxes, fps = {}, [], []
+    for name in names:
+        seq = load_sequence(root, name)
+        gt = sequence_masks(seq)
+        preds, f, _ = run_sequence(Tracker(model, cfg), seq.frame_paths, gt)
+        rows[name] = evaluate_sequence(preds, gt)
+        boxes.append(mean_box_iou(preds, gt))
+        fps.append(f)
+    s = mean_over_sequences(rows)
+    return {"JF_M": s["JF_M"], "J_M": s["J_M"], "F_M": s["F_M"], "box_iou": float(np.mean(boxes)),
+            "fps": float(np.mean(fps)), "per_sequence_J_M": {k: v["J_M"] for k, v in rows.items()}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoints", nargs="+", required=True)
+    ap.add_argument("--set", action="append", default=[], help="a TrackerConfig variant: name=value[,name=value]")
+    ap.add_argument("--davis-root", default=None, help="default: the DAVIS-2016 train sample")
+    ap.add_argument("--sequences", default=",".join(VALIDATION_FOLD_SEQUENCES))
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+    names = [s for s in a.sequences.split(",") if s]
+    leaked = sorted(set(names) & set(REAL_VAL_SEQUENCES))
+    if leaked:
+        raise SystemExit(f"error: {leaked} are DAVIS-2016 val sequences: select on train sequences only")
+    root = Path(a.davis_root) if a.davis_root else davis_train_sample_root()
+    settings = [{}] + [parse_setting(s) for s in a.set]
+    out = []
+    print(f"{'checkpoint':<28} {'setting':<40} {'J&F':>5} {'J_M':>5} {'F_M':>5} {'boxIoU':>6} {'fps':>5}")
+    for ckpt in a.checkpoints:
+        model = load_model(ckpt, device="cpu")
+        for st in settings:
+            r = score(model, replace(TrackerConfig(), **st), root, names)
+            r.update(checkpoint=str(ckpt), setting=st)
+            out.append(r)
+            label = ",".join(f"{k}={v}" for k, v in st.items()) or "defaults"
+            print(f"{Path(ckpt).name[:28]:<28} {label[:40]:<40} {100 * r['JF_M']:5.1f} {100 * r['J_M']:5.1f} "
+                  f"{100 * r['F_M']:5.1f} {r['box_iou']:6.3f} {r['fps']:5.1f}", flush=True)
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
