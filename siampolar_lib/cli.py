@@ -234,3 +234,19 @@ def clean_stale_temps(folder: str | os.PathLike, patterns: Sequence[str]) -> lis
                 p.unlink(missing_ok=True)
             removed.append(p)
     return removed
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write a text file atomically (temp file beside it, then rename); no temp is left on an error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

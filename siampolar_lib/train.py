@@ -7,11 +7,11 @@ an uninterrupted run does, and `torchrun --nproc_per_node=N` splits each step's 
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .cli import cli_main
 from .device import describe_device, pick_device, seed_everything
 from .schedule import lr_factor, make_optimizer, make_scheduler, set_backbone_frozen, trainable_backbone
 from .trainlog import read_log, save_loss_curve, write_log
@@ -45,6 +46,7 @@ class TrainConfig:
     workers: int = 0                     # DataLoader worker processes
     device: str = "auto"                 # auto (CUDA, MPS, CPU), cpu, cuda, mps
     resume: bool = False                 # continue from out/last.pt
+    overwrite: bool = False              # start afresh in an `out` that holds a run (its files are replaced)
     seed: int = 0                        # data order, augmentation and init all follow from it
     exclude_sequences: tuple[str, ...] = ()  # sequence names never used (e.g. the held-out fold)
     image_root: str | None = None        # image root for COCO jsons (default: inferred from the json)
@@ -222,10 +224,30 @@ def _check_resume(ckpt: dict, path: Path, cfg: TrainConfig) -> None:
     if missing:
         raise CheckpointError(f"{path}: no training state to resume from (missing {missing}); it is a model-only file")
     saved = (ckpt.get("meta") or {}).get("train_config") or {}
-    for key in ("batch", "seed", "optimizer", "schedule", "warmup", "lr"):
-        if key in saved and saved[key] != getattr(cfg, key):
-            print(f"warning: resuming with {key}={getattr(cfg, key)!r}, the run used {saved[key]!r}: "
-                  "the result will differ from an uninterrupted run")
+    for key in ("batch", "seed", "optimizer", "schedule", "warmup", "lr", "data", "exclude_sequences"):
+        now = getattr(cfg, key)
+        now = list(now) if isinstance(now, tuple) else now
+        if key in saved and saved[key] != now:
+            print(f"warning: resuming with --{key.replace('_', '-')} {now!r}, the run used {saved[key]!r}: "
+                  "the result will differ from an uninterrupted run", file=sys.stderr)
+
+
+def resume_log(ckpt: dict, ckpt_path: Path, log_path: Path) -> list[dict]:
+    """The log rows of steps 1..ckpt["step"]: from the checkpoint (where they are saved with the weights), else
+    (a checkpoint from before the log moved into it) from the CSV; a gap or a duplicate is a CheckpointError."""
+    from .checkpoint import CheckpointError
+
+    start = int(ckpt["step"])
+    if "log" in ckpt:
+        rows = [dict(r) for r in ckpt["log"] if r["step"] <= start]
+    elif log_path.is_file():
+        rows = [r for r in read_log(log_path) if r["step"] <= start]
+    else:
+        rows = []
+    steps = [r["step"] for r in rows]
+    if rows and steps != list(range(steps[0], start + 1)):
+        raise CheckpointError(f"{ckpt_path}: its log does not hold each step up to {start} exactly once")
+    return rows
 
 
 def init_weights(model: torch.nn.Module, path: str | os.PathLike, config: str) -> None:
@@ -241,8 +263,61 @@ def init_weights(model: torch.nn.Module, path: str | os.PathLike, config: str) -
         raise CheckpointError(f"{path}: its weights do not fit the {config!r} network ({str(err).splitlines()[0]})") from err
 
 
+RUN_FILES = ("last.pt", "train_log.csv", "loss_curve.png")
+STALE_TEMPS = ("last.pt.*.tmp", ".train_log.csv.tmp*", ".loss_curve.png.tmp*", "data/*/.*.json.*")
+
+
+def check_run_folder(cfg: TrainConfig) -> Path:
+    """Check a run's arguments before any work: the out folder, --resume/--overwrite, data and init paths.
+
+    A folder holding a run (last.pt or train_log.csv) is refused unless --resume (continue it) or
+    --overwrite (start afresh): training into it silently replaced a 30-step run by a 3-step one.
+    """
+    from .cli import UserError, check_output_folder
+
+    out = check_output_folder(cfg.out)
+    if cfg.resume and cfg.overwrite:
+        raise UserError("--resume and --overwrite contradict each other: continue the run, or replace it")
+    existing = [name for name in RUN_FILES[:2] if (out / name).exists()]
+    if existing and not (cfg.resume or cfg.overwrite):
+        raise UserError(f"{out}: holds a training run ({', '.join(existing)}); pass --resume to continue it or "
+                        "--overwrite to replace it, or choose another --out")
+    if cfg.resume and not (out / "last.pt").is_file():
+        raise FileNotFoundError(f"{out / 'last.pt'}: --resume given but there is no checkpoint to resume from")
+    if not cfg.data:
+        raise UserError("no training data: pass --data PATH (a davis2coco json or a DAVIS root)")
+    for entry in cfg.data:
+        if not Path(entry).exists():
+            raise FileNotFoundError(f"{entry}: no such training data (expected a davis2coco json or a DAVIS root)")
+    if cfg.init_from is not None and not Path(cfg.init_from).is_file():
+        raise FileNotFoundError(f"{cfg.init_from}: --init-from checkpoint not found")
+    for name in ("iters", "batch"):
+        if getattr(cfg, name) < 1:
+            raise UserError(f"--{name} {getattr(cfg, name)}: must be at least 1")
+    return out
+
+
 def train(cfg: TrainConfig) -> dict:
-    """Train (or resume) per `cfg`; returns {"checkpoint", "log", "curve", "steps", "final_loss", "device"}."""
+    """Train (or resume) per `cfg`; returns {"checkpoint", "log", "curve", "steps", "final_loss", "device"}.
+
+    The run owns `cfg.out`: every argument is checked first (`check_run_folder`), a second run into the same
+    folder is refused while this one holds its lock, and temp files a killed run left are removed.
+    """
+    from .cli import clean_stale_temps, output_lock
+
+    out = check_run_folder(cfg)
+    if dist_info()[0] != 0:
+        return _train(cfg)
+    with output_lock(out):
+        clean_stale_temps(out, STALE_TEMPS)
+        if cfg.overwrite:
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
+        return _train(cfg)
+
+
+def _train(cfg: TrainConfig) -> dict:
+    """The training run itself (arguments already checked by `train`)."""
     from tqdm.auto import tqdm
 
     from . import build_model
@@ -279,8 +354,6 @@ def train(cfg: TrainConfig) -> dict:
 
     start, rows = 0, []
     if cfg.resume:
-        if not ckpt_path.is_file():
-            raise FileNotFoundError(f"{ckpt_path}: --resume given but there is no checkpoint to resume from")
         ckpt = load_checkpoint(ckpt_path)
         _check_resume(ckpt, ckpt_path, cfg)
         model.load_state_dict(ckpt["model"])
@@ -294,8 +367,9 @@ def train(cfg: TrainConfig) -> dict:
         for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
             group["lr"] = base * lr_factor(start, cfg.iters, cfg.warmup, cfg.schedule)
         scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
-        if log_path.is_file():
-            rows = [r for r in read_log(log_path) if r["step"] <= start]
+        rows = resume_log(ckpt, ckpt_path, log_path)
+        if rank == 0:
+            write_log(log_path, rows)  # a kill between the checkpoint and the CSV left it stale: rebuild it
     if start >= cfg.iters and rank == 0:
         print(f"{ckpt_path.name} is already at step {start} >= --iters {cfg.iters}: nothing to do")
 
@@ -329,8 +403,9 @@ def train(cfg: TrainConfig) -> dict:
         meta = {"train_config": dataclasses.asdict(cfg), "world_size": world, "device": device.type}
         meta["train_config"]["data"] = list(cfg.data)
         meta["train_config"]["exclude_sequences"] = list(cfg.exclude_sequences)
+        # The log rides inside the checkpoint, so both are written in one atomic step; the CSV is a copy.
         save_checkpoint(ckpt_path, model, step=step, meta=meta, optimizer=optimizer.state_dict(),
-                        scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), rng=rng_state())
+                        scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), rng=rng_state(), log=rows)
         write_log(log_path, rows)
         if rows:
             save_loss_curve(curve_path, rows)
@@ -370,7 +445,9 @@ def train(cfg: TrainConfig) -> dict:
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     """Command line -> TrainConfig (see the module docstring)."""
-    p = argparse.ArgumentParser(prog="python -m siampolar_lib.train", description=__doc__.splitlines()[0])
+    from .cli import ArgumentParser
+
+    p = ArgumentParser(prog="python -m siampolar_lib.train", description=__doc__.splitlines()[0])
     p.add_argument("--config", default="quick", choices=["lite0", "r18", "r50", "r101", "quick"])
     p.add_argument("--data", action="append", required=True, help="davis2coco json or DAVIS root (repeatable)")
     p.add_argument("--image-root", default=None, help="DAVIS root the json's file names are relative to")
@@ -387,6 +464,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--overwrite", action="store_true", help="start afresh in an OUT that holds a run (replacing it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--exclude-sequences", default="", help="comma-separated sequence names to leave out")
     p.add_argument("--no-pretrained", action="store_true", help="random backbone init")
@@ -406,15 +484,16 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     return TrainConfig(config=a.config, data=tuple(a.data), out=a.out, iters=a.iters, batch=a.batch, lr=a.lr,
                        optimizer=a.optimizer, weight_decay=a.weight_decay, schedule=a.schedule,
                        warmup=a.warmup, freeze_backbone_iters=a.freeze_backbone_iters, ckpt_every=a.ckpt_every,
-                       workers=a.workers, device=a.device, resume=a.resume, seed=a.seed,
+                       workers=a.workers, device=a.device, resume=a.resume, overwrite=a.overwrite, seed=a.seed,
                        exclude_sequences=tuple(s for s in a.exclude_sequences.split(",") if s),
                        image_root=a.image_root, pretrained=not a.no_pretrained, progress=not a.no_progress,
                        stop_at=a.stop_at, init_from=a.init_from, frozen_stages=a.frozen_stages,
                        precision=a.precision)
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point."""
+    """CLI entry point; bad input is one line on stderr and exit status 2."""
     cfg = parse_args(argv)
     result = train(cfg)
     if dist_info()[0] == 0:
