@@ -44,6 +44,7 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) data_scripts/bench_all.py
+	$(PY) benchmarks/bench_stream.py
 
 clean:
 	rm -rf runs .pytest_cache

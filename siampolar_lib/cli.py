@@ -63,10 +63,10 @@ def cli_main(fn: Callable[..., int]) -> Callable[..., int]:
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with a one-line error (`error: <prog>: <problem>`, exit 2) instead of usage + message."""
+    """argparse whose errors are a UserError (so `cli_main` prints one line, exit 2) instead of usage + message."""
 
     def error(self, message: str):  # noqa: D102 - argparse API
-        self.exit(2, f"error: {self.prog}: {' '.join(message.split())} (see --help)\n")
+        raise UserError(f"{self.prog}: {' '.join(message.split())} (see --help)")
 
 
 def join_negative_values(argv: Sequence[str] | None, options: Sequence[str]) -> list[str]:

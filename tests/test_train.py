@@ -69,7 +69,7 @@ def test_cli_parses_into_train_config():
                       "--exclude-sequences", "cows,dog", "--optimizer", "adamw", "--resume"])
     assert cfg.data == ("a.json", "b") and cfg.iters == 7 and cfg.resume and cfg.optimizer == "adamw"
     assert cfg.exclude_sequences == ("cows", "dog")
-    with pytest.raises(SystemExit):
+    with pytest.raises(ValueError, match="--iters must be >= 1"):  # a UserError: main prints it in one line
         parse_args(["--data", "a", "--out", "o", "--iters", "0"])
 
 
