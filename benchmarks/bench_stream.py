@@ -1,6 +1,6 @@
 """Streaming benchmark: peak memory of `python -m siampolar_lib.track` on a 1920x1080 video of 100 and 600 frames.
 
-    python benchmarks/bench_stream.py [--frames 100,600] [--checkpoint CKPT]
+    python -m benchmarks.bench_stream [--frames 100,600] [--checkpoint CKPT]
 
 Writes synthetic MP4s (a textured background, a bright disk moving across) to a temp folder, tracks each in
 a subprocess (untrained `quick` network unless --checkpoint; the memory, not the masks, is measured) and
@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -62,7 +60,6 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         ckpt = a.checkpoint
         if ckpt is None:
-            sys.path.insert(0, str(REPO))
             from siampolar_lib import build_model
             from siampolar_lib.checkpoint import save_checkpoint
 

@@ -9,14 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from siampolar_lib.cli import (ArgumentParser, UserError, check_output_folder, clean_stale_temps,  # noqa: E402
+from siampolar_lib.cli import (ArgumentParser, UserError, check_output_folder, clean_stale_temps,
                                cli_main, output_lock)
-from siampolar_lib.data.coco import davis_to_coco, verify_coco  # noqa: E402
-from siampolar_lib.data.davis import folder_sequences  # noqa: E402
-from siampolar_lib.paths import REPO_ROOT, davis_root  # noqa: E402
+from siampolar_lib.data.coco import davis_to_coco, verify_coco
+from siampolar_lib.data.davis import folder_sequences
+from siampolar_lib.paths import REPO_ROOT, davis_root
 
-STALE_TEMPS = (".*.json.*",)  # what a killed conversion leaves: `_write_json`'s temp files
+STALE_TEMPS = (".*.tmp*", ".*.json.*")  # what a killed conversion leaves: atomic_write temps (older: .NAME.json.XXXX)
 
 
 @cli_main

@@ -14,10 +14,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from siampolar_lib.checkpoint import CheckpointError, export_weights, load_checkpoint  # noqa: E402
-from siampolar_lib.cli import ArgumentParser, UserError, check_output_file, cli_main, sha256  # noqa: E402
-from siampolar_lib.trainlog import concat_logs, read_log, save_loss_curve, write_log  # noqa: E402
+from siampolar_lib.checkpoint import CheckpointError, export_weights, load_checkpoint
+from siampolar_lib.cli import ArgumentParser, UserError, check_output_file, cli_main, sha256
+from siampolar_lib.trainlog import concat_logs, read_log, save_loss_curve, write_log
 
 
 def run_log(ckpt: dict, ckpt_path: Path, log_path: Path) -> list[dict]:

@@ -8,9 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from siampolar_lib.cli import ArgumentParser, UserError, check_output_folder, cli_main  # noqa: E402
-from siampolar_lib.data.synthetic import make_synthetic_davis  # noqa: E402
+from siampolar_lib.cli import ArgumentParser, UserError, check_output_folder, cli_main
+from siampolar_lib.data.synthetic import make_synthetic_davis
 
 
 def parse_size(text: str) -> tuple[int, int]:

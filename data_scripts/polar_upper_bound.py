@@ -15,14 +15,13 @@ import time
 from multiprocessing import Pool
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from siampolar_lib.cli import ArgumentParser, UserError, atomic_write_text, check_output_file, cli_main  # noqa: E402
-from siampolar_lib.geometry.polar import polar_fit_iou  # noqa: E402
-from siampolar_lib.paths import davis_root  # noqa: E402
+from siampolar_lib.cli import ArgumentParser, UserError, check_output_file, cli_main
+from siampolar_lib.geometry.polar import polar_fit_iou
+from siampolar_lib.io import read_mask_png, write_text
+from siampolar_lib.paths import davis_root
 
 
 def annotation_files(root: Path, every: int = 1) -> list[Path]:
@@ -41,10 +40,7 @@ def annotation_files(root: Path, every: int = 1) -> list[Path]:
 def _one(args) -> list[float]:
     """IoUs of one mask file for every (rays, centre) pair, in order."""
     path, rays, centres, method = args
-    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if img is None:
-        raise ValueError(f"{path}: cannot read the annotation PNG")
-    mask = img > 0
+    mask = read_mask_png(path)
     return [polar_fit_iou(mask, n, c, method=method) for n in rays for c in centres]
 
 
@@ -102,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in rays:
         print(f"{n:>4} " + "".join(f"{res['rays'][str(n)][c]:8.3f}" for c in centres))
     if a.json:
-        atomic_write_text(a.json, json.dumps(res, indent=1))
+        write_text(a.json, json.dumps(res, indent=1))
     return 0
 
 

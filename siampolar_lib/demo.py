@@ -12,24 +12,26 @@ import os
 import shutil
 from pathlib import Path
 
-from .cli import (ArgumentParser, UserError, atomic_write_text, check_min_frames, clean_stale_temps, cli_main,
-                  fresh_folder_beside, output_lock, swap_in)
-from .paths import checkpoints_dir, davis_available, davis_root
+import cv2
+import torch
 
-SHIPPED_CHECKPOINT = "siampolar_lite0.pt"
+from .cli import (ArgumentParser, UserError, check_min_frames, clean_stale_temps, cli_main, fresh_folder_beside,
+                  output_lock, swap_in)
+from .checkpoint import load_model
+from .data.davis import first_box, list_sequences, load_sequence, read_frame
+from .data.synthetic import make_synthetic_davis
+from .device import describe_device, pick_device, seed_everything
+from .baselines import NAMES as BASELINE_NAMES
+from .evaluate import MODEL_METHODS, check_eval_output, evaluate_into
+from .io import write_text
+from .paths import SHIPPED_CHECKPOINT, davis_available, davis_root, default_checkpoint  # noqa: F401
+from .results import format_table
+from .splits import HELDOUT_SEQUENCES
+from .tracker import Tracker
+from .video import write_gif
+from .video_tracking import render_results, track_frames
+
 DEMO_BASELINES = ("static", "oracle_box", "polar_bound", "csrt")
-
-
-def default_checkpoint() -> Path:
-    """The shipped checkpoint: $SIAMPOLAR_CHECKPOINT, else checkpoints/siampolar_lite0.pt; FileNotFoundError if absent."""
-    env = os.environ.get("SIAMPOLAR_CHECKPOINT")
-    path = Path(env) if env else checkpoints_dir() / SHIPPED_CHECKPOINT
-    if not path.is_file():
-        source = "$SIAMPOLAR_CHECKPOINT" if env else "the repository"
-        raise FileNotFoundError(f"no SiamPolar checkpoint at {path} (from {source}); it ships with the repository "
-                                "as checkpoints/siampolar_lite0.pt, or train one (notebooks 05-06) and set "
-                                "SIAMPOLAR_CHECKPOINT to its path")
-    return path
 
 
 def demo_data(out: str | os.PathLike, sequences: int = 4, frames: int = 24) -> tuple[Path, list[str], bool]:
@@ -38,18 +40,12 @@ def demo_data(out: str | os.PathLike, sequences: int = 4, frames: int = 24) -> t
     Real: the held-out fold (splits.HELDOUT_SEQUENCES) of the DAVIS folder. Otherwise a synthetic DAVIS
     set (seed 0) is generated once under out/synthetic_davis and its val split is used.
     """
-    from .data.davis import list_sequences
-
     if davis_available():
-        from .splits import HELDOUT_SEQUENCES
-
         root = davis_root()
         present = set(list_sequences(root, "val"))
         names = [s for s in HELDOUT_SEQUENCES if s in present]
         if names:
             return root, names, True
-    from .data.synthetic import make_synthetic_davis
-
     root = Path(out) / "synthetic_davis"
     if not (root / "JPEGImages").is_dir():
         make_synthetic_davis(root, sequences=sequences, frames=frames, seed=0)
@@ -62,13 +58,6 @@ def sequence_gif(path: str | os.PathLike, model, root: str | os.PathLike, name: 
 
     scale shrinks the GIF's frames (0.5: 427 x 240 for DAVIS 480p) to keep the file small.
     """
-    import cv2
-
-    from .data.davis import first_box, load_sequence, read_frame
-    from .tracker import Tracker
-    from .track import render_results, track_frames
-    from .video import write_gif
-
     seq = load_sequence(root, name)
     frames = [read_frame(p) for p in seq.frame_paths[:max_frames]]
     results = track_frames(Tracker(model, device=device), frames, first_box(seq), progress=False)
@@ -90,13 +79,6 @@ def run_demo(out: str | os.PathLike = "runs/demo", checkpoint: str | os.PathLike
     folder and swapped in when done.
     Returns {"data": "real"|"synthetic", "sequences": [...], "methods": evaluate_tracker's dict, "gif": path}.
     """
-    import torch
-
-    from .checkpoint import load_model
-    from .device import describe_device, pick_device, seed_everything
-    from .evaluate import MODEL_METHODS, check_eval_output, evaluate_into
-    from .results import format_table
-
     # Every argument is checked before any work.
     if isinstance(sequences, int) and sequences < 1:
         raise UserError(f"--sequences {sequences}: give at least 1 sequence (a number N >= 1, or names)")
@@ -116,15 +98,16 @@ def run_demo(out: str | os.PathLike = "runs/demo", checkpoint: str | os.PathLike
                 names = names[:sequences]
             elif sequences:
                 names = list(sequences)
-            print(f"SiamPolar demo: checkpoint {ckpt.name}, {'real DAVIS held-out fold' if real else 'synthetic DAVIS'} "
-                  f"({len(names)} sequence{'s' * (len(names) != 1)}: {', '.join(names)}), device {describe_device(dev)}")
+            data = "real DAVIS held-out fold" if real else "synthetic DAVIS"
+            print(f"SiamPolar demo: checkpoint {ckpt.name}, {data} ({len(names)} sequence{'s' * (len(names) != 1)}: "
+                  f"{', '.join(names)}), device {describe_device(dev)}")
             methods = evaluate_into(model, root, staging, sequences=names, baselines=list(baselines), device=dev,
                                     max_frames=max_frames, progress=progress, verbose=False, checkpoint=ckpt)
             table = format_table({m: r["summary"] for m, r in methods.items()},
                                  columns=("JF_M", "J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "fps"))
             print("\nJ&F on", "the held-out fold" if real else "synthetic val", "(percent; fps = frames/s):")
             print(table)
-            atomic_write_text(staging / "summary.txt", table + "\n")
+            write_text(staging / "summary.txt", table + "\n")
             sequence_gif(staging / f"{names[0]}.gif", model, root, names[0], max_frames=max_frames, device=dev)
             swap_in(staging, out)
         finally:
@@ -159,12 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         seqs = int(text) if text.lstrip("-").isdigit() else [s for s in text.split(",") if s]
         if seqs == []:
             raise UserError("--sequences is empty: give names or a number N >= 1")
-    from .baselines import NAMES
-
     baselines = [b for b in args.baselines.split(",") if b]
-    unknown = [b for b in baselines if b not in NAMES]
+    unknown = [b for b in baselines if b not in BASELINE_NAMES]
     if unknown:
-        raise UserError(f"--baselines: unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(NAMES)}")
+        raise UserError(f"--baselines: unknown baseline(s) {', '.join(unknown)}; "
+                        f"choose from {', '.join(BASELINE_NAMES)}")
     run_demo(args.out, args.checkpoint, seqs, args.max_frames, baselines, args.device,
              progress=not args.no_progress, overwrite=args.overwrite)
     return 0

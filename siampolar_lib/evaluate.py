@@ -18,18 +18,23 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Sequence as Seq
+from typing import Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .baselines import NAMES as BASELINE_NAMES
 from .baselines import make_baseline
-from .cli import (ArgumentParser, UserError, atomic_write_text, check_min_frames, check_output_folder,
-                  clean_stale_temps, cli_main, fresh_folder_beside, is_empty_folder, output_lock, package_version,
-                  sha256, swap_in)
-from .data.davis import DavisError, list_sequences, load_sequence, read_frame, sequence_masks
+from .checkpoint import load_model
+from .cli import (ArgumentParser, UserError, check_min_frames, check_output_folder, clean_stale_temps, cli_main,
+                  fresh_folder_beside, is_empty_folder, output_lock, package_version, sha256, swap_in)
+from .data.davis import DavisError, first_nonempty, list_sequences, load_sequence, read_frame, sequence_masks
+from .io import write_text
 from .device import describe_device, pick_device
+from .geometry.boxes import mask_to_box
+from .models.siampolar import build_model
+from .paths import davis_root as resolve_root
 from .metrics import evaluate_sequence, mean_over_sequences, write_mask_png
 from .results import format_table, write_results_json
 from .tracker import Tracker, TrackerConfig
@@ -38,17 +43,13 @@ MODEL_METHODS = {"search": "siampolar", "full_frame": "siampolar_full_frame"}
 RUN_FILE = "run.json"  # what produced an evaluation folder (see run_record)
 
 
-def run_sequence(tracker, frame_paths: Seq[Path], gt_masks: np.ndarray, progress: bool = False,
+def run_sequence(tracker, frame_paths: Sequence[Path], gt_masks: np.ndarray, progress: bool = False,
                  desc: str = "") -> tuple[np.ndarray, float, int]:
     """Track one sequence from its first annotated box: (T, H, W) bool predictions, fps, lost frames.
 
     frame_paths: T frame files; gt_masks: (T, H, W) bool (frame t0's mask gives the box and its output).
     """
-    from tqdm.auto import tqdm
-
-    from .geometry.boxes import mask_to_box
-
-    t0 = next((t for t in range(len(gt_masks)) if gt_masks[t].any()), None)
+    t0 = first_nonempty(gt_masks)
     if t0 is None:
         raise ValueError(f"every ground-truth mask of {desc or 'the sequence'} is empty: nothing to track")
     preds = np.zeros_like(gt_masks, dtype=bool)
@@ -69,15 +70,28 @@ def run_sequence(tracker, frame_paths: Seq[Path], gt_masks: np.ndarray, progress
     return preds, fps, lost
 
 
+def load_eval_sequence(root: str | os.PathLike, name: str, max_frames: int | None = None
+                       ) -> tuple[list[Path], np.ndarray]:
+    """A DAVIS sequence to evaluate on: its frame paths (the first max_frames) and (T, H, W) bool masks."""
+    seq = load_sequence(root, name)
+    frame_paths = list(seq.frame_paths[:max_frames])
+    return frame_paths, sequence_masks(seq)[: len(frame_paths)]
+
+
+def track_and_score(tracker, frame_paths: Sequence[Path], gt_masks: np.ndarray, progress: bool = False,
+                    desc: str = "") -> tuple[np.ndarray, dict]:
+    """`run_sequence`, then the DAVIS measures: predictions (T, H, W) and the row {J_M.., fps, lost, frames}."""
+    preds, fps, lost = run_sequence(tracker, frame_paths, gt_masks, progress, desc=desc)
+    row = evaluate_sequence(preds, gt_masks)
+    row.update(fps=fps, lost=lost, frames=len(frame_paths))
+    return preds, row
+
+
 def load_tracker_model(checkpoint: str | os.PathLike | None, model_name: str | None, device: torch.device):
     """The network to track with: a checkpoint (load_model), or an untrained build_model(name) for smoke runs."""
     if checkpoint is not None:
-        from .checkpoint import load_model
-
         return load_model(checkpoint, device=device)
     if model_name is not None:
-        from . import build_model
-
         return build_model(model_name, pretrained=True).to(device).eval()
     raise ValueError("give a checkpoint (or a model name for an untrained smoke run)")
 
@@ -97,7 +111,7 @@ def check_eval_output(out: str | os.PathLike, overwrite: bool | None) -> Path:
                     "pass --overwrite to replace it, or choose another --out")
 
 
-def run_record(model, checkpoint: str | os.PathLike | None, methods: Seq[str], mode: str, names: Seq[str],
+def run_record(model, checkpoint: str | os.PathLike | None, methods: Sequence[str], mode: str, names: Sequence[str],
                frames: dict[str, int], max_frames: int | None, split: str, root: Path) -> dict:
     """What produced an evaluation (written to run.json and results.json): methods, mode, checkpoint + sha256, data."""
     rec = {"tool": "siampolar_lib.evaluate", "version": package_version(), "methods": list(methods), "mode": mode,
@@ -112,7 +126,7 @@ def run_record(model, checkpoint: str | os.PathLike | None, methods: Seq[str], m
 
 def evaluate_tracker(model: torch.nn.Module | str | os.PathLike | None, davis_root: str | os.PathLike | None = None,
                      out: str | os.PathLike = "runs/eval", split: str = "val",
-                     sequences: Seq[str] | None = None, baselines: Seq[str] = (), mode: str = "search",
+                     sequences: Sequence[str] | None = None, baselines: Sequence[str] = (), mode: str = "search",
                      device: str | torch.device = "auto", cfg: TrackerConfig | None = None,
                      max_frames: int | None = None, progress: bool = True, verbose: bool = True,
                      overwrite: bool | None = None, checkpoint: str | os.PathLike | None = None) -> dict:
@@ -141,15 +155,11 @@ def evaluate_tracker(model: torch.nn.Module | str | os.PathLike | None, davis_ro
 
 
 def evaluate_into(model: torch.nn.Module | str | os.PathLike | None, davis_root: str | os.PathLike | None,
-                  out: Path, split: str = "val", sequences: Seq[str] | None = None, baselines: Seq[str] = (),
+                  out: Path, split: str = "val", sequences: Sequence[str] | None = None, baselines: Sequence[str] = (),
                   mode: str = "search", device: str | torch.device = "auto", cfg: TrackerConfig | None = None,
                   max_frames: int | None = None, progress: bool = True, verbose: bool = True,
                   checkpoint: str | os.PathLike | None = None) -> dict:
     """`evaluate_tracker` writing straight into the folder `out` (no ownership checks, lock or swap)."""
-    from tqdm.auto import tqdm
-
-    from .paths import davis_root as resolve_root
-
     check_min_frames(max_frames)
     root = resolve_root(davis_root)
     out = Path(out)
@@ -184,22 +194,17 @@ def evaluate_into(model: torch.nn.Module | str | os.PathLike | None, davis_root:
     rows: dict[str, dict[str, dict]] = {m: {} for m in methods}
     frames: dict[str, int] = {}
     for name in tqdm(names, desc="sequences", disable=not progress, unit="seq"):
-        seq = seqs[name]
-        frame_paths = list(seq.frame_paths[:max_frames])
+        frame_paths, gt = load_eval_sequence(root, name, max_frames)
         frames[name] = len(frame_paths)
-        gt = sequence_masks(seq)[: len(frame_paths)]
-        t0 = int(np.argmax(gt.reshape(len(gt), -1).any(axis=1)))  # first annotated frame (run_sequence checks)
+        t0 = first_nonempty(gt) or 0  # first annotated frame (run_sequence refuses an all-empty sequence)
         for method in methods:
             if method in MODEL_METHODS.values():
                 tracker = Tracker(net, tcfg, device=dev)
             else:
                 tracker = make_baseline(method, gt_masks=gt[t0:])
-            preds, fps, lost = run_sequence(tracker, frame_paths, gt, progress, desc=f"{method}/{name}")
+            preds, rows[method][name] = track_and_score(tracker, frame_paths, gt, progress, desc=f"{method}/{name}")
             for t, p in enumerate(frame_paths):
                 write_mask_png(out / method / name / (Path(p).stem + ".png"), preds[t])
-            row = evaluate_sequence(preds, gt)
-            row.update(fps=fps, lost=lost, frames=len(frame_paths))
-            rows[method][name] = row
 
     record = run_record(net, checkpoint, methods, mode, names, frames, max_frames, split, root)
     results = {}
@@ -213,7 +218,7 @@ def evaluate_into(model: torch.nn.Module | str | os.PathLike | None, davis_root:
         if verbose:
             print(f"\n== {method} ({describe_device(dev) if method in MODEL_METHODS.values() else 'cpu'}) ==")
             print(format_table({**rows[method], "overall": summary}))
-    atomic_write_text(out / RUN_FILE, json.dumps(record, indent=2) + "\n")
+    write_text(out / RUN_FILE, json.dumps(record, indent=2) + "\n")
     return results
 
 
@@ -241,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     check_min_frames(args.max_frames)
     unknown = [b for b in baselines if b not in BASELINE_NAMES]
     if unknown:
-        raise UserError(f"--baselines: unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINE_NAMES)}")
+        raise UserError(f"--baselines: unknown baseline(s) {', '.join(unknown)}; "
+                        f"choose from {', '.join(BASELINE_NAMES)}")
     if not (args.checkpoint or args.model or baselines):
         raise UserError("nothing to evaluate: give --checkpoint (or --model) and/or --baselines")
     check_eval_output(args.out, args.overwrite)

@@ -7,12 +7,13 @@ and an input is never overwritten.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import cv2
 import numpy as np
+
+from .io import atomic_write, read_mask_png, write_mask_png
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".gif", ".mp4")
@@ -130,14 +131,6 @@ def video_fps(source: str | os.PathLike, default: float = 24.0) -> float:
     return float(fps) if fps and np.isfinite(fps) and fps > 0 else default
 
 
-def _temp_beside(path: Path) -> Path:
-    """A fresh temporary file name in path's folder, with path's suffix (encoders choose by suffix)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def _check_frames(frames) -> list[np.ndarray]:
     """Frames as a non-empty list of equal-size (H, W, 3) uint8 arrays, or ValueError."""
     frames = [np.asarray(f) for f in frames]
@@ -157,14 +150,10 @@ def write_gif(path: str | os.PathLike, frames, fps: float = 12.0) -> Path:
 
     path = Path(path)
     frames = _check_frames(frames)
-    tmp = _temp_beside(path)
-    try:
+    with atomic_write(path) as tmp:
         images = [Image.fromarray(f) for f in frames]
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
                        duration=int(round(1000.0 / fps)), loop=0)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -173,8 +162,7 @@ def write_mp4(path: str | os.PathLike, frames, fps: float = 24.0) -> Path:
     path = Path(path)
     frames = _check_frames(frames)
     h, w = frames[0].shape[:2]
-    tmp = _temp_beside(path)
-    try:
+    with atomic_write(path) as tmp:
         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
         if not writer.isOpened():
             raise VideoError(f"{path}: OpenCV cannot open an mp4v writer here")
@@ -183,9 +171,6 @@ def write_mp4(path: str | os.PathLike, frames, fps: float = 24.0) -> Path:
         writer.release()
         if tmp.stat().st_size == 0:
             raise VideoError(f"{path}: OpenCV wrote an empty file")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -206,13 +191,9 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     if image.dtype != np.uint8:
         raise ValueError(f"{path}: PNG images must be uint8, got {image.dtype}")
     data = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
-    tmp = _temp_beside(path)
-    try:
+    with atomic_write(path) as tmp:
         if not cv2.imwrite(str(tmp), data):
             raise VideoError(f"{path}: OpenCV could not write the PNG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -225,16 +206,11 @@ def write_masks(folder: str | os.PathLike, masks, start: int = 0) -> list[Path]:
         m = np.asarray(m)
         if m.ndim != 2:
             raise ValueError(f"mask {i} must be (H, W), got {m.shape}")
-        paths.append(write_png(folder / f"{i:05d}.png", (m.astype(bool) * 255).astype(np.uint8)))
+        paths.append(write_mask_png(folder / f"{i:05d}.png", m))
     return paths
 
 
-def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """A mask PNG as (H, W) bool (any non-zero pixel is foreground)."""
-    m = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if m is None:
-        raise VideoError(f"{path}: not a readable mask image")
-    return m > 0
+read_mask = read_mask_png  # a mask PNG as (H, W) bool: the library's one mask reader (siampolar_lib.io)
 
 
 class VideoSink:
@@ -250,7 +226,8 @@ class VideoSink:
         if self.kind not in VIDEO_SUFFIXES:
             raise ValueError(f"{self.path}: unknown video type {self.kind!r}; use .gif or .mp4")
         self.fps, self.frames, self.shape = float(fps), 0, None
-        self.tmp = _temp_beside(self.path)
+        self._atomic = atomic_write(self.path)  # entered here, left by close() or discard()
+        self.tmp = self._atomic.__enter__()
         self._file = open(self.tmp, "wb") if self.kind == ".gif" else None
         self._writer = None
 
@@ -297,19 +274,25 @@ class VideoSink:
                 self._writer.release()
             if self.tmp.stat().st_size == 0:
                 raise VideoError(f"{self.path}: the encoder wrote an empty file")
-            os.replace(self.tmp, self.path)
-        finally:
-            self.discard()
+        except BaseException as err:
+            self.discard(err)
+            raise
+        self._atomic.__exit__(None, None, None)  # renames the temp file onto path
         return self.path
 
-    def discard(self) -> None:
+    def discard(self, err: BaseException | None = None) -> None:
         """Drop the temporary file (nothing is written to `path`)."""
         if self._file is not None and not self._file.closed:
             self._file.close()
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-        self.tmp.unlink(missing_ok=True)
+        err = err or RuntimeError("discarded")
+        try:
+            self._atomic.__exit__(type(err), err, None)  # deletes the temp file, leaves path alone
+        except BaseException as raised:
+            if raised is not err:
+                raise
 
     def __enter__(self) -> "VideoSink":
         return self
@@ -318,4 +301,4 @@ class VideoSink:
         if kind is None:
             self.close()
         else:
-            self.discard()
+            self.discard(value)

@@ -197,7 +197,7 @@ def test_5_metrics_errors_are_one_line(tiny_davis, tmp_path, capsys):
     refused(capsys, metrics.main(args), f"{seq}/00003.png", "size mismatch")
     data = (gt / seq / "00003.png").read_bytes()
     (pred / seq / "00003.png").write_bytes(data[: len(data) // 2])
-    refused(capsys, metrics.main(args), f"{seq}/00003.png", "not a readable mask PNG")
+    refused(capsys, metrics.main(args), f"{seq}/00003.png", "not a readable mask image")
     refused(capsys, metrics.main(["--gt", str(tiny_davis), "--pred", str(tmp_path / "nope")]), "nope", "not found")
     refused(capsys, metrics.main(["--gt", str(tmp_path / "nogt"), "--pred", str(pred)]), "nogt", "not found")
 
@@ -222,7 +222,7 @@ def test_6_train_errors_are_one_line(tiny_davis, tmp_path, capsys, ckpt):
 
     shutil.copy(ckpt, other / "last.pt")
     refused(capsys, train_mod.main(base + ["--out", str(other), "--resume", "--config", "lite0"]),
-            "'quick' network, but --config is 'lite0'")
+            "'quick' network, but --model is 'lite0'")
     refused(capsys, train_mod.main(base + ["--out", str(tmp_path / "r4"), "--iters", "0"]), "--iters")
     if not torch.cuda.is_available():
         refused(capsys, train_mod.main(base + ["--out", str(tmp_path / "r5"), "--device", "cuda"]), "cuda")
@@ -231,8 +231,12 @@ def test_6_train_errors_are_one_line(tiny_davis, tmp_path, capsys, ckpt):
 # ------------------------------------------------- 7. checkpoint and log in one step; 8. stale temps
 
 def _cfg(data, out, **kw) -> train_mod.TrainConfig:
-    base = dict(config="quick", data=(str(data),), out=str(out), iters=4, batch=2, lr=0.01, warmup=2,
-                ckpt_every=1, device="cpu", seed=3, progress=False, pretrained=False)
+    from siampolar_lib.experiment import OptimConfig
+    from siampolar_lib.models.config import get_config
+
+    base = dict(model=get_config("quick"), data=(str(data),), out=str(out), iters=4, batch=2,
+                optim=OptimConfig(lr=0.01, warmup=2), ckpt_every=1, device="cpu", seed=3, progress=False,
+                pretrained=False)
     return train_mod.TrainConfig(**{**base, **kw})
 
 
@@ -417,11 +421,11 @@ def test_12_demo_refuses_no_sequences(tmp_path, capsys, ckpt, value):
 def test_12_resume_with_other_data_warns(tmp_path, capsys):
     saved = {"meta": {"train_config": {"data": ["/data/a"], "batch": 2}}, "config": "quick",
              "optimizer": {}, "scheduler": {}, "scaler": {}, "rng": {}}
-    cfg = train_mod.TrainConfig(config="quick", data=("/data/b",), batch=2)
+    cfg = train_mod.TrainConfig(data=("/data/b",), batch=2)
     train_mod._check_resume(saved, Path("last.pt"), cfg)
     err = capsys.readouterr().err
     assert "warning: resuming with --data ['/data/b'], the run used ['/data/a']" in err
-    train_mod._check_resume(saved, Path("last.pt"), train_mod.TrainConfig(config="quick", data=("/data/a",), batch=2))
+    train_mod._check_resume(saved, Path("last.pt"), train_mod.TrainConfig(data=("/data/a",), batch=2))
     assert capsys.readouterr().err == ""
 
 
