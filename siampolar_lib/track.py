@@ -47,20 +47,39 @@ def output_paths(out: str | os.PathLike) -> tuple[Path, Path]:
     return out / "overlay.mp4", out / "masks"
 
 
-def check_track_outputs(video: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False) -> tuple[Path, Path]:
-    """Validate --out before any work: writable, not the input, and not an earlier run unless overwrite."""
+def _is_track_output(video_path: Path, masks_dir: Path) -> bool:
+    """True when what is there looks like an earlier track run: a mask folder of NNNNN.png files (+ the video)."""
+    if not masks_dir.is_dir():
+        return False
+    names = [p.name for p in masks_dir.iterdir()]
+    return all(len(n) == 9 and n[:5].isdigit() and n.endswith(".png") for n in names) and (
+        not video_path.exists() or video_path.is_file())
+
+
+def check_track_outputs(video: str | os.PathLike, out: str | os.PathLike,
+                        overwrite: bool | None = False) -> tuple[Path, Path]:
+    """Validate --out before any work: writable, not the input, and not an earlier run unless overwrite.
+
+    overwrite False (the CLI's default): refuse any existing output; None (the library's): replace an
+    earlier track run's output (see `_is_track_output`), refuse anything else; True: replace it.
+    """
     video_path, masks_dir = output_paths(out)
     src = Path(video).resolve()
     if src in (video_path.resolve(), masks_dir.resolve(), Path(out).resolve()):
         raise UserError(f"--out {out} would overwrite the input {video}")
+    own = False
     if Path(out).suffix:
         check_output_file(video_path)
         check_output_folder(masks_dir, "the mask folder of --out")
         taken = [p for p in (video_path, masks_dir) if p.exists() and not (p.is_dir() and is_empty_folder(p))]
+        own = _is_track_output(video_path, masks_dir)
     else:
         check_output_folder(out)
         taken = [Path(out)] if not is_empty_folder(Path(out)) else []
-    if taken and not overwrite:
+        own = bool(taken) and _is_track_output(video_path, masks_dir) and not (
+            {p.name for p in Path(out).iterdir()} - {video_path.name, masks_dir.name})
+    own = own and overwrite is None
+    if taken and not (overwrite or own):
         raise UserError(f"{taken[0]}: already exists (an earlier run?); pass --overwrite to replace it, "
                         "or choose another --out")
     return video_path, masks_dir
@@ -68,13 +87,15 @@ def check_track_outputs(video: str | os.PathLike, out: str | os.PathLike, overwr
 
 def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xywh, out: str | os.PathLike,
                 device: str = "auto", max_frames: int | None = None, progress: bool = True,
-                overwrite: bool = False) -> dict:
+                overwrite: bool | None = None) -> dict:
     """Track a video file or frame folder from a first-frame box; write the overlay video and mask PNGs.
 
     Streams: frames are read one at a time and each frame's mask and overlay are written at once, so memory
     does not grow with the video's length. Every argument (box, outputs, source, checkpoint) is checked
     before the first frame is read. Outputs are written to temporary names and renamed when the last frame
-    is done, so a failed run leaves the previous outputs as they were and no temp behind.
+    is done, so a failed run leaves the previous outputs as they were and no temp behind. An existing
+    output is refused (overwrite False), replaced (True), or replaced only if an earlier track run wrote it
+    (None, the library's default; the CLI passes --overwrite).
     Returns a summary dict: frames, video (path), masks (folder), fps (tracker frames/s), lost (frames).
     Errors: UserError (box, --out, --max-frames), VideoError (an unreadable video or frame, naming it),
     CheckpointError, DeviceUnavailable -- each naming the file or argument.
@@ -112,7 +133,7 @@ def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xyw
                     if n == 0:
                         box = validate_box(box, frame.shape[:2], name=f"--box for {Path(video).name}")
                         tracker.init(frame, box)
-                        res = box_result(frame.shape, box)
+                        res = box_result(frame.shape, box, tracker.model.config.num_rays)
                     else:
                         res = tracker.track(frame)
                     write_png(masks_tmp / f"{n:05d}.png", (res.mask.astype(np.uint8) * 255))

@@ -146,6 +146,12 @@ def test_2_track_refuses_an_earlier_run(tmp_path, capsys, frames_dir, ckpt):
     refused(capsys, track.main(trk(ckpt, frames_dir, out, "--box", "30,40,40,40")), "t.gif", "--overwrite")
     assert track.main(trk(ckpt, frames_dir, out, "--box", "30,40,40,40", "--max-frames", "2", "--overwrite")) == 0
     assert sorted(p.name for p in (tmp_path / "t_masks").iterdir()) == ["00000.png", "00001.png"]  # not 4
+    # The library (notebooks rerun their cells) replaces an earlier track run as a whole, nothing else.
+    track.track_video(ckpt, frames_dir, (30, 40, 40, 40), out, max_frames=3, progress=False)
+    assert len(list((tmp_path / "t_masks").iterdir())) == 3
+    (tmp_path / "t_masks" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="already exists"):
+        track.track_video(ckpt, frames_dir, (30, 40, 40, 40), out, max_frames=3, progress=False)
 
 
 # ----------------------------------------------------------------------------- 3. too few frames
