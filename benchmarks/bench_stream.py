@@ -1,6 +1,6 @@
 """Streaming benchmark: peak memory of `python -m siampolar_lib.track` on a 1920x1080 video of 100 and 600 frames.
 
-    python -m benchmarks.bench_stream [--frames 100,600] [--checkpoint CKPT]
+    python -m benchmarks.bench_stream [--frames 100,600] [--size 1920x1080] [--checkpoint CKPT]
 
 Writes synthetic MP4s (a textured background, a bright disk moving across) to a temp folder, tracks each in
 a subprocess (untrained `quick` network unless --checkpoint; the memory, not the masks, is measured) and
@@ -31,7 +31,7 @@ def write_video(path: Path, n: int, size: tuple[int, int] = (1920, 1080), fps: f
     wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
     for i in range(n):
         f = bg.copy()
-        cv2.circle(f, (300 + (i * 2) % (w - 600), h // 2), 120, (240, 240, 240), -1)
+        cv2.circle(f, (300 + (i * 2) % max(1, w - 600), h // 2), 120, (240, 240, 240), -1)
         wr.write(f)
     wr.release()
     return path
@@ -53,9 +53,11 @@ def peak_rss_of(cmd: list[str]) -> tuple[float, float, int]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", default="100,600", help="comma-separated video lengths")
+    ap.add_argument("--size", default="1920x1080", help="WIDTHxHEIGHT of the synthetic video")
     ap.add_argument("--checkpoint", default=None, help="default: an untrained quick network")
     a = ap.parse_args(argv)
     counts = [int(v) for v in a.frames.split(",")]
+    size = tuple(int(v) for v in a.size.lower().split("x"))
     with tempfile.TemporaryDirectory(prefix="bench_stream_") as tmp:
         tmp = Path(tmp)
         ckpt = a.checkpoint
@@ -66,13 +68,15 @@ def main(argv: list[str] | None = None) -> int:
             ckpt = str(save_checkpoint(tmp / "quick.pt", build_model("quick", pretrained=False)))
         rows = []
         for n in counts:
-            video = write_video(tmp / f"v{n}.mp4", n)
+            video = write_video(tmp / f"v{n}.mp4", n, size)
+            w, h = size
             cmd = [sys.executable, "-m", "siampolar_lib.track", "--checkpoint", ckpt, "--video", str(video),
-                   "--box", "780,420,240,240", "--out", str(tmp / f"out{n}"), "--device", "cpu", "--no-progress"]
+                   "--box", f"180,{h // 2 - 120},240,240",  # the disk of frame 0
+                   "--out", str(tmp / f"out{n}"), "--device", "cpu", "--no-progress"]
             mb, secs, rc = peak_rss_of(cmd)
             masks = len(list((tmp / f"out{n}" / "masks").glob("*.png")))
             rows.append((n, mb, secs, rc, masks))
-            print(f"{n:4d} frames 1920x1080: peak RSS {mb:7.1f} MB, {secs:6.1f} s, exit {rc}, {masks} masks",
+            print(f"{n:4d} frames {w}x{h}: peak RSS {mb:7.1f} MB, {secs:6.1f} s, exit {rc}, {masks} masks",
                   flush=True)
     peaks = [r[1] for r in rows]
     ratio = max(peaks) / min(peaks)
