@@ -54,9 +54,10 @@ def test_flags_are_generated_from_the_dataclasses():
     assert cfg.model == dataclasses.replace(LITE0, num_rays=24, search_size=287, frozen_stages=3)
     assert cfg.pairs.search_shift == 32.0 and cfg.loss.cls_weight == 2.0 and cfg.tracker.size_lr == 0.5
     assert cfg.optim.lr == 0.02 and not cfg.pretrained and cfg.stop_at is None
-    with pytest.raises(SystemExit):
+    # Parser errors are UserErrors (a ValueError): the CLI prints them as one line and exits 2.
+    with pytest.raises(ValueError, match="required: --iters"):
         parse_args(["--data", "d", "--out", "o"])  # --iters is required without a preset that sets it
-    with pytest.raises(SystemExit):
+    with pytest.raises(ValueError, match="sideways"):
         parse_args(["--data", "d", "--out", "o", "--iters", "2", "--tracker.mode", "sideways"])
 
 

@@ -95,6 +95,13 @@ def test_bench_train():
     assert "pairs/s" in r.stdout
 
 
+@pytest.mark.slow  # two tracking subprocesses
+def test_bench_stream(quick_checkpoint):
+    r = _run(["-m", "benchmarks.bench_stream", "--frames", "3,6", "--size", "640x360",
+              "--checkpoint", str(quick_checkpoint)], timeout=1200)
+    assert "peak RSS ratio longest/shortest video" in r.stdout and r.stdout.count("exit 0, ") == 2
+
+
 def test_bench_all_lists_only_existing_benchmarks():
     from benchmarks import bench_all
 
