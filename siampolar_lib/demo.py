@@ -1,6 +1,6 @@
 """The main job, `python -m siampolar_lib.demo --out runs/demo` (what `make demo` runs); nothing is downloaded.
 
-It tracks the held-out fold of the real DAVIS sample with the shipped checkpoint when a DAVIS folder is
+It tracks all 15 real DAVIS-2016 val sequences (none trained on) with the shipped checkpoint when a DAVIS folder is
 found (`paths.davis_root()`), else a synthetic DAVIS set it generates under OUT; scores the model and the
 baselines (static, oracle_box, polar_bound, csrt) with `evaluate.evaluate_tracker`, prints the J&F tables,
 and writes under OUT: `results.json` (the model), `<method>/...` (masks and per-method results),
@@ -26,7 +26,7 @@ from .evaluate import MODEL_METHODS, check_eval_output, evaluate_into
 from .io import write_text
 from .paths import SHIPPED_CHECKPOINT, davis_available, davis_root, default_checkpoint  # noqa: F401
 from .results import format_table
-from .splits import HELDOUT_SEQUENCES
+from .splits import REAL_VAL_SEQUENCES
 from .tracker import Tracker
 from .video import write_gif
 from .video_tracking import render_results, track_frames
@@ -37,13 +37,13 @@ DEMO_BASELINES = ("static", "oracle_box", "polar_bound", "csrt")
 def demo_data(out: str | os.PathLike, sequences: int = 4, frames: int = 24) -> tuple[Path, list[str], bool]:
     """Where the demo's videos come from: (DAVIS root, sequence names, real?).
 
-    Real: the held-out fold (splits.HELDOUT_SEQUENCES) of the DAVIS folder. Otherwise a synthetic DAVIS
+    Real: the DAVIS-2016 val sequences (splits.REAL_VAL_SEQUENCES) of the DAVIS folder. Otherwise a synthetic DAVIS
     set (seed 0) is generated once under out/synthetic_davis and its val split is used.
     """
     if davis_available():
         root = davis_root()
         present = set(list_sequences(root, "val"))
-        names = [s for s in HELDOUT_SEQUENCES if s in present]
+        names = [s for s in REAL_VAL_SEQUENCES if s in present]
         if names:
             return root, names, True
     root = Path(out) / "synthetic_davis"
@@ -73,7 +73,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", checkpoint: str | os.PathLike
              overwrite: bool | None = None) -> dict:
     """Evaluate the shipped model and the baselines on the demo data; write results and a GIF under `out`.
 
-    sequences: names, or an int N >= 1 for the first N of the default list (held-out fold or synthetic val).
+    sequences: names, or an int N >= 1 for the first N of the default list (DAVIS-2016 val or synthetic val).
     max_frames: at least 3 (the DAVIS protocol scores neither the first nor the last frame). The demo owns
     `out` like `evaluate.evaluate_tracker` (see `check_eval_output` for overwrite): written into a fresh
     folder and swapped in when done.
@@ -98,14 +98,14 @@ def run_demo(out: str | os.PathLike = "runs/demo", checkpoint: str | os.PathLike
                 names = names[:sequences]
             elif sequences:
                 names = list(sequences)
-            data = "real DAVIS held-out fold" if real else "synthetic DAVIS"
+            data = "real DAVIS-2016 val" if real else "synthetic DAVIS"
             print(f"SiamPolar demo: checkpoint {ckpt.name}, {data} ({len(names)} sequence{'s' * (len(names) != 1)}: "
                   f"{', '.join(names)}), device {describe_device(dev)}")
             methods = evaluate_into(model, root, staging, sequences=names, baselines=list(baselines), device=dev,
                                     max_frames=max_frames, progress=progress, verbose=False, checkpoint=ckpt)
             table = format_table({m: r["summary"] for m, r in methods.items()},
                                  columns=("JF_M", "J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "fps"))
-            print("\nJ&F on", "the held-out fold" if real else "synthetic val", "(percent; fps = frames/s):")
+            print("\nJ&F on", "DAVIS-2016 val" if real else "synthetic val", "(percent; fps = frames/s):")
             print(table)
             write_text(staging / "summary.txt", table + "\n")
             sequence_gif(staging / f"{names[0]}.gif", model, root, names[0], max_frames=max_frames, device=dev)
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overwrite", action="store_true", help="replace a non-empty --out (as a whole, when done)")
     ap.add_argument("--checkpoint", default=None, help="default: the shipped checkpoints/siampolar_lite0.pt")
     ap.add_argument("--sequences", default=None,
-                    help="comma-separated names, or a number N >= 1 for the first N (default: the held-out fold)")
+                    help="comma-separated names, or a number N >= 1 for the first N (default: all DAVIS-2016 val sequences)")
     ap.add_argument("--max-frames", type=int, default=None, help="keep only the first N >= 3 frames of each sequence")
     ap.add_argument("--baselines", default=",".join(DEMO_BASELINES), help="comma-separated; '' for none")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")

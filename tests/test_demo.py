@@ -38,14 +38,14 @@ def test_default_checkpoint_names_the_missing_file(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_demo_quick_run_on_real_heldout(tmp_path, checkpoint, real_davis, monkeypatch, capsys):
+def test_demo_quick_run_on_real_val(tmp_path, checkpoint, real_davis, monkeypatch, capsys):
     monkeypatch.setenv("SIAMPOLAR_DAVIS_ROOT", str(real_davis))
     out = tmp_path / "demo"
     rc = demo.main(["--out", str(out), "--checkpoint", str(checkpoint), "--sequences", "1", "--max-frames", "5",
                     "--baselines", "static,polar_bound", "--no-progress"])
     text = capsys.readouterr().out
     assert rc == 0
-    assert "real DAVIS held-out fold (1 sequence: blackswan)" in text
+    assert "real DAVIS-2016 val (1 sequence: blackswan)" in text
     for method in ("siampolar", "static", "polar_bound"):
         assert method in text
         assert len(list((out / method / "blackswan").glob("*.png"))) == 5
