@@ -1,8 +1,12 @@
 """Track any video with a SiamPolar checkpoint: `python -m siampolar_lib.track --checkpoint CKPT --video V --box x,y,w,h --out OUT`.
 
 OUT ending in .mp4 or .gif gets the overlaid video, and the masks go to a sibling folder `<stem>_masks/`;
-any other OUT is a folder that gets `overlay.mp4` and `masks/`. Masks are 0/255 PNGs, one per frame
-(frame 0's mask is the given box, as the tracker starts from a box, not a mask).
+any other OUT is a folder that gets `overlay.mp4` and `masks/`. One mask PNG per frame (frame 0's mask is
+the given box, as the tracker starts from a box, not a mask): 0/255 for one `--box`; with several (`--box`
+repeated, `--box=-10,5,40,40` for a negative x) DAVIS-2017 palette PNGs, 0 background and k for the k-th
+box (overlaps go to the higher score), and an overlay with a colour per object. `--engine onnxruntime`
+(the default) runs the network in ONNX Runtime (exported once and cached, siampolar_lib.export_onnx);
+`--engine torch` in PyTorch.
 """
 from __future__ import annotations
 
@@ -16,36 +20,10 @@ import torch
 
 from .geometry.boxes import clip_box, validate_box
 from .geometry.polar import mask_to_rays, rays_to_polygon
+from .engine import DEFAULT_ENGINE, ENGINES
+from .multi import label_map, track_objects, write_label_png
 from .video import VideoError, read_frames, video_fps, write_masks, write_video
-from .viz import render_track
-
-
-class ScoreMapRecorder(torch.nn.Module):
-    """Wraps a SiamPolar network and keeps the last score map, sigmoid(cls) x sigmoid(ctr) of the finest level.
-
-    Pass it to Tracker in place of the network: `template`, `track` and `forward` are passed through;
-    `last_score_map` is (h, w) float32 in [0, 1] over the search crop (None before the first `track`).
-    """
-
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
-        self.last_score_map: np.ndarray | None = None
-
-    def template(self, z: torch.Tensor):
-        """Cache the template features (the wrapped model's `template`)."""
-        return self.model.template(z)
-
-    def track(self, x: torch.Tensor) -> dict:
-        """The wrapped model's `track(x)`; records the finest level's score map of the first crop."""
-        out = self.model.track(x)
-        score = torch.sigmoid(out["cls"][0][0, 0].float()) * torch.sigmoid(out["ctr"][0][0, 0].float())
-        self.last_score_map = score.detach().cpu().numpy()
-        return out
-
-    def forward(self, template: torch.Tensor, search: torch.Tensor) -> dict:
-        """The wrapped model's forward."""
-        return self.model(template, search)
+from .viz import render_objects, render_track
 
 
 def box_result(frame_shape: tuple[int, int], box_xywh):
@@ -65,8 +43,8 @@ def track_frames(tracker, frames: list[np.ndarray], box_xywh, progress: bool = F
                  score_maps: list | None = None, desc: str = "tracking") -> list:
     """Run a Tracker over frames from a first-frame box: one TrackResult per frame (frame 0 = the box).
 
-    frames: list of (H, W, 3) uint8 RGB; box_xywh (4,) frame pixels. When `score_maps` is a list and the
-    tracker's model is a ScoreMapRecorder, each frame's score map is appended to it (None for frame 0).
+    frames: list of (H, W, 3) uint8 RGB; box_xywh (4,) frame pixels. When `score_maps` is a list, each frame's
+    score map (Tracker.last_score_map, the finest level) is appended to it (None for frame 0).
     """
     from tqdm.auto import tqdm
 
@@ -75,13 +53,12 @@ def track_frames(tracker, frames: list[np.ndarray], box_xywh, progress: bool = F
     box = validate_box(box_xywh, frames[0].shape[:2], name="first-frame box")
     tracker.init(frames[0], box)
     results = [box_result(frames[0].shape, box)]
-    recorder = tracker.model if isinstance(tracker.model, ScoreMapRecorder) else None
     if score_maps is not None:
         score_maps.append(None)
     for frame in tqdm(frames[1:], desc=desc, disable=not progress, unit="frame"):
         results.append(tracker.track(frame))
         if score_maps is not None:
-            score_maps.append(None if recorder is None else recorder.last_score_map)
+            score_maps.append(tracker.last_score_map)
     return results
 
 
@@ -114,31 +91,50 @@ def output_paths(out: str | os.PathLike) -> tuple[Path, Path]:
 
 
 def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xywh, out: str | os.PathLike,
-                device: str = "auto", max_frames: int | None = None, progress: bool = True) -> dict:
-    """Track a video file or frame folder from a first-frame box; write the overlay video and mask PNGs.
+                device: str = "auto", max_frames: int | None = None, progress: bool = True,
+                engine: str = DEFAULT_ENGINE) -> dict:
+    """Track a video file or frame folder from first-frame boxes; write the overlay video and mask PNGs.
 
+    box_xywh: one box (4,) or several (N, 4), frame pixels (several: palette PNGs, see the module docstring).
+    engine: "onnxruntime" or "torch" (engine.make_engine; falls back to torch with a one-line message).
     Returns a summary dict: frames, video (path), masks (folder), fps (tracker frames/s), lost (frames).
     Errors: an unreadable video or empty folder (VideoError), a box outside the frame (ValueError), a bad
     checkpoint (CheckpointError) -- each naming the file or box.
     """
     from .checkpoint import load_model
     from .device import pick_device
-    from .tracker import Tracker
+    from .multi import MultiTracker
 
+    boxes = np.asarray(box_xywh, dtype=np.float64)
+    boxes = boxes[None] if boxes.ndim == 1 else boxes
+    if boxes.ndim != 2 or boxes.shape[1] != 4 or len(boxes) == 0:
+        raise ValueError(f"boxes must be (4,) or (N, 4) x,y,w,h, got shape {boxes.shape}")
     video_path, masks_dir = output_paths(out)
     src = Path(video).resolve()
     if video_path.resolve() == src or masks_dir.resolve() == src:
         raise ValueError(f"--out {out} would overwrite the input {video}")
     frames = read_frames(video, max_frames=max_frames)
-    box = validate_box(box_xywh, frames[0].shape[:2], name=f"--box for {Path(video).name}")
+    for k, b in enumerate(boxes):
+        validate_box(b, frames[0].shape[:2], name=f"--box {k + 1} for {Path(video).name}")
     dev = pick_device(device)
-    tracker = Tracker(load_model(checkpoint, device=dev), device=dev)
-    results = track_frames(tracker, frames, box, progress=progress)
+    tracker = MultiTracker(load_model(checkpoint, device=dev), device=dev, engine=engine)
+    per_frame = track_objects(tracker, frames, boxes, progress=progress)  # [frame][object]
     fps_in = video_fps(video)
-    write_video(video_path, render_results(frames, results), fps=min(fps_in, 25.0))
-    write_masks(masks_dir, [r.mask for r in results])
-    return {"frames": len(frames), "video": str(video_path), "masks": str(masks_dir),
-            "fps": round(tracker.fps, 2), "lost": int(sum(r.lost for r in results))}
+    if len(boxes) == 1:
+        results = [r[0] for r in per_frame]
+        write_video(video_path, render_results(frames, results), fps=min(fps_in, 25.0))
+        write_masks(masks_dir, [r.mask for r in results])
+    else:
+        masks_dir.mkdir(parents=True, exist_ok=True)
+        images = []
+        for i, (frame, res) in enumerate(zip(frames, per_frame)):
+            labels = label_map(res, frame.shape)
+            write_label_png(masks_dir / f"{i:05d}.png", labels)
+            images.append(render_objects(frame, labels, [r.polygon for r in res], [r.score for r in res], f"{i}"))
+        write_video(video_path, images, fps=min(fps_in, 25.0))
+    return {"frames": len(frames), "objects": len(boxes), "video": str(video_path), "masks": str(masks_dir),
+            "fps": round(tracker.fps, 2), "lost": int(sum(r.lost for res in per_frame for r in res)),
+            "engine": tracker.engine.name}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,20 +142,26 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m siampolar_lib.track", description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", required=True, help="a SiamPolar checkpoint (.pt)")
     ap.add_argument("--video", required=True, help="a video file (.mp4, .avi, .gif, ...) or a folder of frames")
-    ap.add_argument("--box", required=True, help="first-frame box x,y,w,h in pixels")
+    ap.add_argument("--box", required=True, action="append",
+                    help="first-frame box x,y,w,h in pixels; repeat for several objects (--box=-10,5,40,40 for x < 0)")
     ap.add_argument("--out", required=True, help="result.mp4, result.gif, or a folder")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     ap.add_argument("--max-frames", type=int, default=None, help="track only the first N frames")
+    ap.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
+                    help=f"network runtime (default {DEFAULT_ENGINE}; torch is the fallback)")
     args = ap.parse_args(argv)
     from .checkpoint import CheckpointError
 
     try:
-        summary = track_video(args.checkpoint, args.video, parse_box(args.box), args.out, device=args.device,
-                              max_frames=args.max_frames)
+        boxes = np.stack([parse_box(b) for b in args.box])
+        summary = track_video(args.checkpoint, args.video, boxes, args.out, device=args.device,
+                              max_frames=args.max_frames, engine=args.engine)
     except (VideoError, CheckpointError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"tracked {summary['frames']} frames at {summary['fps']} fps ({summary['lost']} lost); "
+    objects = f", {summary['objects']} objects" if summary["objects"] > 1 else ""
+    print(f"tracked {summary['frames']} frames{objects} at {summary['fps']} fps with {summary['engine']} "
+          f"({summary['lost']} lost); "
           f"wrote {summary['video']} and {summary['masks']}/")
     return 0
 

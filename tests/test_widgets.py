@@ -51,7 +51,7 @@ def test_box_drawn_then_run_then_scrub(app):
     app.on_box_drawn([{"x": 40, "y": 30, "width": 30, "height": 20, "label": "target"}])
     assert app.box.tolist() == [40, 30, 30, 20]
     results = app.run(progress=False)
-    assert len(results) == 5 and app.recorder.model.calls == 4, "frame 0 is the box, frames 1..4 are tracked"
+    assert len(results) == 5 and app.model.calls == 4, "frame 0 is the box, frames 1..4 are tracked"
     assert results[0].mask.sum() == 30 * 20
     for r in results[1:]:
         assert r.mask.shape == (90, 120) and r.mask.any() and r.polygon.shape == (36, 2)
