@@ -21,18 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .device import sync
+
 ENGINES = ("torch", "onnxruntime")
 DEFAULT_ENGINE = "onnxruntime"  # for tracking; training always uses torch
-
-
-def sync(device: torch.device | None) -> None:
-    """Wait for queued device work (CUDA/MPS) so a timer measures it; a no-op on CPU."""
-    if device is None:
-        return
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def to_tensor(img: np.ndarray, device) -> torch.Tensor:
@@ -44,11 +36,16 @@ def to_tensor(img: np.ndarray, device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32))[None]
 
 
+def location_score(cls: torch.Tensor, ctr: torch.Tensor) -> torch.Tensor:
+    """The tracker's score of every location: sigmoid(cls) x sigmoid(ctr), in [0, 1], computed in float32."""
+    return torch.sigmoid(cls.float()) * torch.sigmoid(ctr.float())
+
+
 def decode_levels(out: dict) -> list[dict]:
     """Model output dict -> per level numpy dict: score (H, W), rays (R, H, W), points (H, W, 2), float64."""
     levels = []
     for cls, ctr, rays, pts in zip(out["cls"], out["ctr"], out["rays"], out["points"]):
-        score = torch.sigmoid(cls[0, 0].float()) * torch.sigmoid(ctr[0, 0].float())
+        score = location_score(cls[0, 0], ctr[0, 0])
         levels.append({"score": score.cpu().numpy().astype(np.float64),
                        "rays": rays[0].float().cpu().numpy().astype(np.float64),
                        "points": pts.float().cpu().numpy().astype(np.float64)})
@@ -60,6 +57,7 @@ class Engine:
 
     name = "engine"
     device = torch.device("cpu")
+    config = None  # the network's ModelConfig (crop sizes, context, rays), which the tracker reads
 
     def template(self, z: np.ndarray):
         """z (127, 127, 3) uint8 RGB -> template state for `search`."""
@@ -85,6 +83,7 @@ class TorchEngine(Engine):
             device = p.device if p is not None else torch.device("cpu")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        self.config = getattr(model, "config", None)
 
     @torch.inference_mode()
     def template(self, z: np.ndarray):
@@ -123,7 +122,10 @@ class OrtEngine(Engine):
 
         folder = Path(folder)
         self.folder = folder
+        from .models.config import get_config
+
         self.meta = json.loads((folder / META_NAME).read_text())
+        self.config = get_config(self.meta["config"])
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = int(threads)

@@ -23,7 +23,6 @@ import shutil
 import sys
 import tempfile
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -71,8 +70,8 @@ class SearchStep(nn.Module):
 
 
 def model_digest(model: nn.Module) -> str:
-    """sha256 of a network's config name and weights (names, shapes, bytes) plus the export format: hex str."""
-    h = hashlib.sha256(f"{FORMAT}|{torch.__version__}|{model.config.name}".encode())
+    """sha256 of a network's whole config and weights (names, shapes, bytes) plus the export format: hex str."""
+    h = hashlib.sha256(f"{FORMAT}|{torch.__version__}|{json.dumps(model.config.to_dict(), sort_keys=True)}".encode())
     for name, t in model.state_dict().items():
         t = t.detach().cpu().contiguous()
         h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
@@ -109,7 +108,7 @@ def sample_crops(model: nn.Module, davis_root=None) -> tuple[np.ndarray, np.ndar
         frame[(xx - 160) ** 2 + (yy - 120) ** 2 < 40 ** 2] = (230, 200, 60)
         frames, box, what = [frame, np.roll(frame, 6, axis=1)], np.array([120.0, 80.0, 80.0, 80.0]), "synthetic frame"
     centre = box[:2] + box[2:] / 2.0
-    s_z = context_side(box[2], box[3])
+    s_z = context_side(box[2], box[3], cfg.context)
     z, _ = crop_square(frames[0], centre, s_z, cfg.template_size)
     x, _ = crop_square(frames[1], centre, s_z * cfg.search_size / cfg.template_size, cfg.search_size)
     return z, x, what
@@ -185,7 +184,7 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, davis_root=None, threa
             bad = np.abs(a - b) > ATOL + RTOL * np.abs(b)
             if bad.any():
                 raise ExportError(f"ONNX output {name} differs from PyTorch by up to {diffs[name]:.3g} on {what}")
-        meta = {"format": FORMAT, "config": asdict(cfg), "torch": torch.__version__, "onnxruntime": ort.__version__,
+        meta = {"format": FORMAT, "config": cfg.to_dict(), "torch": torch.__version__, "onnxruntime": ort.__version__,
                 "search_size": cfg.search_size, "template_size": cfg.template_size,
                 "levels": [[int(r.shape[0]), int(r.shape[1]), int(s)] for r, s in zip(ref[0::2], cfg.strides)],
                 "inputs": {"template": ["z"], "search": ["x", *zf_names]}, "outputs": out_names,

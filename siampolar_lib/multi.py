@@ -88,7 +88,7 @@ class MultiTracker:
 
     def init(self, frame: np.ndarray, boxes) -> list[TrackResult]:
         """Start every object: frame (H, W, 3) uint8 RGB, boxes (N, 4) xywh -> frame 0's TrackResults (the boxes)."""
-        from .track import box_result
+        from .video_tracking import box_result
 
         boxes = [np.asarray(b, dtype=np.float64) for b in boxes]
         if not boxes:
@@ -97,7 +97,7 @@ class MultiTracker:
         self.trackers = [Tracker(self.engine, self.cfg) for _ in checked]
         for t, b in zip(self.trackers, checked):
             t.init(frame, b)
-        return [box_result(frame.shape, b) for b in checked]
+        return [box_result(frame.shape, b, self.engine.config.num_rays) for b in checked]
 
     def track(self, frame: np.ndarray) -> list[TrackResult]:
         """Track every object into the next frame; one TrackResult per object, in box order."""

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
+
+from .io import write_text
 
 STAT_KEYS = ("J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "JF_M")
 # davis2017-evaluation's CSV columns and the keys they come from (fractions; Recall = our O, Decay = our D)
@@ -56,31 +57,7 @@ def write_results_json(path: str | os.PathLike, summary: dict, sequences: dict[s
         raise ValueError(f"summary for {path} lacks {missing}")
     doc = {k: _clean(summary.get(k)) for k in RESULT_KEYS}
     doc["sequences"] = {s: {k: _clean(r.get(k)) for k in RESULT_KEYS} for s, r in sequences.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=2, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)  # never leave a half-written temp file behind
-        raise
-    return path
-
-
-def _atomic_text(path: Path, text: str) -> Path:
-    """Write text to path atomically (temp file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+    return write_text(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
 
 
 def object_name(name: str, row: dict) -> str:
@@ -102,7 +79,7 @@ def write_davis_csvs(folder: str | os.PathLike, rows: dict[str, dict], split: st
     means["JF_M"] = (means["J_M"] + means["F_M"]) / 2
     header = ",".join(c for c, _ in GLOBAL_CSV_COLUMNS)
     values = ",".join(f"{means[k]:.3f}" for _, k in GLOBAL_CSV_COLUMNS)
-    g = _atomic_text(folder / f"global_results-{split}.csv", f"{header}\n{values}\n")
+    g = write_text(folder / f"global_results-{split}.csv", f"{header}\n{values}\n")
     lines = ["Sequence,J-Mean,F-Mean"] + [f"{object_name(n, r)},{r['J_M']:.3f},{r['F_M']:.3f}" for n, r in rows.items()]
-    s = _atomic_text(folder / f"per-sequence_results-{split}.csv", "\n".join(lines) + "\n")
+    s = write_text(folder / f"per-sequence_results-{split}.csv", "\n".join(lines) + "\n")
     return g, s

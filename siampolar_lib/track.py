@@ -16,56 +16,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .geometry.boxes import clip_box, validate_box
-from .geometry.polar import mask_to_rays, rays_to_polygon
+from .checkpoint import CheckpointError, load_model
+from .device import pick_device
 from .engine import DEFAULT_ENGINE, ENGINES
-from .multi import label_map, track_objects, write_label_png
+from .geometry.boxes import validate_box
+from .multi import MultiTracker, label_map, track_objects, write_label_png
 from .video import VideoError, read_frames, video_fps, write_masks, write_video
-from .viz import render_objects, render_track
-
-
-def box_result(frame_shape: tuple[int, int], box_xywh):
-    """Frame 0's result: the given box as mask (H, W) bool and as a 36-ray polygon, score 1, not lost."""
-    from .tracker import TrackResult
-
-    H, W = frame_shape[:2]
-    x, y, w, h = clip_box(box_xywh, (H, W))
-    mask = np.zeros((H, W), bool)
-    mask[int(round(y)):int(round(y + h)), int(round(x)):int(round(x + w))] = True
-    centre = np.array([x + w / 2.0 - 0.5, y + h / 2.0 - 0.5])
-    polygon = rays_to_polygon(centre, mask_to_rays(mask, centre)) if mask.any() else np.repeat(centre[None], 36, 0)
-    return TrackResult(mask=mask, polygon=polygon, box=np.array([x, y, w, h]), score=1.0, lost=False)
-
-
-def track_frames(tracker, frames: list[np.ndarray], box_xywh, progress: bool = False,
-                 score_maps: list | None = None, desc: str = "tracking") -> list:
-    """Run a Tracker over frames from a first-frame box: one TrackResult per frame (frame 0 = the box).
-
-    frames: list of (H, W, 3) uint8 RGB; box_xywh (4,) frame pixels. When `score_maps` is a list, each frame's
-    score map (Tracker.last_score_map, the finest level) is appended to it (None for frame 0).
-    """
-    from tqdm.auto import tqdm
-
-    if not frames:
-        raise ValueError("no frames to track")
-    box = validate_box(box_xywh, frames[0].shape[:2], name="first-frame box")
-    tracker.init(frames[0], box)
-    results = [box_result(frames[0].shape, box)]
-    if score_maps is not None:
-        score_maps.append(None)
-    for frame in tqdm(frames[1:], desc=desc, disable=not progress, unit="frame"):
-        results.append(tracker.track(frame))
-        if score_maps is not None:
-            score_maps.append(tracker.last_score_map)
-    return results
-
-
-def render_results(frames, results, rays: bool = True) -> list[np.ndarray]:
-    """Overlay every TrackResult on its frame (viz.render_track): list of (H, W, 3) uint8 RGB."""
-    return [render_track(f, r.mask, r.polygon, r.score, rays=rays, label=f"{i}")
-            for i, (f, r) in enumerate(zip(frames, results))]
+from .viz import render_objects
+# Moved to siampolar_lib.video_tracking; re-exported here for older imports (deprecated).
+from .video_tracking import ScoreMapRecorder, box_result, render_results, track_frames  # noqa: F401
 
 
 def parse_box(text: str) -> np.ndarray:
@@ -101,10 +61,6 @@ def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xyw
     Errors: an unreadable video or empty folder (VideoError), a box outside the frame (ValueError), a bad
     checkpoint (CheckpointError) -- each naming the file or box.
     """
-    from .checkpoint import load_model
-    from .device import pick_device
-    from .multi import MultiTracker
-
     boxes = np.asarray(box_xywh, dtype=np.float64)
     boxes = boxes[None] if boxes.ndim == 1 else boxes
     if boxes.ndim != 2 or boxes.shape[1] != 4 or len(boxes) == 0:
@@ -150,8 +106,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
                     help=f"network runtime (default {DEFAULT_ENGINE}; torch is the fallback)")
     args = ap.parse_args(argv)
-    from .checkpoint import CheckpointError
-
     try:
         boxes = np.stack([parse_box(b) for b in args.box])
         summary = track_video(args.checkpoint, args.video, boxes, args.out, device=args.device,

@@ -16,9 +16,10 @@ import numpy as np
 
 from .geometry.boxes import validate_box
 from .engine import make_engine
-from .multi import label_map
-from .track import render_results, track_frames
+from .multi import MultiTracker, label_map, track_objects
+from .tracker import Tracker, TrackerConfig
 from .video import write_video
+from .video_tracking import render_results, track_frames
 from .viz import render_objects, render_track
 
 
@@ -136,9 +137,6 @@ class DemoApp:
     # --- work ----------------------------------------------------------------------------------------
     def run(self, progress: bool = True) -> list:
         """Track all frames from the boxes (tqdm progress bar); returns the first object's TrackResults."""
-        from .multi import MultiTracker, track_objects
-        from .tracker import Tracker, TrackerConfig
-
         if not self.boxes:
             raise RuntimeError("draw or type a first-frame box before running the tracker")
         cfg = self.tracker_cfg or TrackerConfig()

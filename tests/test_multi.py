@@ -13,7 +13,8 @@ from PIL import Image
 
 from siampolar_lib import build_model
 from siampolar_lib.checkpoint import save_checkpoint
-from siampolar_lib.metrics import evaluate_folder, main as metrics_main, read_label_png
+from siampolar_lib.io import read_label_png
+from siampolar_lib.scoring import evaluate_folder, main as metrics_main
 from siampolar_lib.multi import PALETTE, label_map, write_label_png
 from siampolar_lib.results import write_davis_csvs
 from siampolar_lib.track import main as track_main
