@@ -83,10 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     frames = [read_frame(f) for f in seq.frame_paths[:n]]
     decode_ms = 1000 * (time.perf_counter() - t0) / n
     box = first_box(seq)
-    side = context_side(box[2], box[3]) * model.config.search_size / model.config.template_size
+    g = model.config
+    side = context_side(box[2], box[3], g.context) * g.search_size / g.template_size
     centre = box[:2] + box[2:] / 2
-    crops = [crop_square(f, centre, side, model.config.search_size)[0] for f in frames]
-    z = crop_square(frames[0], centre, context_side(box[2], box[3]), model.config.template_size)[0]
+    crops = [crop_square(f, centre, side, g.search_size)[0] for f in frames]
+    z = crop_square(frames[0], centre, context_side(box[2], box[3], g.context), g.template_size)[0]
     states = {k: e.template(z) for k, e in engines.items()}
 
     def step(k):

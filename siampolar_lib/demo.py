@@ -20,6 +20,7 @@ from .checkpoint import CheckpointError, load_model
 from .data.davis import DavisError, first_box, list_sequences, load_sequence, read_frame
 from .data.synthetic import make_synthetic_davis
 from .device import describe_device, pick_device, seed_everything
+from .engine import DEFAULT_ENGINE, ENGINES, make_engine
 from .evaluate import MODEL_METHODS, evaluate_tracker
 from .io import write_text
 from .paths import SHIPPED_CHECKPOINT, davis_available, davis_root, default_checkpoint  # noqa: F401
@@ -67,10 +68,12 @@ def sequence_gif(path: str | os.PathLike, model, root: str | os.PathLike, name: 
 
 def run_demo(out: str | os.PathLike = "runs/demo", checkpoint: str | os.PathLike | None = None,
              sequences: list[str] | int | None = None, max_frames: int | None = None,
-             baselines=DEMO_BASELINES, device: str = "auto", progress: bool = True) -> dict:
+             baselines=DEMO_BASELINES, device: str = "auto", progress: bool = True,
+             engine: str = DEFAULT_ENGINE) -> dict:
     """Evaluate the shipped model and the baselines on the demo data; write results and a GIF under `out`.
 
     sequences: names, or an int N for the first N of the default list (held-out fold or synthetic val).
+    engine: "onnxruntime" (exported once, cached; torch when it cannot) or "torch".
     Returns {"data": "real"|"synthetic", "sequences": [...], "methods": evaluate_tracker's dict, "gif": path}.
     """
     out = Path(out)
@@ -79,13 +82,15 @@ def run_demo(out: str | os.PathLike = "runs/demo", checkpoint: str | os.PathLike
     ckpt = Path(checkpoint) if checkpoint is not None else default_checkpoint()
     dev = pick_device(device)
     model = load_model(ckpt, device=dev)  # a bad checkpoint fails here, before any work
+    model = make_engine(model, engine, dev)  # one export (or cache hit) for the evaluation and the GIF
     root, names, real = demo_data(out)
     if isinstance(sequences, int):
         names = names[:sequences]
     elif sequences:
         names = list(sequences)
     print(f"SiamPolar demo: checkpoint {ckpt.name}, {'real DAVIS held-out fold' if real else 'synthetic DAVIS'} "
-          f"({len(names)} sequence{'s' * (len(names) != 1)}: {', '.join(names)}), device {describe_device(dev)}")
+          f"({len(names)} sequence{'s' * (len(names) != 1)}: {', '.join(names)}), device {describe_device(dev)}, "
+          f"engine {model.name}")
     methods = evaluate_tracker(model, root, out, sequences=names, baselines=list(baselines), device=dev,
                                max_frames=max_frames, progress=progress, verbose=False)
     table = format_table({m: r["summary"] for m, r in methods.items()},
@@ -110,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-frames", type=int, default=None, help="keep only the first N frames of each sequence")
     ap.add_argument("--baselines", default=",".join(DEMO_BASELINES), help="comma-separated; '' for none")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    ap.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
+                    help=f"network runtime (default {DEFAULT_ENGINE}; torch is the fallback)")
     ap.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
     args = ap.parse_args(argv)
     seqs: list[str] | int | None = None
@@ -117,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         seqs = int(args.sequences) if args.sequences.isdigit() else [s for s in args.sequences.split(",") if s]
     try:
         run_demo(args.out, args.checkpoint, seqs, args.max_frames, [b for b in args.baselines.split(",") if b],
-                 args.device, progress=not args.no_progress)
+                 args.device, progress=not args.no_progress, engine=args.engine)
     except (CheckpointError, DavisError, FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -35,7 +35,7 @@ from .geometry.boxes import mask_to_box
 from .models.siampolar import build_model
 from .paths import davis_root as resolve_root
 from .metrics import evaluate_sequence, mean_over_sequences, write_mask_png
-from .engine import DEFAULT_ENGINE, ENGINES, make_engine
+from .engine import DEFAULT_ENGINE, ENGINES, Engine, make_engine
 from .results import format_table, write_davis_csvs, write_results_json
 from .tracker import Tracker, TrackerConfig
 
@@ -95,7 +95,8 @@ def load_tracker_model(checkpoint: str | os.PathLike | None, model_name: str | N
     raise ValueError("give a checkpoint (or a model name for an untrained smoke run)")
 
 
-def evaluate_tracker(model: torch.nn.Module | str | os.PathLike | None, davis_root: str | os.PathLike | None = None,
+def evaluate_tracker(model: torch.nn.Module | Engine | str | os.PathLike | None,
+                     davis_root: str | os.PathLike | None = None,
                      out: str | os.PathLike = "runs/eval", split: str = "val",
                      sequences: Sequence[str] | None = None, baselines: Sequence[str] = (), mode: str = "search",
                      device: str | torch.device = "auto", cfg: TrackerConfig | None = None,
@@ -123,7 +124,7 @@ def evaluate_tracker(model: torch.nn.Module | str | os.PathLike | None, davis_ro
     methods: list[str] = []
     net = None
     if model is not None:
-        net = model if isinstance(model, torch.nn.Module) else load_tracker_model(model, None, dev)
+        net = model if isinstance(model, (torch.nn.Module, Engine)) else load_tracker_model(model, None, dev)
         net = make_engine(net, engine, dev)  # once: every sequence's Tracker shares it
         methods.append(MODEL_METHODS[mode])
     methods += list(baselines)
