@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m siampolar_lib.demo --out runs/demo
+	$(PY) -m siampolar_lib.demo --out runs/demo --overwrite
 
 # Tests never download: SIAMPOLAR_OFFLINE=1 keeps torchvision weights to the local cache.
 test: export SIAMPOLAR_OFFLINE = 1

@@ -5,18 +5,22 @@
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
+from siampolar_lib.cli import (ArgumentParser, UserError, check_output_folder, clean_stale_temps,
+                               cli_main, output_lock)
 from siampolar_lib.data.coco import davis_to_coco, verify_coco
-from siampolar_lib.data.davis import DavisError
+from siampolar_lib.data.davis import folder_sequences
 from siampolar_lib.paths import REPO_ROOT, davis_root
 
+STALE_TEMPS = (".*.tmp*", ".*.json.*")  # what a killed conversion leaves: atomic_write temps (older: .NAME.json.XXXX)
 
+
+@cli_main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="davis2coco.py", description=__doc__.splitlines()[0])
     p.add_argument("--davis-root", type=Path, default=None,
                    help="DAVIS folder (default: $SIAMPOLAR_DAVIS_ROOT, else data/DAVIS)")
     p.add_argument("--year", type=int, choices=(2016, 2017), default=2016,
@@ -26,19 +30,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     p.add_argument("--verify", action="store_true", help="decode every annotation and compare with its mask")
     a = p.parse_args(argv)
+    if a.workers < 1:
+        raise UserError(f"--workers {a.workers}: give at least 1")
     root = davis_root(a.davis_root)
+    folder_sequences(root)  # a DAVIS root? (checked before anything is written)
     out = a.out if a.out is not None else REPO_ROOT / "data" / "coco" / root.resolve().name
+    check_output_folder(out)
+    if out.resolve() == root.resolve() or root.resolve() in out.resolve().parents:
+        raise UserError(f"{out}: --out is inside the DAVIS folder {root}; the converter never writes there")
     t0 = time.perf_counter()
-    try:
+    with output_lock(out):
+        clean_stale_temps(out, STALE_TEMPS)
         written = davis_to_coco(root, year=a.year, out_dir=out, polygons=a.polygons, workers=a.workers)
-        for split, path in written.items():
-            msg = f"{split}: {path}"
-            if a.verify:
-                msg += f" (verified {verify_coco(path, root, a.year)} frames pixel for pixel)"
-            print(msg)
-    except DavisError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    for split, path in written.items():
+        msg = f"{split}: {path}"
+        if a.verify:
+            msg += f" (verified {verify_coco(path, root, a.year)} frames pixel for pixel)"
+        print(msg)
     print(f"done in {time.perf_counter() - t0:.1f} s")
     return 0
 

@@ -11,34 +11,45 @@ Prints the file's size and sha256. Every file is written to a temporary name and
 """
 from __future__ import annotations
 
-import argparse
-import hashlib
 import sys
 from pathlib import Path
 
 from siampolar_lib.checkpoint import CheckpointError, export_weights, load_checkpoint
+from siampolar_lib.cli import ArgumentParser, UserError, check_output_file, cli_main, sha256
 from siampolar_lib.trainlog import concat_logs, read_log, save_loss_curve, write_log
 
 
-def sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def run_log(ckpt: dict, ckpt_path: Path, log_path: Path) -> list[dict]:
+    """A run's log rows, steps 1..its checkpoint's step: from the checkpoint when it holds them, else the CSV.
+
+    A CSV that does not end at the checkpoint's step (a run killed between the two writes, before the log
+    moved into the checkpoint) is a CheckpointError: the export would label the weights with the wrong step.
+    """
+    step = int(ckpt["step"])
+    rows = [dict(r) for r in ckpt["log"]] if "log" in ckpt else read_log(log_path)
+    steps = [r["step"] for r in rows]
+    if steps != list(range(1, step + 1)):
+        last = steps[-1] if steps else 0
+        raise CheckpointError(f"{log_path}: the log holds steps up to {last} ({len(steps)} rows) but {ckpt_path} "
+                              f"is at step {step}; resume the run once (`--resume`) to rebuild the log")
+    return rows
 
 
 def export_runs(runs: list[Path], out: Path) -> dict:
     """Export runs[-1]/last.pt to out with the concatenated log and curve; returns what was written."""
+    check_export_outputs(runs, out)
     phases, logs = [], []
     for run in runs:
         ckpt_path, log_path = run / "last.pt", run / "train_log.csv"
-        for need in (ckpt_path, log_path):
-            if not need.is_file():
-                raise FileNotFoundError(f"{need}: missing (each --runs folder needs last.pt and train_log.csv)")
-        meta = load_checkpoint(ckpt_path).get("meta") or {}
-        rows = read_log(log_path)
+        if not run.is_dir():
+            raise FileNotFoundError(f"{run}: no such run folder (each --runs folder needs last.pt and train_log.csv)")
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"{ckpt_path}: missing (each --runs folder needs last.pt and train_log.csv)")
+        ckpt = load_checkpoint(ckpt_path)
+        if "log" not in ckpt and not log_path.is_file():
+            raise FileNotFoundError(f"{log_path}: missing (each --runs folder needs last.pt and train_log.csv)")
+        meta = ckpt.get("meta") or {}
+        rows = run_log(ckpt, ckpt_path, log_path)
         phases.append({"run": str(run), "steps": len(rows), "train_config": meta.get("train_config", {})})
         logs.append(rows)
     rows = concat_logs(logs)
@@ -52,16 +63,25 @@ def export_runs(runs: list[Path], out: Path) -> dict:
             "phases": [(p["run"], p["steps"]) for p in phases]}
 
 
+def check_export_outputs(runs: list[Path], out: Path) -> None:
+    """Validate --out before anything is read: a .pt file path (not a folder), and never one of the inputs."""
+    check_output_file(out)
+    if out.suffix != ".pt":
+        raise UserError(f"{out}: --out must be a .pt file name")
+    sources = {(r / name).resolve() for r in runs for name in ("last.pt", "train_log.csv", "loss_curve.png")}
+    for path in (out, out.with_name(out.stem + "_train_log.csv"), out.with_name(out.stem + "_loss_curve.png")):
+        check_output_file(path)
+        if path.resolve() in sources:
+            raise UserError(f"{path}: the export would overwrite one of its --runs inputs; choose another --out")
+
+
+@cli_main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="export_checkpoint.py", description=__doc__.splitlines()[0])
     p.add_argument("--runs", nargs="+", required=True, type=Path, help="run folders, in training order")
     p.add_argument("--out", required=True, type=Path, help="the model-only checkpoint to write (.pt)")
     a = p.parse_args(argv)
-    try:
-        done = export_runs(a.runs, a.out)
-    except (FileNotFoundError, CheckpointError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    done = export_runs(a.runs, a.out)
     for run, steps in done["phases"]:
         print(f"{run}: {steps} steps")
     size = done["checkpoint"].stat().st_size / 2**20

@@ -8,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from siampolar_lib.cli import ArgumentParser, UserError, check_output_folder, cli_main
 from siampolar_lib.data.synthetic import make_synthetic_davis
 
 
@@ -20,18 +21,20 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="make_synthetic_davis.py", description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, type=Path, help="folder to create (must not exist or be empty)")
     p.add_argument("--sequences", type=int, default=8, help="number of sequences (default 8)")
     p.add_argument("--frames", type=int, default=24, help="frames per sequence (default 24)")
     p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same bytes")
     p.add_argument("--size", type=parse_size, default=(854, 480), help="WIDTHxHEIGHT (default 854x480)")
     a = p.parse_args(argv)
-    try:
-        out = make_synthetic_davis(a.out, a.sequences, a.frames, a.seed, a.size)
-    except (FileExistsError, ValueError) as e:
-        p.error(str(e))
+    check_output_folder(a.out)
+    if a.sequences < 1 or a.frames < 3:
+        raise UserError(f"--sequences {a.sequences} --frames {a.frames}: need at least 1 sequence of 3 frames "
+                        "(the DAVIS protocol scores neither the first nor the last frame)")
+    out = make_synthetic_davis(a.out, a.sequences, a.frames, a.seed, a.size)
     print(f"wrote {a.sequences} sequences x {a.frames} frames ({a.size[0]}x{a.size[1]}) to {out}")
     return 0
 

@@ -8,9 +8,9 @@ Prints a table (rows: number of rays, columns: centre choice) and optionally wri
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
+import sys
 import time
 from multiprocessing import Pool
 from pathlib import Path
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from siampolar_lib.cli import ArgumentParser, UserError, check_output_file, cli_main
 from siampolar_lib.geometry.polar import polar_fit_iou
 from siampolar_lib.io import read_mask_png, write_text
 from siampolar_lib.paths import davis_root
@@ -27,12 +28,12 @@ def annotation_files(root: Path, every: int = 1) -> list[Path]:
     """Every `every`-th annotation PNG of the sequences in ImageSets/2016/val.txt (or all folders)."""
     ann = root / "Annotations" / "480p"
     if not ann.is_dir():
-        raise SystemExit(f"{ann}: no Annotations/480p folder (is --davis-root a DAVIS folder?)")
+        raise UserError(f"{ann}: no Annotations/480p folder (is --davis-root a DAVIS folder?)")
     listing = root / "ImageSets" / "2016" / "val.txt"
     seqs = listing.read_text().split() if listing.is_file() else sorted(p.name for p in ann.iterdir() if p.is_dir())
     files = [f for s in seqs for f in sorted((ann / s).glob("*.png"))[::every]]
     if not files:
-        raise SystemExit(f"{ann}: no annotation PNGs found")
+        raise UserError(f"{ann}: no annotation PNGs found")
     return files
 
 
@@ -57,8 +58,17 @@ def upper_bound(files: list[Path], rays: list[int], centres: list[str], method: 
             "masks": len(files)}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_list(text: str, option: str, kind=str) -> list:
+    """'a,b,c' -> [a, b, c] converted by kind; UserError naming the option otherwise."""
+    try:
+        return [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{option} {text!r}: expected a comma-separated list of {kind.__name__}") from None
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    ap = ArgumentParser(prog="polar_upper_bound.py", description=__doc__.splitlines()[0])
     ap.add_argument("--davis-root", default=None, help="DAVIS folder (default: $SIAMPOLAR_DAVIS_ROOT or data/DAVIS)")
     ap.add_argument("--rays", default="8,12,18,24,36,72", help="comma-separated ray counts")
     ap.add_argument("--centres", default="mass,box,best", help="comma-separated: mass, box, best")
@@ -66,12 +76,18 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=1, help="use every k-th frame (1 = all)")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--json", default=None, help="write the results here (temp file, then rename)")
-    a = ap.parse_args()
-    rays = [int(r) for r in a.rays.split(",")]
-    centres = a.centres.split(",")
+    a = ap.parse_args(argv)
+    rays = parse_list(a.rays, "--rays", int)
+    centres = parse_list(a.centres, "--centres")
     bad = [c for c in centres if c not in ("mass", "box", "best")]
-    if bad or any(r < 3 for r in rays):
-        raise SystemExit(f"bad --centres {bad} or --rays {rays} (need mass/box/best and >= 3 rays)")
+    if bad or not centres:
+        raise UserError(f"--centres {a.centres!r}: choose from mass, box, best")
+    if not rays or any(r < 3 for r in rays):
+        raise UserError(f"--rays {a.rays!r}: every ray count must be at least 3")
+    if a.every < 1 or a.workers < 1:
+        raise UserError("--every and --workers must be at least 1")
+    if a.json:  # checked before the work, not after it
+        check_output_file(a.json, "--json")
     files = annotation_files(davis_root(a.davis_root), a.every)
     t0 = time.perf_counter()
     res = upper_bound(files, rays, centres, a.method, a.workers)
@@ -83,7 +99,8 @@ def main() -> None:
         print(f"{n:>4} " + "".join(f"{res['rays'][str(n)][c]:8.3f}" for c in centres))
     if a.json:
         write_text(a.json, json.dumps(res, indent=1))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

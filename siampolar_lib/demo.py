@@ -8,20 +8,22 @@ and writes under OUT: `results.json` (the model), `<method>/...` (masks and per-
 """
 from __future__ import annotations
 
-import argparse
 import os
-import sys
+import shutil
 from pathlib import Path
 
 import cv2
 import torch
 
-from .checkpoint import CheckpointError, load_model
-from .data.davis import DavisError, first_box, list_sequences, load_sequence, read_frame
+from .cli import (ArgumentParser, UserError, check_min_frames, clean_stale_temps, cli_main, fresh_folder_beside,
+                  output_lock, swap_in)
+from .checkpoint import load_model
+from .data.davis import first_box, list_sequences, load_sequence, read_frame
 from .data.synthetic import make_synthetic_davis
 from .device import describe_device, pick_device, seed_everything
+from .baselines import NAMES as BASELINE_NAMES
 from .engine import DEFAULT_ENGINE, ENGINES, make_engine
-from .evaluate import MODEL_METHODS, evaluate_tracker
+from .evaluate import MODEL_METHODS, check_eval_output, evaluate_into
 from .io import write_text
 from .paths import SHIPPED_CHECKPOINT, davis_available, davis_root, default_checkpoint  # noqa: F401
 from .results import format_table
@@ -69,50 +71,70 @@ def sequence_gif(path: str | os.PathLike, model, root: str | os.PathLike, name: 
 def run_demo(out: str | os.PathLike = "runs/demo", checkpoint: str | os.PathLike | None = None,
              sequences: list[str] | int | None = None, max_frames: int | None = None,
              baselines=DEMO_BASELINES, device: str = "auto", progress: bool = True,
-             engine: str = DEFAULT_ENGINE) -> dict:
+             overwrite: bool | None = None, engine: str = DEFAULT_ENGINE) -> dict:
     """Evaluate the shipped model and the baselines on the demo data; write results and a GIF under `out`.
 
-    sequences: names, or an int N for the first N of the default list (held-out fold or synthetic val).
-    engine: "onnxruntime" (exported once, cached; torch when it cannot) or "torch".
+    sequences: names, or an int N >= 1 for the first N of the default list (held-out fold or synthetic val).
+    max_frames: at least 3 (the DAVIS protocol scores neither the first nor the last frame). The demo owns
+    `out` like `evaluate.evaluate_tracker` (see `check_eval_output` for overwrite): written into a fresh
+    folder and swapped in when done. engine: "onnxruntime" (exported once, cached; torch when it cannot) or
+    "torch".
     Returns {"data": "real"|"synthetic", "sequences": [...], "methods": evaluate_tracker's dict, "gif": path}.
     """
-    out = Path(out)
+    # Every argument is checked before any work.
+    if isinstance(sequences, int) and sequences < 1:
+        raise UserError(f"--sequences {sequences}: give at least 1 sequence (a number N >= 1, or names)")
+    check_min_frames(max_frames)
+    out = check_eval_output(out, overwrite)
     seed_everything(0)
     torch.set_num_threads(min(2, torch.get_num_threads()))
     ckpt = Path(checkpoint) if checkpoint is not None else default_checkpoint()
     dev = pick_device(device)
     model = load_model(ckpt, device=dev)  # a bad checkpoint fails here, before any work
     model = make_engine(model, engine, dev)  # one export (or cache hit) for the evaluation and the GIF
-    root, names, real = demo_data(out)
-    if isinstance(sequences, int):
-        names = names[:sequences]
-    elif sequences:
-        names = list(sequences)
-    print(f"SiamPolar demo: checkpoint {ckpt.name}, {'real DAVIS held-out fold' if real else 'synthetic DAVIS'} "
-          f"({len(names)} sequence{'s' * (len(names) != 1)}: {', '.join(names)}), device {describe_device(dev)}, "
-          f"engine {model.name}")
-    methods = evaluate_tracker(model, root, out, sequences=names, baselines=list(baselines), device=dev,
-                               max_frames=max_frames, progress=progress, verbose=False)
-    table = format_table({m: r["summary"] for m, r in methods.items()},
-                         columns=("JF_M", "J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "fps"))
-    print("\nJ&F on", "the held-out fold" if real else "synthetic val", "(percent; fps = frames/s):")
-    print(table)
-    write_text(out / "summary.txt", table + "\n")
-    gif = sequence_gif(out / f"{names[0]}.gif", model, root, names[0], max_frames=max_frames, device=dev)
+    with output_lock(out):
+        clean_stale_temps(Path(os.path.abspath(out)).parent, [f".{out.name}.partial-*", f".{out.name}.old-*"])
+        staging = fresh_folder_beside(out)
+        try:
+            root, names, real = demo_data(staging)
+            if isinstance(sequences, int):
+                names = names[:sequences]
+            elif sequences:
+                names = list(sequences)
+            data = "real DAVIS held-out fold" if real else "synthetic DAVIS"
+            print(f"SiamPolar demo: checkpoint {ckpt.name}, {data} ({len(names)} sequence{'s' * (len(names) != 1)}: "
+                  f"{', '.join(names)}), device {describe_device(dev)}, engine {model.name}")
+            methods = evaluate_into(model, root, staging, sequences=names, baselines=list(baselines), device=dev,
+                                    max_frames=max_frames, progress=progress, verbose=False, checkpoint=ckpt)
+            table = format_table({m: r["summary"] for m, r in methods.items()},
+                                 columns=("JF_M", "J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "fps"))
+            print("\nJ&F on", "the held-out fold" if real else "synthetic val", "(percent; fps = frames/s):")
+            print(table)
+            write_text(staging / "summary.txt", table + "\n")
+            sequence_gif(staging / f"{names[0]}.gif", model, root, names[0], max_frames=max_frames, device=dev)
+            swap_in(staging, out)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+    if not real:  # the synthetic set now lives under out
+        root = out / "synthetic_davis"
+    gif = out / f"{names[0]}.gif"
     model_method = MODEL_METHODS["search"]
     jf = methods[model_method]["summary"]["JF_M"]
     print(f"\n{model_method} J&F mean {100 * jf:.1f}; wrote {out}/results.json, {out}/summary.txt, {gif}")
     return {"data": "real" if real else "synthetic", "sequences": names, "methods": methods, "gif": gif}
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (2 for bad input, with a one-line message)."""
-    ap = argparse.ArgumentParser(prog="python -m siampolar_lib.demo", description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    ap = ArgumentParser(prog="python -m siampolar_lib.demo", description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="runs/demo", help="output folder (default runs/demo; new or empty)")
+    ap.add_argument("--overwrite", action="store_true", help="replace a non-empty --out (as a whole, when done)")
     ap.add_argument("--checkpoint", default=None, help="default: the shipped checkpoints/siampolar_lite0.pt")
     ap.add_argument("--sequences", default=None,
-                    help="comma-separated names, or a number N for the first N (default: the held-out fold)")
-    ap.add_argument("--max-frames", type=int, default=None, help="keep only the first N frames of each sequence")
+                    help="comma-separated names, or a number N >= 1 for the first N (default: the held-out fold)")
+    ap.add_argument("--max-frames", type=int, default=None, help="keep only the first N >= 3 frames of each sequence")
     ap.add_argument("--baselines", default=",".join(DEMO_BASELINES), help="comma-separated; '' for none")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     ap.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
@@ -120,14 +142,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
     args = ap.parse_args(argv)
     seqs: list[str] | int | None = None
-    if args.sequences:
-        seqs = int(args.sequences) if args.sequences.isdigit() else [s for s in args.sequences.split(",") if s]
-    try:
-        run_demo(args.out, args.checkpoint, seqs, args.max_frames, [b for b in args.baselines.split(",") if b],
-                 args.device, progress=not args.no_progress, engine=args.engine)
-    except (CheckpointError, DavisError, FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.sequences is not None:
+        text = args.sequences.strip()
+        seqs = int(text) if text.lstrip("-").isdigit() else [s for s in text.split(",") if s]
+        if seqs == []:
+            raise UserError("--sequences is empty: give names or a number N >= 1")
+    baselines = [b for b in args.baselines.split(",") if b]
+    unknown = [b for b in baselines if b not in BASELINE_NAMES]
+    if unknown:
+        raise UserError(f"--baselines: unknown baseline(s) {', '.join(unknown)}; "
+                        f"choose from {', '.join(BASELINE_NAMES)}")
+    run_demo(args.out, args.checkpoint, seqs, args.max_frames, baselines, args.device,
+             progress=not args.no_progress, overwrite=args.overwrite, engine=args.engine)
     return 0
 
 

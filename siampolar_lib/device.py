@@ -8,6 +8,10 @@ import numpy as np
 import torch
 
 
+class DeviceUnavailable(RuntimeError):
+    """A device was named (--device cuda/mps) that this machine does not have."""
+
+
 def pick_device(prefer: str = "auto") -> torch.device:
     """Return the device to use: CUDA, then MPS, then CPU for "auto"; else the named one.
 
@@ -22,11 +26,12 @@ def pick_device(prefer: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if prefer == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was requested but torch.cuda.is_available() is False")
+        raise DeviceUnavailable("--device cuda: CUDA is not available here (torch.cuda.is_available() is False); "
+                                "use --device cpu or auto")
     if prefer == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise RuntimeError("device 'mps' was requested but torch.backends.mps.is_available() is False")
+            raise DeviceUnavailable("--device mps: MPS is not available here; use --device cpu or auto")
     if prefer not in {"cpu", "cuda", "mps"} and not prefer.startswith("cuda:"):
         raise ValueError(f"unknown device {prefer!r}: use auto, cpu, cuda or mps")
     return torch.device(prefer)

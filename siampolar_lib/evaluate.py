@@ -15,9 +15,9 @@ the tracker synchronises the device before its clock stops); the overall fps is 
 """
 from __future__ import annotations
 
-import argparse
+import json
 import os
-import sys
+import shutil
 import time
 from pathlib import Path
 from typing import Sequence
@@ -28,8 +28,11 @@ from tqdm.auto import tqdm
 
 from .baselines import NAMES as BASELINE_NAMES
 from .baselines import make_baseline
-from .checkpoint import CheckpointError, load_model
+from .checkpoint import load_model
+from .cli import (ArgumentParser, UserError, check_min_frames, check_output_folder, clean_stale_temps, cli_main,
+                  fresh_folder_beside, is_empty_folder, output_lock, package_version, sha256, swap_in)
 from .data.davis import DavisError, first_nonempty, list_sequences, load_sequence, read_frame, sequence_masks
+from .io import write_text
 from .device import describe_device, pick_device
 from .geometry.boxes import mask_to_box
 from .models.siampolar import build_model
@@ -40,6 +43,7 @@ from .results import format_table, write_davis_csvs, write_results_json
 from .tracker import Tracker, TrackerConfig
 
 MODEL_METHODS = {"search": "siampolar", "full_frame": "siampolar_full_frame"}
+RUN_FILE = "run.json"  # what produced an evaluation folder (see run_record)
 
 
 def run_sequence(tracker, frame_paths: Sequence[Path], gt_masks: np.ndarray, progress: bool = False,
@@ -95,21 +99,74 @@ def load_tracker_model(checkpoint: str | os.PathLike | None, model_name: str | N
     raise ValueError("give a checkpoint (or a model name for an untrained smoke run)")
 
 
+def check_eval_output(out: str | os.PathLike, overwrite: bool | None) -> Path:
+    """Validate an evaluation's --out before any work: a folder, not a file, and not someone else's data.
+
+    overwrite False (the CLI's default): refuse any non-empty folder; None (the library's): refuse one that is
+    not an earlier evaluation (no run.json); True: replace whatever is there (as a whole, at the end).
+    """
+    out = check_output_folder(out)
+    if is_empty_folder(out) or overwrite is True:
+        return out
+    if overwrite is None and (out / RUN_FILE).is_file():
+        return out
+    raise UserError(f"{out}: the output folder is not empty (an earlier run?); results of two runs must not mix: "
+                    "pass --overwrite to replace it, or choose another --out")
+
+
+def run_record(model, checkpoint: str | os.PathLike | None, methods: Sequence[str], mode: str, names: Sequence[str],
+               frames: dict[str, int], max_frames: int | None, split: str, root: Path) -> dict:
+    """What produced an evaluation (written to run.json and results.json): methods, mode, checkpoint + sha256, data."""
+    rec = {"tool": "siampolar_lib.evaluate", "version": package_version(), "methods": list(methods), "mode": mode,
+           "checkpoint": None, "checkpoint_sha256": None, "model": None, "davis_root": str(root), "split": split,
+           "sequences": list(names), "frames": dict(frames), "max_frames": max_frames}
+    if checkpoint is not None:
+        rec["checkpoint"], rec["checkpoint_sha256"] = str(checkpoint), sha256(checkpoint)
+    if model is not None:
+        rec["model"] = getattr(getattr(model, "config", None), "name", type(model).__name__)
+    return rec
+
+
 def evaluate_tracker(model: torch.nn.Module | Engine | str | os.PathLike | None,
                      davis_root: str | os.PathLike | None = None,
                      out: str | os.PathLike = "runs/eval", split: str = "val",
                      sequences: Sequence[str] | None = None, baselines: Sequence[str] = (), mode: str = "search",
                      device: str | torch.device = "auto", cfg: TrackerConfig | None = None,
                      max_frames: int | None = None, progress: bool = True, verbose: bool = True,
+                     overwrite: bool | None = None, checkpoint: str | os.PathLike | None = None,
                      engine: str = "torch") -> dict:
     """Track and score DAVIS sequences with a model (an nn.Module or a checkpoint path) and baselines.
 
-    model None runs only the baselines. max_frames keeps the first N frames of each sequence (smoke runs).
+    model None runs only the baselines. max_frames keeps the first N >= 3 frames of each sequence (smoke runs).
     engine: "torch" or "onnxruntime" for the model (engine.make_engine: exported once, torch on failure).
     Returns {method: {"summary": {J_M.., JF_M, fps}, "sequences": {seq: {J_M.., fps, lost, J, F}}}} and
     writes PNGs and results.json files under `out` (see the module docstring); prints one table per method
-    when verbose.
+    when verbose. The run owns `out`: it is written into a fresh folder beside it and swapped in when done
+    (never two runs mixed; a concurrent run into the same `out` is refused); see `check_eval_output` for
+    `overwrite`. `checkpoint` names the file an nn.Module came from, for the record.
     """
+    out = check_eval_output(out, overwrite)
+    check_min_frames(max_frames)
+    with output_lock(out):
+        clean_stale_temps(Path(os.path.abspath(out)).parent, [f".{out.name}.partial-*", f".{out.name}.old-*"])
+        staging = fresh_folder_beside(out)
+        try:
+            results = evaluate_into(model, davis_root, staging, split, sequences, baselines, mode, device, cfg,
+                                    max_frames, progress, verbose, checkpoint, engine)
+            swap_in(staging, out)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+    return results
+
+
+def evaluate_into(model: torch.nn.Module | Engine | str | os.PathLike | None, davis_root: str | os.PathLike | None,
+                  out: Path, split: str = "val", sequences: Sequence[str] | None = None, baselines: Sequence[str] = (),
+                  mode: str = "search", device: str | torch.device = "auto", cfg: TrackerConfig | None = None,
+                  max_frames: int | None = None, progress: bool = True, verbose: bool = True,
+                  checkpoint: str | os.PathLike | None = None, engine: str = "torch") -> dict:
+    """`evaluate_tracker` writing straight into the folder `out` (no ownership checks, lock or swap)."""
+    check_min_frames(max_frames)
     root = resolve_root(davis_root)
     out = Path(out)
     dev = device if isinstance(device, torch.device) else pick_device(device)
@@ -124,6 +181,8 @@ def evaluate_tracker(model: torch.nn.Module | Engine | str | os.PathLike | None,
     methods: list[str] = []
     net = None
     if model is not None:
+        if not isinstance(model, (torch.nn.Module, Engine)):
+            checkpoint = model
         net = model if isinstance(model, (torch.nn.Module, Engine)) else load_tracker_model(model, None, dev)
         net = make_engine(net, engine, dev)  # once: every sequence's Tracker shares it
         methods.append(MODEL_METHODS[mode])
@@ -133,10 +192,17 @@ def evaluate_tracker(model: torch.nn.Module | Engine | str | os.PathLike | None,
     tcfg = cfg if cfg is not None else TrackerConfig(mode=mode)
     if tcfg.mode != mode:
         raise ValueError(f"cfg.mode {tcfg.mode!r} disagrees with mode {mode!r}")
+    seqs = {name: load_sequence(root, name) for name in names}  # every sequence checked before any tracking
+    short = [f"{n} ({len(s.frame_paths)})" for n, s in seqs.items() if len(s.frame_paths) < 3]
+    if short:
+        raise DavisError(root, f"sequences with fewer than 3 frames have no frame the DAVIS protocol scores "
+                               f"(it skips the first and the last): {', '.join(short)}")
 
     rows: dict[str, dict[str, dict]] = {m: {} for m in methods}
+    frames: dict[str, int] = {}
     for name in tqdm(names, desc="sequences", disable=not progress, unit="seq"):
         frame_paths, gt = load_eval_sequence(root, name, max_frames)
+        frames[name] = len(frame_paths)
         t0 = first_nonempty(gt) or 0  # first annotated frame (run_sequence refuses an all-empty sequence)
         for method in methods:
             if method in MODEL_METHODS.values():
@@ -147,56 +213,62 @@ def evaluate_tracker(model: torch.nn.Module | Engine | str | os.PathLike | None,
             for t, p in enumerate(frame_paths):
                 write_mask_png(out / method / name / (Path(p).stem + ".png"), preds[t])
 
+    record = run_record(net, checkpoint, methods, mode, names, frames, max_frames, split, root)
     results = {}
     for method in methods:
         summary = mean_over_sequences(rows[method])
         summary["fps"] = float(np.mean([r["fps"] for r in rows[method].values()]))
         results[method] = {"summary": summary, "sequences": rows[method]}
-        write_results_json(out / method / "results.json", summary, rows[method])
+        write_results_json(out / method / "results.json", summary, rows[method], run={**record, "method": method})
         write_davis_csvs(out / method, rows[method], split)
         if method in MODEL_METHODS.values():
-            write_results_json(out / "results.json", summary, rows[method])
+            write_results_json(out / "results.json", summary, rows[method], run={**record, "method": method})
             write_davis_csvs(out, rows[method], split)
         if verbose:
             print(f"\n== {method} ({describe_device(dev) if method in MODEL_METHODS.values() else 'cpu'}) ==")
             print(format_table({**rows[method], "overall": summary}))
+    write_text(out / RUN_FILE, json.dumps(record, indent=2) + "\n")
     return results
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (2 for bad input, with a one-line message)."""
-    ap = argparse.ArgumentParser(prog="python -m siampolar_lib.evaluate", description=__doc__.splitlines()[0])
+    ap = ArgumentParser(prog="python -m siampolar_lib.evaluate", description=__doc__.splitlines()[0])
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", help="a SiamPolar checkpoint (.pt)")
     src.add_argument("--model", help="an untrained build_model(NAME) instead of a checkpoint (smoke runs only)")
     ap.add_argument("--davis-root", default=None, help="DAVIS folder (default: $SIAMPOLAR_DAVIS_ROOT or data/DAVIS)")
     ap.add_argument("--split", default="val", help="ImageSets split to evaluate (default val)")
     ap.add_argument("--sequences", default=None, help="comma-separated sequence names (default: the whole split)")
-    ap.add_argument("--out", required=True, help="output folder for PNGs and results.json")
+    ap.add_argument("--out", required=True, help="output folder for PNGs and results.json (new or empty)")
+    ap.add_argument("--overwrite", action="store_true", help="replace a non-empty --out (as a whole, when done)")
     ap.add_argument("--baselines", default="", help=f"comma-separated, from {','.join(BASELINE_NAMES)}")
     ap.add_argument("--mode", default="search", choices=sorted(MODEL_METHODS), help="tracker mode")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     ap.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
                     help=f"network runtime for the model (default {DEFAULT_ENGINE}; torch is the fallback)")
-    ap.add_argument("--max-frames", type=int, default=None, help="keep only the first N frames of each sequence")
+    ap.add_argument("--max-frames", type=int, default=None, help="keep only the first N >= 3 frames of each sequence")
     ap.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
     args = ap.parse_args(argv)
     baselines = [b for b in args.baselines.split(",") if b]
     seqs = [s for s in args.sequences.split(",") if s] if args.sequences else None
-    errors = (DavisError, ValueError, RuntimeError, FileNotFoundError, CheckpointError)
-    try:
-        dev = pick_device(args.device)
-        model = None
-        if args.checkpoint or args.model:
-            model = load_tracker_model(args.checkpoint, args.model, dev)
-        if model is None and not baselines:
-            raise ValueError("give --checkpoint (or --model) and/or --baselines")
-        evaluate_tracker(model, args.davis_root, args.out, split=args.split, sequences=seqs, baselines=baselines,
-                         mode=args.mode, device=dev, max_frames=args.max_frames, progress=not args.no_progress,
-                         engine=args.engine)
-    except errors as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    # Every argument is checked before the model is loaded or a frame is read.
+    check_min_frames(args.max_frames)
+    unknown = [b for b in baselines if b not in BASELINE_NAMES]
+    if unknown:
+        raise UserError(f"--baselines: unknown baseline(s) {', '.join(unknown)}; "
+                        f"choose from {', '.join(BASELINE_NAMES)}")
+    if not (args.checkpoint or args.model or baselines):
+        raise UserError("nothing to evaluate: give --checkpoint (or --model) and/or --baselines")
+    check_eval_output(args.out, args.overwrite)
+    dev = pick_device(args.device)
+    model = None
+    if args.checkpoint or args.model:
+        model = load_tracker_model(args.checkpoint, args.model, dev)
+    evaluate_tracker(model, args.davis_root, args.out, split=args.split, sequences=seqs, baselines=baselines,
+                     mode=args.mode, device=dev, max_frames=args.max_frames, progress=not args.no_progress,
+                     overwrite=args.overwrite, checkpoint=args.checkpoint, engine=args.engine)
     print(f"\nwrote {args.out}/<method>/<sequence>/*.png, results.json and global_results-{args.split}.csv")
     return 0
 

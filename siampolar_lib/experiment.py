@@ -57,6 +57,7 @@ class TrainConfig:
     workers: int = 0  # DataLoader worker processes
     device: str = "auto"  # auto (CUDA, MPS, CPU), cpu, cuda, mps
     resume: bool = False  # continue from out/last.pt
+    overwrite: bool = False  # start afresh in an `out` that holds a run (its files are replaced)
     seed: int = 0  # data order, augmentation and init all follow from it
     exclude_sequences: tuple[str, ...] = ()  # sequence names never used (e.g. the held-out fold)
     image_root: str | None = None  # image root for COCO jsons (default: inferred from the json)

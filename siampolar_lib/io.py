@@ -67,12 +67,12 @@ def read_mask_png(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"missing mask file: {path}")
+        raise FileNotFoundError(f"{path}: missing mask file")
     try:
         with Image.open(path) as im:
             arr = np.asarray(im)  # mode P gives palette indices, L gives grey values
-    except OSError as err:  # PIL's UnidentifiedImageError and truncated files
-        raise ValueError(f"{path}: not a readable mask image ({err})") from err
+    except (OSError, SyntaxError, ValueError) as err:  # PIL: unidentified, truncated or broken files
+        raise ValueError(f"{path}: not a readable mask image ({' '.join(str(err).split())})") from None
     if arr.ndim == 3:  # RGB(A) colour-coded objects: any colour channel set = foreground
         arr = arr[..., :3].any(axis=-1)
     return arr > 0

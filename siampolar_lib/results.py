@@ -1,7 +1,8 @@
 """Results reporting shared by the metrics and evaluation CLIs: a text table and the results.json writer.
 
 results.json schema (statistics as fractions 0..1, fps in frames per second or null):
-    {"J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "JF_M", "fps", "sequences": {seq: {same keys}}}
+    {"J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "JF_M", "fps", "sequences": {seq: {same keys}},
+     "run": {"method", "mode", "checkpoint", "checkpoint_sha256", "sequences", "frames", "version", ...}}
 """
 from __future__ import annotations
 
@@ -49,14 +50,21 @@ def _clean(value):
     return value if math.isfinite(value) else None
 
 
-def write_results_json(path: str | os.PathLike, summary: dict, sequences: dict[str, dict]) -> Path:
-    """Write results.json atomically (temp file + rename); only RESULT_KEYS are kept, missing ones -> null."""
+def write_results_json(path: str | os.PathLike, summary: dict, sequences: dict[str, dict],
+                       run: dict | None = None) -> Path:
+    """Write results.json atomically (temp file + rename); only RESULT_KEYS are kept, missing ones -> null.
+
+    run: what produced the results (method, mode, checkpoint and its sha256, sequences, frames, version),
+    stored under "run" (plain JSON types).
+    """
     path = Path(path)
     missing = [k for k in STAT_KEYS if k not in summary]
     if missing:
         raise ValueError(f"summary for {path} lacks {missing}")
     doc = {k: _clean(summary.get(k)) for k in RESULT_KEYS}
     doc["sequences"] = {s: {k: _clean(r.get(k)) for k in RESULT_KEYS} for s, r in sequences.items()}
+    if run is not None:
+        doc["run"] = run
     return write_text(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
 
 

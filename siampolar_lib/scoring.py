@@ -13,7 +13,6 @@ palette prediction scores its union, and the row keeps the sequence's name.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -22,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .cli import ArgumentParser, UserError, check_output_folder, cli_main, package_version
 from .io import read_label_png, read_mask_png, write_mask_png
 from .metrics import BOUND_TH, _sequence_row, f_measure, jaccard, mean_over_sequences
 from .results import STAT_KEYS, format_table, write_davis_csvs, write_results_json
@@ -54,7 +54,7 @@ def annotations_dir(gt: str | os.PathLike) -> Path:
     if (gt / "Annotations" / "480p").is_dir():
         return gt / "Annotations" / "480p"
     if not gt.is_dir():
-        raise FileNotFoundError(f"ground-truth folder not found: {gt}")
+        raise FileNotFoundError(f"{gt}: ground-truth folder not found")
     return gt
 
 
@@ -64,17 +64,21 @@ def evaluate_sequence_folder(gt_seq_dir: str | os.PathLike, pred_seq_dir: str | 
     gt_seq_dir, pred_seq_dir = Path(gt_seq_dir), Path(pred_seq_dir)
     names = sorted(p.name for p in gt_seq_dir.glob("*.png"))
     if not names:
-        raise FileNotFoundError(f"no ground-truth PNGs in {gt_seq_dir}")
+        raise FileNotFoundError(f"{gt_seq_dir}: no ground-truth PNGs")
+    if len(names) < 3:
+        raise ValueError(f"{gt_seq_dir}: {len(names)} ground-truth frame(s); the DAVIS protocol scores frames "
+                         "[1:-1], so a sequence needs at least 3")
     j = np.empty(len(names))
     f = np.empty(len(names))
     for i, name in enumerate(names):
         gt = read_mask_png(gt_seq_dir / name)
         pred_path = pred_seq_dir / name
         if not pred_path.is_file():
-            raise FileNotFoundError(f"missing prediction {pred_path} (ground truth has {gt_seq_dir / name})")
+            raise FileNotFoundError(f"{pred_path}: missing prediction (the ground truth has {gt_seq_dir / name})")
         pred = read_mask_png(pred_path)
         if pred.shape != gt.shape:
-            raise ValueError(f"size mismatch: prediction {pred_path} is {pred.shape[1]}x{pred.shape[0]}, "
+            raise ValueError(f"{pred_path}: size mismatch: prediction {pred_path.name} is "
+                             f"{pred.shape[1]}x{pred.shape[0]}, "
                              f"ground truth {gt_seq_dir / name} is {gt.shape[1]}x{gt.shape[0]}")
         j[i] = jaccard(pred, gt)
         f[i] = f_measure(pred, gt, bound_th)
@@ -141,7 +145,7 @@ def evaluate_folder(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike,
     """
     gt_root, pred_root = annotations_dir(gt_dir), Path(pred_dir)
     if not pred_root.is_dir():
-        raise FileNotFoundError(f"prediction folder not found: {pred_root}")
+        raise FileNotFoundError(f"{pred_root}: prediction folder not found")
     if sequences is None:
         sequences = sorted(p.name for p in gt_root.iterdir() if p.is_dir())
     sequences = list(sequences)
@@ -149,10 +153,10 @@ def evaluate_folder(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike,
         raise ValueError(f"no sequences to score in {gt_root}")
     missing_gt = [s for s in sequences if not (gt_root / s).is_dir()]
     if missing_gt:
-        raise FileNotFoundError(f"sequences not in {gt_root}: {missing_gt}")
+        raise FileNotFoundError(f"{gt_root}: no ground truth for the sequences {', '.join(missing_gt)}")
     missing = [s for s in sequences if not (pred_root / s).is_dir()]
     if missing:
-        raise FileNotFoundError(f"no prediction folder in {pred_root} for: {missing}")
+        raise FileNotFoundError(f"{pred_root}: no prediction folder for the sequences {', '.join(missing)}")
     jobs = [(s, str(gt_root), str(pred_root), bound_th) for s in sequences]
     n_proc = min(processes or os.cpu_count() or 1, len(jobs))
     if n_proc <= 1:
@@ -167,9 +171,12 @@ def evaluate_folder(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike,
 # ---------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     """Score a prediction folder, print the table, write results.json and the official CSVs (never into the GT)."""
-    ap = argparse.ArgumentParser(prog="python -m siampolar_lib.scoring", description=main.__doc__)
+    ap = ArgumentParser(prog="python -m siampolar_lib.scoring",
+                        description="Score a prediction folder, print the table, write results.json and the "
+                                    "official davis2017-evaluation CSVs.")
     ap.add_argument("--gt", required=True, help="DAVIS root or its Annotations/480p folder")
     ap.add_argument("--pred", required=True, help="predictions: <pred>/<sequence>/00000.png ...")
     ap.add_argument("--out", help="folder for results.json (default: the --pred folder)")
@@ -182,14 +189,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir = Path(args.out or args.pred).resolve()
     given = Path(args.gt).resolve()
     if any(out_dir == g or g in out_dir.parents for g in (gt_root, given)):
-        ap.error(f"--out {out_dir} is inside the ground-truth folder; choose another folder")
+        raise UserError(f"{out_dir}: --out is inside the ground-truth folder; choose another folder")
+    check_output_folder(out_dir)
+    if args.processes is not None and args.processes < 1:
+        raise UserError(f"--processes {args.processes}: give at least 1")
     seqs = [s.strip() for s in args.sequences.split(",") if s.strip()] if args.sequences else None
     res = evaluate_folder(gt_root, args.pred, seqs, args.processes)
     per_seq = {s: {k: r[k] for k in STAT_KEYS} for s, r in res["sequences"].items()}
     summary = {k: res[k] for k in STAT_KEYS}
     print(format_table({**per_seq, "mean over sequences": summary},
                        columns=("J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "JF_M")))
-    path = write_results_json(out_dir / "results.json", {**summary, "fps": None}, per_seq)
+    run = {"tool": "siampolar_lib.scoring", "version": package_version(), "gt": str(gt_root),
+           "pred": str(Path(args.pred).resolve()), "sequences": list(per_seq),
+           "frames": {s: len(r["J"]) for s, r in res["sequences"].items()}}
+    path = write_results_json(out_dir / "results.json", {**summary, "fps": None}, per_seq, run=run)
     g, p = write_davis_csvs(out_dir, res["sequences"], args.split)
     print(f"wrote {path}, {g.name} and {p.name}")
     return 0

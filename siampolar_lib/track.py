@@ -3,40 +3,42 @@
 OUT ending in .mp4 or .gif gets the overlaid video, and the masks go to a sibling folder `<stem>_masks/`;
 any other OUT is a folder that gets `overlay.mp4` and `masks/`. One mask PNG per frame (frame 0's mask is
 the given box, as the tracker starts from a box, not a mask): 0/255 for one `--box`; with several (`--box`
-repeated, `--box=-10,5,40,40` for a negative x) DAVIS-2017 palette PNGs, 0 background and k for the k-th
-box (overlaps go to the higher score), and an overlay with a colour per object. `--engine onnxruntime`
-(the default) runs the network in ONNX Runtime (exported once and cached, siampolar_lib.export_onnx);
-`--engine torch` in PyTorch.
+repeated) DAVIS-2017 palette PNGs, 0 background and k for the k-th box (overlaps go to the higher score), and
+an overlay with a colour per object. `--engine onnxruntime` (the default) runs the network in ONNX Runtime
+(exported once and cached, siampolar_lib.export_onnx); `--engine torch` in PyTorch.
 """
 from __future__ import annotations
 
-import argparse
 import os
-import sys
+import shutil
 from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import CheckpointError, load_model
-from .device import pick_device
+from .cli import (ArgumentParser, UserError, check_output_file, check_output_folder, clean_stale_temps, cli_main,
+                  fresh_folder_beside, is_empty_folder, join_negative_values, output_lock, swap_in)
 from .engine import DEFAULT_ENGINE, ENGINES
-from .geometry.boxes import validate_box
-from .multi import MultiTracker, label_map, track_objects, write_label_png
-from .video import VideoError, read_frames, video_fps, write_masks, write_video
-from .viz import render_objects
+from .geometry.boxes import check_box_size, validate_box
+from .multi import MultiTracker, label_map, write_label_png
+from .video import VideoSink, check_source, iter_frames, video_fps, write_png
 # Moved to siampolar_lib.video_tracking; re-exported here for older imports (deprecated).
 from .video_tracking import ScoreMapRecorder, box_result, render_results, track_frames  # noqa: F401
+from .viz import render_objects, render_track
 
 
 def parse_box(text: str) -> np.ndarray:
-    """'x,y,w,h' -> (4,) float box; ValueError naming the text when it is not four numbers."""
+    """'x,y,w,h' -> (4,) float box (x or y may be negative); ValueError naming the text otherwise."""
     parts = [p for p in text.replace(" ", "").split(",") if p]
     try:
         box = np.array([float(p) for p in parts])
     except ValueError:
-        raise ValueError(f"--box must be four numbers x,y,w,h, got {text!r}") from None
-    if box.size != 4:
-        raise ValueError(f"--box must be four numbers x,y,w,h, got {text!r}")
+        raise UserError(f"--box must be four numbers x,y,w,h, got {text!r}") from None
+    if box.size != 4 or not np.all(np.isfinite(box)):
+        raise UserError(f"--box must be four numbers x,y,w,h (all finite), got {text!r}")
+    try:
+        check_box_size(box, "--box")
+    except ValueError as err:
+        raise UserError(str(err)) from None
     return box
 
 
@@ -46,73 +48,147 @@ def output_paths(out: str | os.PathLike) -> tuple[Path, Path]:
     if out.suffix.lower() in (".mp4", ".gif"):
         return out, out.with_name(out.stem + "_masks")
     if out.suffix:
-        raise ValueError(f"--out {out}: use a .mp4 or .gif file, or a folder name without a suffix")
+        raise UserError(f"--out {out}: use a .mp4 or .gif file, or a folder name without a suffix")
     return out / "overlay.mp4", out / "masks"
+
+
+def _is_track_output(video_path: Path, masks_dir: Path) -> bool:
+    """True when what is there looks like an earlier track run: a mask folder of NNNNN.png files (+ the video)."""
+    if not masks_dir.is_dir():
+        return False
+    names = [p.name for p in masks_dir.iterdir()]
+    return all(len(n) == 9 and n[:5].isdigit() and n.endswith(".png") for n in names) and (
+        not video_path.exists() or video_path.is_file())
+
+
+def check_track_outputs(video: str | os.PathLike, out: str | os.PathLike,
+                        overwrite: bool | None = False) -> tuple[Path, Path]:
+    """Validate --out before any work: writable, not the input, and not an earlier run unless overwrite.
+
+    overwrite False (the CLI's default): refuse any existing output; None (the library's): replace an
+    earlier track run's output (see `_is_track_output`), refuse anything else; True: replace it.
+    """
+    video_path, masks_dir = output_paths(out)
+    src = Path(video).resolve()
+    if src in (video_path.resolve(), masks_dir.resolve(), Path(out).resolve()):
+        raise UserError(f"--out {out} would overwrite the input {video}")
+    own = False
+    if Path(out).suffix:
+        check_output_file(video_path)
+        check_output_folder(masks_dir, "the mask folder of --out")
+        taken = [p for p in (video_path, masks_dir) if p.exists() and not (p.is_dir() and is_empty_folder(p))]
+        own = _is_track_output(video_path, masks_dir)
+    else:
+        check_output_folder(out)
+        taken = [Path(out)] if not is_empty_folder(Path(out)) else []
+        own = bool(taken) and _is_track_output(video_path, masks_dir) and not (
+            {p.name for p in Path(out).iterdir()} - {video_path.name, masks_dir.name})
+    own = own and overwrite is None
+    if taken and not (overwrite or own):
+        raise UserError(f"{taken[0]}: already exists (an earlier run?); pass --overwrite to replace it, "
+                        "or choose another --out")
+    return video_path, masks_dir
 
 
 def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xywh, out: str | os.PathLike,
                 device: str = "auto", max_frames: int | None = None, progress: bool = True,
-                engine: str = DEFAULT_ENGINE) -> dict:
+                overwrite: bool | None = None, engine: str = DEFAULT_ENGINE) -> dict:
     """Track a video file or frame folder from first-frame boxes; write the overlay video and mask PNGs.
 
-    box_xywh: one box (4,) or several (N, 4), frame pixels (several: palette PNGs, see the module docstring).
-    engine: "onnxruntime" or "torch" (engine.make_engine; falls back to torch with a one-line message).
-    Returns a summary dict: frames, video (path), masks (folder), fps (tracker frames/s), lost (frames).
-    Errors: an unreadable video or empty folder (VideoError), a box outside the frame (ValueError), a bad
-    checkpoint (CheckpointError) -- each naming the file or box.
+    box_xywh: one box (4,) or "x,y,w,h", or several (N, 4): one object each, palette PNGs (module docstring);
+    the frame is decoded once and each object tracked with its own template. engine: "onnxruntime" or "torch"
+    (engine.make_engine; torch, with a one-line message, when the network cannot be exported).
+    Streams: frames are read one at a time and each frame's mask and overlay are written at once, so memory
+    does not grow with the video's length. Every argument (box, outputs, source, checkpoint) is checked
+    before the first frame is read. Outputs are written to temporary names and renamed when the last frame
+    is done, so a failed run leaves the previous outputs as they were and no temp behind. An existing
+    output is refused (overwrite False), replaced (True), or replaced only if an earlier track run wrote it
+    (None, the library's default; the CLI passes --overwrite).
+    Returns a summary dict: frames, objects, video (path), masks (folder), fps (tracker frames/s, all objects),
+    lost (object-frames), engine (its name).
+    Errors: UserError (box, --out, --max-frames), VideoError (an unreadable video or frame, naming it),
+    CheckpointError, DeviceUnavailable -- each naming the file or argument.
     """
-    boxes = np.asarray(box_xywh, dtype=np.float64)
+    from tqdm.auto import tqdm
+
+    from .checkpoint import load_model
+    from .device import pick_device
+    boxes = parse_box(box_xywh) if isinstance(box_xywh, str) else np.asarray(box_xywh, dtype=np.float64)
     boxes = boxes[None] if boxes.ndim == 1 else boxes
     if boxes.ndim != 2 or boxes.shape[1] != 4 or len(boxes) == 0:
-        raise ValueError(f"boxes must be (4,) or (N, 4) x,y,w,h, got shape {boxes.shape}")
-    video_path, masks_dir = output_paths(out)
-    src = Path(video).resolve()
-    if video_path.resolve() == src or masks_dir.resolve() == src:
-        raise ValueError(f"--out {out} would overwrite the input {video}")
-    frames = read_frames(video, max_frames=max_frames)
-    for k, b in enumerate(boxes):
-        validate_box(b, frames[0].shape[:2], name=f"--box {k + 1} for {Path(video).name}")
+        raise UserError(f"boxes must be (4,) or (N, 4) x,y,w,h, got shape {boxes.shape}")
+    if max_frames is not None and max_frames < 1:
+        raise UserError(f"--max-frames {max_frames}: track at least 1 frame")
+    video_path, masks_dir = check_track_outputs(video, out, overwrite)
+    check_source(video)
     dev = pick_device(device)
     tracker = MultiTracker(load_model(checkpoint, device=dev), device=dev, engine=engine)
-    per_frame = track_objects(tracker, frames, boxes, progress=progress)  # [frame][object]
-    fps_in = video_fps(video)
-    if len(boxes) == 1:
-        results = [r[0] for r in per_frame]
-        write_video(video_path, render_results(frames, results), fps=min(fps_in, 25.0))
-        write_masks(masks_dir, [r.mask for r in results])
-    else:
-        masks_dir.mkdir(parents=True, exist_ok=True)
-        images = []
-        for i, (frame, res) in enumerate(zip(frames, per_frame)):
-            labels = label_map(res, frame.shape)
-            write_label_png(masks_dir / f"{i:05d}.png", labels)
-            images.append(render_objects(frame, labels, [r.polygon for r in res], [r.score for r in res], f"{i}"))
-        write_video(video_path, images, fps=min(fps_in, 25.0))
-    return {"frames": len(frames), "objects": len(boxes), "video": str(video_path), "masks": str(masks_dir),
-            "fps": round(tracker.fps, 2), "lost": int(sum(r.lost for res in per_frame for r in res)),
-            "engine": tracker.engine.name}
+    fps_out = min(video_fps(video), 25.0)
+    folder_out = not Path(out).suffix
+
+    with output_lock(video_path if not folder_out else out):
+        target = Path(out) if folder_out else masks_dir
+        clean_stale_temps(Path(os.path.abspath(target)).parent,
+                          [f".{target.name}.partial-*", f".{target.name}.old-*",
+                           f".{video_path.stem}.*{video_path.suffix}"])
+        staging = fresh_folder_beside(target)
+        try:
+            masks_tmp = staging / "masks" if folder_out else staging
+            masks_tmp.mkdir(exist_ok=True)
+            sink = VideoSink(staging / video_path.name if folder_out else video_path, fps=fps_out)
+            with sink:
+                n, lost = 0, 0
+                frames = iter_frames(video, max_frames)
+                for frame in tqdm(frames, desc="tracking", disable=not progress, unit="frame"):
+                    if n == 0:
+                        for k, b in enumerate(boxes):
+                            name = f"--box {k + 1}" if len(boxes) > 1 else "--box"
+                            validate_box(b, frame.shape[:2], name=f"{name} for {Path(video).name}")
+                        res = tracker.init(frame, boxes)
+                    else:
+                        res = tracker.track(frame)
+                    if len(res) == 1:
+                        r = res[0]
+                        write_png(masks_tmp / f"{n:05d}.png", (r.mask.astype(np.uint8) * 255))
+                        sink.write(render_track(frame, r.mask, r.polygon, r.score, rays=True, label=f"{n}"))
+                    else:
+                        labels = label_map(res, frame.shape)
+                        write_label_png(masks_tmp / f"{n:05d}.png", labels)
+                        sink.write(render_objects(frame, labels, [r.polygon for r in res], [r.score for r in res],
+                                                  label=f"{n}"))
+                    lost += sum(bool(r.lost) for r in res)
+                    n += 1
+                if not folder_out:
+                    swap_in(staging, masks_dir)
+            if folder_out:
+                swap_in(staging, Path(out))
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+    return {"frames": n, "objects": len(boxes), "video": str(video_path), "masks": str(masks_dir),
+            "fps": round(tracker.fps, 2), "lost": lost, "engine": tracker.engine.name}
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (2 for bad input, with a one-line message)."""
-    ap = argparse.ArgumentParser(prog="python -m siampolar_lib.track", description=__doc__.splitlines()[0])
+    ap = ArgumentParser(prog="python -m siampolar_lib.track", description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", required=True, help="a SiamPolar checkpoint (.pt)")
     ap.add_argument("--video", required=True, help="a video file (.mp4, .avi, .gif, ...) or a folder of frames")
     ap.add_argument("--box", required=True, action="append",
-                    help="first-frame box x,y,w,h in pixels; repeat for several objects (--box=-10,5,40,40 for x < 0)")
+                    help="first-frame box x,y,w,h in pixels (x, y may be negative); repeat it for several objects")
     ap.add_argument("--out", required=True, help="result.mp4, result.gif, or a folder")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     ap.add_argument("--max-frames", type=int, default=None, help="track only the first N frames")
+    ap.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run at --out")
+    ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     ap.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
                     help=f"network runtime (default {DEFAULT_ENGINE}; torch is the fallback)")
-    args = ap.parse_args(argv)
-    try:
-        boxes = np.stack([parse_box(b) for b in args.box])
-        summary = track_video(args.checkpoint, args.video, boxes, args.out, device=args.device,
-                              max_frames=args.max_frames, engine=args.engine)
-    except (VideoError, CheckpointError, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    args = ap.parse_args(join_negative_values(argv, ["--box"]))
+    boxes = np.stack([parse_box(b) for b in args.box])
+    summary = track_video(args.checkpoint, args.video, boxes, args.out, device=args.device,
+                          max_frames=args.max_frames, progress=not args.no_progress, overwrite=args.overwrite,
+                          engine=args.engine)
     objects = f", {summary['objects']} objects" if summary["objects"] > 1 else ""
     print(f"tracked {summary['frames']} frames{objects} at {summary['fps']} fps with {summary['engine']} "
           f"({summary['lost']} lost); "

@@ -8,7 +8,6 @@ The run's whole configuration is one `experiment.TrainConfig` (presets: configs/
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .cli import ArgumentParser, UserError, check_output_folder, clean_stale_temps, cli_main, output_lock
 from .checkpoint import CheckpointError, checkpoint_config, load_checkpoint, save_checkpoint
 from .data.coco import davis_to_coco, load_coco_videos
 from .data.davis import folder_sequences
@@ -221,12 +221,29 @@ def _check_resume(ckpt: dict, path: Path, cfg: TrainConfig) -> None:
     if missing:
         raise CheckpointError(f"{path}: no training state to resume from (missing {missing}); it is a model-only file")
     saved = (ckpt.get("meta") or {}).get("train_config") or {}
-    for key in ("batch", "seed", "optimizer", "schedule", "warmup", "lr"):
+    for key in ("batch", "seed", "optimizer", "schedule", "warmup", "lr", "data", "exclude_sequences"):
         now = getattr(cfg, key) if hasattr(cfg, key) else getattr(cfg.optim, key)
+        now = list(now) if isinstance(now, tuple) else now
         before = _saved_setting(saved, key)
         if before is not None and before != now:
-            print(f"warning: resuming with {key}={now!r}, the run used {before!r}: "
-                  "the result will differ from an uninterrupted run")
+            print(f"warning: resuming with --{key.replace('_', '-')} {now!r}, the run used {before!r}: "
+                  "the result will differ from an uninterrupted run", file=sys.stderr)
+
+
+def resume_log(ckpt: dict, ckpt_path: Path, log_path: Path) -> list[dict]:
+    """The log rows of steps 1..ckpt["step"]: from the checkpoint (where they are saved with the weights), else
+    (a checkpoint from before the log moved into it) from the CSV; a gap or a duplicate is a CheckpointError."""
+    start = int(ckpt["step"])
+    if "log" in ckpt:
+        rows = [dict(r) for r in ckpt["log"] if r["step"] <= start]
+    elif log_path.is_file():
+        rows = [r for r in read_log(log_path) if r["step"] <= start]
+    else:
+        rows = []
+    steps = [r["step"] for r in rows]
+    if rows and steps != list(range(steps[0], start + 1)):
+        raise CheckpointError(f"{ckpt_path}: its log does not hold each step up to {start} exactly once")
+    return rows
 
 
 def init_weights(model: torch.nn.Module, path: str | os.PathLike, config: ModelConfig) -> None:
@@ -320,8 +337,9 @@ def restore(run: Run) -> None:
     run.start = int(ckpt["step"])
     # A changed --iters re-plans the rest of the schedule (the factor is a pure function of step, total).
     run.scheduler = make_scheduler(run.optimizer, cfg.iters, cfg.optim.warmup, cfg.optim.schedule, start=run.start)
-    if run.log_path.is_file():
-        run.rows = [r for r in read_log(run.log_path) if r["step"] <= run.start]
+    run.rows = resume_log(ckpt, path, run.log_path)
+    if run.rank == 0:
+        write_log(run.log_path, run.rows)  # a kill between the checkpoint and the CSV left it stale: rebuild it
 
 
 def make_loader(run: Run) -> torch.utils.data.DataLoader:
@@ -347,8 +365,10 @@ def save_run(run: Run, step: int) -> None:
     if run.rank != 0:
         return
     meta = {"train_config": run.cfg.to_dict(), "world_size": run.world, "device": run.device.type}
+    # The log rides inside the checkpoint, so both are written in one atomic step; the CSV is a copy of it.
     save_checkpoint(run.ckpt_path, run.model, step=step, meta=meta, optimizer=run.optimizer.state_dict(),
-                    scheduler=run.scheduler.state_dict(), scaler=run.scaler.state_dict(), rng=rng_state())
+                    scheduler=run.scheduler.state_dict(), scaler=run.scaler.state_dict(), rng=rng_state(),
+                    log=run.rows)
     write_log(run.log_path, run.rows)
     if run.rows:
         save_loss_curve(run.curve_path, run.rows)
@@ -401,8 +421,59 @@ def run_loop(run: Run, loader) -> None:
     bar.close()
 
 
+RUN_FILES = ("last.pt", "train_log.csv", "loss_curve.png")
+# What a killed run leaves (io.atomic_write's `.<stem>.XXXX.tmp<suffix>`, older `last.pt.XXXX.tmp`, davis2coco's
+# `.<name>.json.XXXX`); removed at the next start, under the run's lock, so never a live writer's file.
+STALE_TEMPS = (".*.tmp*", "last.pt.*.tmp", "data/*/.*.tmp*", "data/*/.*.json.*")
+
+
+def check_run_folder(cfg: TrainConfig) -> Path:
+    """Check a run's arguments before any work: the out folder, --resume/--overwrite, data and init paths.
+
+    A folder holding a run (last.pt or train_log.csv) is refused unless --resume (continue it) or
+    --overwrite (start afresh): training into it silently replaced a 30-step run by a 3-step one.
+    """
+    out = check_output_folder(cfg.out)
+    if cfg.resume and cfg.overwrite:
+        raise UserError("--resume and --overwrite contradict each other: continue the run, or replace it")
+    existing = [name for name in RUN_FILES[:2] if (out / name).exists()]
+    if existing and not (cfg.resume or cfg.overwrite):
+        raise UserError(f"{out}: holds a training run ({', '.join(existing)}); pass --resume to continue it or "
+                        "--overwrite to replace it, or choose another --out")
+    if cfg.resume and not (out / "last.pt").is_file():
+        raise FileNotFoundError(f"{out / 'last.pt'}: --resume given but there is no checkpoint to resume from")
+    if not cfg.data:
+        raise UserError("no training data: pass --data PATH (a davis2coco json or a DAVIS root)")
+    for entry in cfg.data:
+        if not Path(entry).exists():
+            raise FileNotFoundError(f"{entry}: no such training data (expected a davis2coco json or a DAVIS root)")
+    if cfg.init_from is not None and not Path(cfg.init_from).is_file():
+        raise FileNotFoundError(f"{cfg.init_from}: --init-from checkpoint not found")
+    for name in ("iters", "batch"):
+        if getattr(cfg, name) < 1:
+            raise UserError(f"--{name} {getattr(cfg, name)}: must be at least 1")
+    return out
+
+
 def train(cfg: TrainConfig) -> dict:
-    """Train (or resume) per `cfg`; returns {"checkpoint", "log", "curve", "steps", "final_loss", "device"}."""
+    """Train (or resume) per `cfg`; returns {"checkpoint", "log", "curve", "steps", "final_loss", "device"}.
+
+    The run owns `cfg.out`: every argument is checked first (`check_run_folder`), a second run into the same
+    folder is refused while this one holds its lock, and the temp files a killed run left are removed.
+    """
+    out = check_run_folder(cfg)
+    if dist_info()[0] != 0:
+        return _train(cfg)
+    with output_lock(out):
+        clean_stale_temps(out, STALE_TEMPS)
+        if cfg.overwrite:
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
+        return _train(cfg)
+
+
+def _train(cfg: TrainConfig) -> dict:
+    """The training run itself, as named steps (arguments already checked by `train`)."""
     run = setup_run(cfg)
     build_training(run)
     if cfg.resume:
@@ -424,8 +495,8 @@ def train(cfg: TrainConfig) -> dict:
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     """Command line -> TrainConfig: flags generated from the config dataclasses (see `experiment`)."""
-    p = argparse.ArgumentParser(prog="python -m siampolar_lib.train", description=__doc__.splitlines()[0],
-                                allow_abbrev=False)
+    p = ArgumentParser(prog="python -m siampolar_lib.train", description=__doc__.splitlines()[0],
+                       allow_abbrev=False)
     add_flags(p)
     a = p.parse_args(argv)
     try:
@@ -442,8 +513,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     return cfg
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point."""
+    """CLI entry point; bad input is one line on stderr and exit status 2."""
     cfg = parse_args(argv)
     result = train(cfg)
     if dist_info()[0] == 0:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -31,50 +32,92 @@ def list_frame_files(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
+def check_jpeg_complete(path: Path, data: bytes) -> None:
+    """Raise VideoError unless a JPEG starts with SOI and ends (allowing padding) with EOI."""
+    if data[:2] != b"\xff\xd8":
+        raise VideoError(f"{path}: not a JPEG file (no start-of-image marker)")
+    if b"\xff\xd9" not in data[-64:]:
+        raise VideoError(f"{path}: truncated JPEG (no end-of-image marker)")
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """One image file as an (H, W, 3) uint8 RGB frame; VideoError when it cannot be decoded."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    """One image file as an (H, W, 3) uint8 RGB frame: the one frame reader of every tool.
+
+    A missing, corrupt or truncated file is a VideoError naming it (libjpeg decodes a truncated JPEG
+    without complaint, filling the rest grey, so JPEGs are checked for their end marker first).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VideoError(f"{path}: frame file is missing")
+    data = path.read_bytes()
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        check_jpeg_complete(path, data)
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise VideoError(f"{path}: not a readable image")
+        raise VideoError(f"{path}: corrupt image: OpenCV could not decode it")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def check_source(source: str | os.PathLike) -> Path:
+    """A video file or frame folder that exists (and, for a folder, holds frames); VideoError otherwise."""
+    source = Path(source)
+    if not source.exists():
+        raise VideoError(f"{source}: no such video file or frame folder")
+    if source.is_dir():
+        list_frame_files(source)
+    return source
+
+
+def iter_frames(source: str | os.PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Frames of a video file or a folder of images, one at a time, as (H, W, 3) uint8 RGB.
+
+    Only one decoded frame is held at a time, so memory does not grow with the video's length. A missing
+    path, an unreadable video, an empty folder, a corrupt frame or a frame of another size raise VideoError.
+    """
+    source = check_source(source)
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be at least 1, got {max_frames}")
+    frames = _iter_folder(source, max_frames) if source.is_dir() else _iter_video_file(source, max_frames)
+    shape = None
+    for i, frame in enumerate(frames):
+        if shape is None:
+            shape = frame.shape
+        elif frame.shape != shape:
+            raise VideoError(f"{source}: frames differ in size (frame {i} is {frame.shape[1]}x{frame.shape[0]}, "
+                             f"frame 0 is {shape[1]}x{shape[0]})")
+        yield frame
+
+
+def _iter_folder(folder: Path, max_frames: int | None) -> Iterator[np.ndarray]:
+    for path in list_frame_files(folder)[:max_frames]:
+        yield read_image(path)
+
+
+def _iter_video_file(path: Path, max_frames: int | None) -> Iterator[np.ndarray]:
+    """Decode a video file with OpenCV, frame by frame; VideoError when it yields no frame."""
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    try:
+        while cap.isOpened() and (max_frames is None or n < max_frames):
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            n += 1
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        cap.release()
+    if n == 0:
+        raise VideoError(f"{path}: not a readable video (OpenCV decoded no frame)")
 
 
 def read_frames(source: str | os.PathLike, max_frames: int | None = None) -> list[np.ndarray]:
     """All frames (or the first max_frames) of a video file or a folder of images, as (H, W, 3) uint8 RGB.
 
-    A missing path, an unreadable video, an empty folder or frames of different sizes raise VideoError.
+    Holds every frame: for long videos iterate `iter_frames` instead. Errors as `iter_frames`.
     """
-    source = Path(source)
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"max_frames must be at least 1, got {max_frames}")
-    if not source.exists():
-        raise VideoError(f"{source}: no such video file or frame folder")
-    if source.is_dir():
-        files = list_frame_files(source)[:max_frames]
-        frames = [read_image(p) for p in files]
-    else:
-        frames = _read_video_file(source, max_frames)
-    shapes = {f.shape for f in frames}
-    if len(shapes) != 1:
-        raise VideoError(f"{source}: frames differ in size {sorted(shapes)}")
-    return frames
-
-
-def _read_video_file(path: Path, max_frames: int | None) -> list[np.ndarray]:
-    """Decode a video file with OpenCV; VideoError when it yields no frame."""
-    cap = cv2.VideoCapture(str(path))
-    frames: list[np.ndarray] = []
-    try:
-        while cap.isOpened() and (max_frames is None or len(frames) < max_frames):
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    finally:
-        cap.release()
-    if not frames:
-        raise VideoError(f"{path}: not a readable video (OpenCV decoded no frame)")
-    return frames
+    return list(iter_frames(source, max_frames))
 
 
 def video_fps(source: str | os.PathLike, default: float = 24.0) -> float:
@@ -168,3 +211,94 @@ def write_masks(folder: str | os.PathLike, masks, start: int = 0) -> list[Path]:
 
 
 read_mask = read_mask_png  # a mask PNG as (H, W) bool: the library's one mask reader (siampolar_lib.io)
+
+
+class VideoSink:
+    """Write a .gif or .mp4 one frame at a time (memory does not grow with the length), atomically.
+
+    `write(frame)` appends an (H, W, 3) uint8 RGB frame; `close()` renames the temporary file onto `path`;
+    `discard()` (or leaving a `with` block by an exception) removes it, so no half video is ever left.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float = 12.0):
+        self.path = Path(path)
+        self.kind = self.path.suffix.lower()
+        if self.kind not in VIDEO_SUFFIXES:
+            raise ValueError(f"{self.path}: unknown video type {self.kind!r}; use .gif or .mp4")
+        self.fps, self.frames, self.shape = float(fps), 0, None
+        self._atomic = atomic_write(self.path)  # entered here, left by close() or discard()
+        self.tmp = self._atomic.__enter__()
+        self._file = open(self.tmp, "wb") if self.kind == ".gif" else None
+        self._writer = None
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one (H, W, 3) uint8 RGB frame (all frames the same size)."""
+        frame = _check_frames([frame])[0]
+        if self.shape is None:
+            self.shape = frame.shape
+        elif frame.shape != self.shape:
+            raise ValueError(f"frame {self.frames} is {frame.shape}, frame 0 is {self.shape}")
+        if self.kind == ".gif":
+            self._write_gif_frame(frame)
+        else:
+            if self._writer is None:
+                h, w = frame.shape[:2]
+                self._writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+                if not self._writer.isOpened():
+                    raise VideoError(f"{self.path}: OpenCV cannot open an mp4v writer here")
+            self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        self.frames += 1
+
+    def _write_gif_frame(self, frame: np.ndarray) -> None:
+        """One GIF frame with its own colour table (Pillow's per-frame encoder; the header once)."""
+        from PIL import GifImagePlugin, Image
+
+        im = Image.fromarray(frame).quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+        duration = int(round(1000.0 / self.fps))
+        if self.frames == 0:
+            header, _ = GifImagePlugin.getheader(im, info={"loop": 0, "duration": duration})
+            for chunk in header:
+                self._file.write(chunk)
+        for chunk in GifImagePlugin.getdata(im, duration=duration, include_color_table=True):
+            self._file.write(chunk)
+
+    def close(self) -> Path:
+        """Finish the file and rename it onto `path`; VideoError when no frame was written."""
+        try:
+            if self.frames == 0:
+                raise VideoError(f"{self.path}: no frames were written")
+            if self._file is not None:
+                self._file.write(b";")  # GIF trailer
+                self._file.close()
+            if self._writer is not None:
+                self._writer.release()
+            if self.tmp.stat().st_size == 0:
+                raise VideoError(f"{self.path}: the encoder wrote an empty file")
+        except BaseException as err:
+            self.discard(err)
+            raise
+        self._atomic.__exit__(None, None, None)  # renames the temp file onto path
+        return self.path
+
+    def discard(self, err: BaseException | None = None) -> None:
+        """Drop the temporary file (nothing is written to `path`)."""
+        if self._file is not None and not self._file.closed:
+            self._file.close()
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        err = err or RuntimeError("discarded")
+        try:
+            self._atomic.__exit__(type(err), err, None)  # deletes the temp file, leaves path alone
+        except BaseException as raised:
+            if raised is not err:
+                raise
+
+    def __enter__(self) -> "VideoSink":
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.discard(value)

@@ -64,12 +64,17 @@ def test_evaluate_tracker_writes_pngs_and_results(real_davis, quick_model, tmp_p
     assert "== siampolar" in text and "== csrt" in text and "overall" in text
 
 
-def test_one_frame_video_scores_its_annotation(real_davis, tmp_path):
-    res = evaluate_tracker(None, real_davis, tmp_path, sequences=[SEQ], max_frames=1, baselines=["static"],
-                           progress=False, verbose=False)
-    row = res["static"]["sequences"][SEQ]
-    assert row["frames"] == 1 and row["J_M"] == 1.0
-    assert (tmp_path / "static" / SEQ / "00000.png").is_file()
+@pytest.mark.parametrize("n", [-1, 0, 1, 2])
+def test_fewer_than_three_frames_is_refused_not_scored(real_davis, tmp_path, n, capsys):
+    """Defect 3: --max-frames 1 used to report J = F = 100 from the given first mask alone; 0 was a reshape error."""
+    with pytest.raises(ValueError, match="at least 3 frames"):
+        evaluate_tracker(None, real_davis, tmp_path / "lib", sequences=[SEQ], max_frames=n, baselines=["static"],
+                         progress=False, verbose=False)
+    rc = main(["--davis-root", str(real_davis), "--sequences", SEQ, "--baselines", "static",
+               "--max-frames", str(n), "--out", str(tmp_path / "cli"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and f"--max-frames {n}: at least 3 frames" in err
+    assert not (tmp_path / "cli").exists() and not (tmp_path / "lib").exists()
 
 
 def test_cli_baselines_only(real_davis, tmp_path, capsys):

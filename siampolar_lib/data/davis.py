@@ -16,7 +16,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -138,26 +137,17 @@ def load_split(root: str | os.PathLike, split: str = "val", year: int = 2016) ->
 # ---------------------------------------------------------------- pixels
 
 
-def _check_jpeg_complete(path: Path, data: bytes) -> None:
-    """Raise DavisError unless a JPEG starts with SOI and ends (allowing padding) with EOI."""
-    if data[:2] != b"\xff\xd8":
-        raise DavisError(path, "not a JPEG file (no start-of-image marker)")
-    if b"\xff\xd9" not in data[-64:]:
-        raise DavisError(path, "truncated JPEG (no end-of-image marker)")
-
-
 def read_frame(path: str | os.PathLike) -> np.ndarray:
-    """Decode a frame: (H, W, 3) uint8 RGB; DavisError for a missing, corrupt or truncated file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DavisError(path, "frame file is missing")
-    data = path.read_bytes()
-    if path.suffix.lower() in (".jpg", ".jpeg"):
-        _check_jpeg_complete(path, data)
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise DavisError(path, "corrupt image: OpenCV could not decode it")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    """Decode a frame: (H, W, 3) uint8 RGB; DavisError for a missing, corrupt or truncated file.
+
+    The one frame reader (`video.read_image`) under DAVIS's error type.
+    """
+    from ..video import VideoError, read_image
+
+    try:
+        return read_image(path)
+    except VideoError as err:
+        raise DavisError(path, str(err)[len(str(path)) + 2:]) from None  # the same message, DAVIS's type
 
 
 def frame_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -170,7 +160,12 @@ def frame_size(path: str | os.PathLike) -> tuple[int, int]:
         fh.seek(max(0, path.stat().st_size - 64))
         tail = fh.read()
     if path.suffix.lower() in (".jpg", ".jpeg"):
-        _check_jpeg_complete(path, head + b"\x00" * 64 + tail)
+        from ..video import VideoError, check_jpeg_complete
+
+        try:
+            check_jpeg_complete(path, head + b"\x00" * 64 + tail)
+        except VideoError as err:
+            raise DavisError(path, str(err)[len(str(path)) + 2:]) from None
     try:
         with Image.open(path) as im:
             w, h = im.size

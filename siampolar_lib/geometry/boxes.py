@@ -45,20 +45,42 @@ def box_centre(box_xywh) -> np.ndarray:
     return np.array([x + w / 2.0, y + h / 2.0])
 
 
+MIN_BOX_SIDE = 2.0  # pixels: a smaller box holds no whole pixel to track (its mask would be empty)
+
+
+def _plain(values) -> str:
+    """Numbers as plain text, '(-10, 5.5, 20, 20)' (never np.float64(...))."""
+    return "(" + ", ".join(f"{float(v):g}" for v in values) + ")"
+
+
+def check_box_size(box_xywh, name: str = "box") -> None:
+    """Raise ValueError unless both sides of a (4,) box are at least MIN_BOX_SIDE pixels."""
+    w, h = float(box_xywh[2]), float(box_xywh[3])
+    if w <= 0 or h <= 0:
+        raise ValueError(f"{name} {_plain(box_xywh)} has zero or negative size (w={w:g}, h={h:g})")
+    if w < MIN_BOX_SIDE or h < MIN_BOX_SIDE:
+        raise ValueError(f"{name} {_plain(box_xywh)} is {w:g}x{h:g} px: a box needs at least {MIN_BOX_SIDE:g} px "
+                         "a side (a smaller one holds no whole pixel, so every mask would be empty)")
+
+
 def validate_box(box_xywh, image_shape: tuple[int, int], name: str = "box") -> np.ndarray:
     """Check a box against an image of shape (H, W); return it as float (4,) or raise ValueError.
 
-    A box with w <= 0 or h <= 0, a non-finite value, or no overlap with the image is an error.
+    A non-finite value, a side under MIN_BOX_SIDE pixels, no overlap with the image, or a visible part
+    (inside the image) under MIN_BOX_SIDE a side is an error. A box partly outside (e.g. negative x) is fine.
     """
     b = np.asarray(box_xywh, dtype=np.float64).reshape(-1)
     if b.size != 4 or not np.all(np.isfinite(b)):
         raise ValueError(f"{name} must be 4 finite numbers (x, y, w, h), got {box_xywh!r}")
-    x, y, w, h = b
-    if w <= 0 or h <= 0:
-        raise ValueError(f"{name} {tuple(b)} has zero or negative size (w={w}, h={h})")
+    check_box_size(b, name)
+    x, y, w, h = (float(v) for v in b)
     H, W = image_shape[:2]
     if x >= W or y >= H or x + w <= 0 or y + h <= 0:
-        raise ValueError(f"{name} {tuple(b)} lies outside the {W}x{H} image")
+        raise ValueError(f"{name} {_plain(b)} lies outside the {W}x{H} image")
+    _, _, vw, vh = clip_box(b, (H, W))
+    if vw < MIN_BOX_SIDE or vh < MIN_BOX_SIDE:
+        raise ValueError(f"{name} {_plain(b)}: only {vw:g}x{vh:g} px of it lie inside the {W}x{H} image; "
+                         f"at least {MIN_BOX_SIDE:g} px a side must")
     return b
 
 

@@ -1,0 +1,252 @@
+"""What every command-line tool shares: one-line errors, output checks, run ownership, stale temp files.
+
+A tool's `main(argv)` is wrapped with `@cli_main`: a `UserError` or one of the library's clear errors (a
+missing file, a bad value, an unreadable checkpoint, frame or DAVIS folder) becomes ONE line on stderr,
+`error: <file>: <problem>`, and exit status 2, with no traceback. Anything else is a bug and still raises.
+Arguments and output paths are checked before any work is done or any frame is read.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import functools
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+try:  # POSIX advisory locks; elsewhere runs are not protected against concurrent writers
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+
+class UserError(ValueError):
+    """Bad input from the user: the message names the file or argument and the problem."""
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exception types a CLI reports as one line (exit 2): user input problems, never bugs."""
+    from .checkpoint import CheckpointError
+    from .data.davis import DavisError
+    from .device import DeviceUnavailable
+    from .video import VideoError
+
+    return (UserError, CheckpointError, DavisError, VideoError, DeviceUnavailable, ValueError,
+            FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line (newlines folded), with its type when the message is empty."""
+    text = " ".join(str(err).split())
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        text = f"{err.filename}: {err.strerror}"
+    return text or type(err).__name__
+
+
+def cli_main(fn: Callable[..., int]) -> Callable[..., int]:
+    """Decorate a CLI's `main(argv)`: user errors -> `error: <message>` on stderr and return 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs) -> int:
+        try:
+            return fn(*args, **kwargs)
+        except user_errors() as err:
+            print(f"error: {one_line(err)}", file=sys.stderr)
+            return 2
+
+    return wrapper
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are a UserError (so `cli_main` prints one line, exit 2) instead of usage + message."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        raise UserError(f"{self.prog}: {' '.join(message.split())} (see --help)")
+
+
+def join_negative_values(argv: Sequence[str] | None, options: Sequence[str]) -> list[str]:
+    """`--box -10,5,20,20` -> `--box=-10,5,20,20`, so a value starting with '-' is not taken for an option."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        nxt = args[i + 1] if i + 1 < len(args) else ""
+        if a in options and nxt[:1] == "-" and nxt[1:2].isdigit():
+            out.append(f"{a}={nxt}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
+def fmt_numbers(values) -> str:
+    """(x, y, w, h)-style numbers as plain text: '(-10, 5.5, 20, 20)' (no np.float64(...))."""
+    return "(" + ", ".join(f"{float(v):g}" for v in values) + ")"
+
+
+# ------------------------------------------------------------------------------------ checks
+
+def check_min_frames(max_frames: int | None, option: str = "--max-frames") -> None:
+    """Refuse a frame limit under 3: the DAVIS protocol scores frames [1:-1], so fewer leave nothing to score."""
+    if max_frames is not None and max_frames < 3:
+        raise UserError(f"{option} {max_frames}: at least 3 frames are needed (the DAVIS protocol does not score "
+                        "the first frame, which is the given mask, or the last), so there would be nothing to score")
+
+
+def check_output_file(path: str | os.PathLike, option: str = "--out") -> Path:
+    """An output file path that can be written: not a folder, its folder a folder (created later if missing)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: {option} is a folder; give a file name")
+    parent = _existing_ancestor(path.parent)
+    if not parent.is_dir():
+        raise UserError(f"{parent}: {option} {path} lies under a file, not a folder")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"{parent}: no permission to write {option} {path} there")
+    return path
+
+
+def check_output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
+    """An output folder path: not an existing file, nothing above it a file."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path}: {option} is a file, not a folder")
+    parent = _existing_ancestor(path)
+    if not parent.is_dir():
+        raise UserError(f"{parent}: {option} {path} lies under a file, not a folder")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"{parent}: no permission to write {option} {path} there")
+    return path
+
+
+def _existing_ancestor(path: Path) -> Path:
+    """The nearest existing path at or above `path` (the current folder for a relative path)."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def is_empty_folder(path: Path) -> bool:
+    """True for a missing path or an empty folder (a lock file or temps we own do not count)."""
+    if not path.exists():
+        return True
+    return path.is_dir() and not any(p for p in path.iterdir() if not p.name.startswith(".siampolar-"))
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def package_version() -> str:
+    """The library's version (`siampolar_lib.__version__`)."""
+    from . import __version__
+
+    return __version__
+
+
+# ------------------------------------------------------------------------ run ownership and temps
+
+def lock_path(out: Path) -> Path:
+    """The lock file guarding an output (beside it, so it is not part of the output)."""
+    out = Path(os.path.abspath(out))
+    return out.parent / f".{out.name}.siampolar-lock"
+
+
+@contextlib.contextmanager
+def output_lock(out: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on an output while a run writes it; a second run into it is refused at once.
+
+    The lock (flock on a file beside the output) is released by the kernel when the process dies, so a
+    killed run never leaves a stale lock.
+    """
+    path = lock_path(Path(out))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    busy = UserError(f"{out}: another run is writing into it right now (lock {path.name} is held); "
+                     "wait for it or choose another --out")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    acquired = False
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                raise busy from None
+            # The holder before us may have unlinked the file after we opened it: then ours is not the lock.
+            if not path.exists() or os.stat(path).st_ino != os.fstat(fd).st_ino:
+                raise busy
+        acquired = True
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if acquired and os.stat(path).st_ino == os.fstat(fd).st_ino:
+                path.unlink()  # still held: nobody else can be holding this inode
+        os.close(fd)
+
+
+def fresh_folder_beside(out: Path) -> Path:
+    """A new empty temporary folder beside `out` (same file system, so it can be renamed onto `out`)."""
+    out = Path(os.path.abspath(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+
+
+def swap_in(tmp: Path, out: Path) -> None:
+    """Replace `out` (a folder, possibly missing) with the finished folder `tmp`; the old one is deleted after."""
+    out = Path(os.path.abspath(out))
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / out.name)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def clean_stale_temps(folder: str | os.PathLike, patterns: Sequence[str]) -> list[Path]:
+    """Delete the temp files (glob patterns) a killed run left in folder; returns what was removed.
+
+    Call it only while holding the folder's lock, so a live writer's temp file is never touched.
+    """
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for pattern in patterns:
+        for p in folder.glob(pattern):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write a text file atomically (temp file beside it, then rename); no temp is left on an error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
