@@ -233,17 +233,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--davis-root", default=None, help="DAVIS folder for the check frame (default: $SIAMPOLAR_DAVIS_ROOT)")
     args = ap.parse_args(argv)
     from .checkpoint import CheckpointError, load_model
+    from .data.davis import DavisError
 
     out = Path(args.out)
     try:
         if out.exists() and not out.is_dir():
             raise ExportError(f"--out {out}: exists and is not a folder")
-        if Path(args.checkpoint).resolve().parent == out.resolve() and out.joinpath(Path(args.checkpoint).name) in (
-                out / TEMPLATE_NAME, out / SEARCH_NAME, out / META_NAME):
+        if Path(args.checkpoint).resolve() in [(out / n).resolve() for n in (TEMPLATE_NAME, SEARCH_NAME, META_NAME)]:
             raise ExportError(f"--out {out} would overwrite the checkpoint {args.checkpoint}")
         model = load_model(args.checkpoint, device="cpu")
         meta = export_onnx(model, out, davis_root=args.davis_root)
-    except (CheckpointError, ExportError, OSError) as err:
+    except (CheckpointError, ExportError, DavisError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     worst = max(meta["max_abs_diff"].values())
