@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sequences", default=",".join(HELDOUT_SEQUENCES), help="sequences for agreement and J_M")
     p.add_argument("--max-frames", type=int, default=None, help="frames per sequence for agreement and J_M")
     a = p.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows when the output goes to a file
     root = davis_root(a.davis_root)
     if not davis_available(root):
         print(f"no DAVIS folder at {root}: set SIAMPOLAR_DAVIS_ROOT or pass --davis-root", file=sys.stderr)
