@@ -22,6 +22,7 @@ from .data.davis import first_box, list_sequences, load_sequence, read_frame
 from .data.synthetic import make_synthetic_davis
 from .device import describe_device, pick_device, seed_everything
 from .baselines import NAMES as BASELINE_NAMES
+from .engine import DEFAULT_ENGINE, ENGINES, make_engine
 from .evaluate import MODEL_METHODS, check_eval_output, evaluate_into
 from .io import write_text
 from .paths import SHIPPED_CHECKPOINT, davis_available, davis_root, default_checkpoint  # noqa: F401
@@ -70,13 +71,14 @@ def sequence_gif(path: str | os.PathLike, model, root: str | os.PathLike, name: 
 def run_demo(out: str | os.PathLike = "runs/demo", checkpoint: str | os.PathLike | None = None,
              sequences: list[str] | int | None = None, max_frames: int | None = None,
              baselines=DEMO_BASELINES, device: str = "auto", progress: bool = True,
-             overwrite: bool | None = None) -> dict:
+             overwrite: bool | None = None, engine: str = DEFAULT_ENGINE) -> dict:
     """Evaluate the shipped model and the baselines on the demo data; write results and a GIF under `out`.
 
     sequences: names, or an int N >= 1 for the first N of the default list (DAVIS-2016 val or synthetic val).
     max_frames: at least 3 (the DAVIS protocol scores neither the first nor the last frame). The demo owns
     `out` like `evaluate.evaluate_tracker` (see `check_eval_output` for overwrite): written into a fresh
-    folder and swapped in when done.
+    folder and swapped in when done. engine: "onnxruntime" (exported once, cached; torch when it cannot) or
+    "torch".
     Returns {"data": "real"|"synthetic", "sequences": [...], "methods": evaluate_tracker's dict, "gif": path}.
     """
     # Every argument is checked before any work.
@@ -89,6 +91,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", checkpoint: str | os.PathLike
     ckpt = Path(checkpoint) if checkpoint is not None else default_checkpoint()
     dev = pick_device(device)
     model = load_model(ckpt, device=dev)  # a bad checkpoint fails here, before any work
+    model = make_engine(model, engine, dev)  # one export (or cache hit) for the evaluation and the GIF
     with output_lock(out):
         clean_stale_temps(Path(os.path.abspath(out)).parent, [f".{out.name}.partial-*", f".{out.name}.old-*"])
         staging = fresh_folder_beside(out)
@@ -100,7 +103,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", checkpoint: str | os.PathLike
                 names = list(sequences)
             data = "real DAVIS-2016 val" if real else "synthetic DAVIS"
             print(f"SiamPolar demo: checkpoint {ckpt.name}, {data} ({len(names)} sequence{'s' * (len(names) != 1)}: "
-                  f"{', '.join(names)}), device {describe_device(dev)}")
+                  f"{', '.join(names)}), device {describe_device(dev)}, engine {model.name}")
             methods = evaluate_into(model, root, staging, sequences=names, baselines=list(baselines), device=dev,
                                     max_frames=max_frames, progress=progress, verbose=False, checkpoint=ckpt)
             table = format_table({m: r["summary"] for m, r in methods.items()},
@@ -134,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-frames", type=int, default=None, help="keep only the first N >= 3 frames of each sequence")
     ap.add_argument("--baselines", default=",".join(DEMO_BASELINES), help="comma-separated; '' for none")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    ap.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
+                    help=f"network runtime (default {DEFAULT_ENGINE}; torch is the fallback)")
     ap.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
     args = ap.parse_args(argv)
     seqs: list[str] | int | None = None
@@ -148,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--baselines: unknown baseline(s) {', '.join(unknown)}; "
                         f"choose from {', '.join(BASELINE_NAMES)}")
     run_demo(args.out, args.checkpoint, seqs, args.max_frames, baselines, args.device,
-             progress=not args.no_progress, overwrite=args.overwrite)
+             progress=not args.no_progress, overwrite=args.overwrite, engine=args.engine)
     return 0
 
 

@@ -1,8 +1,11 @@
 """Track any video with a SiamPolar checkpoint: `python -m siampolar_lib.track --checkpoint CKPT --video V --box x,y,w,h --out OUT`.
 
 OUT ending in .mp4 or .gif gets the overlaid video, and the masks go to a sibling folder `<stem>_masks/`;
-any other OUT is a folder that gets `overlay.mp4` and `masks/`. Masks are 0/255 PNGs, one per frame
-(frame 0's mask is the given box, as the tracker starts from a box, not a mask).
+any other OUT is a folder that gets `overlay.mp4` and `masks/`. One mask PNG per frame (frame 0's mask is
+the given box, as the tracker starts from a box, not a mask): 0/255 for one `--box`; with several (`--box`
+repeated) DAVIS-2017 palette PNGs, 0 background and k for the k-th box (overlaps go to the higher score), and
+an overlay with a colour per object. `--engine onnxruntime` (the default) runs the network in ONNX Runtime
+(exported once and cached, siampolar_lib.export_onnx); `--engine torch` in PyTorch.
 """
 from __future__ import annotations
 
@@ -14,11 +17,13 @@ import numpy as np
 
 from .cli import (ArgumentParser, UserError, check_output_file, check_output_folder, clean_stale_temps, cli_main,
                   fresh_folder_beside, is_empty_folder, join_negative_values, output_lock, swap_in)
+from .engine import DEFAULT_ENGINE, ENGINES
 from .geometry.boxes import check_box_size, validate_box
+from .multi import MultiTracker, label_map, write_label_png
 from .video import VideoSink, check_source, iter_frames, video_fps, write_png
 # Moved to siampolar_lib.video_tracking; re-exported here for older imports (deprecated).
 from .video_tracking import ScoreMapRecorder, box_result, render_results, track_frames  # noqa: F401
-from .viz import render_track
+from .viz import render_objects, render_track
 
 
 def parse_box(text: str) -> np.ndarray:
@@ -87,16 +92,20 @@ def check_track_outputs(video: str | os.PathLike, out: str | os.PathLike,
 
 def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xywh, out: str | os.PathLike,
                 device: str = "auto", max_frames: int | None = None, progress: bool = True,
-                overwrite: bool | None = None) -> dict:
-    """Track a video file or frame folder from a first-frame box; write the overlay video and mask PNGs.
+                overwrite: bool | None = None, engine: str = DEFAULT_ENGINE) -> dict:
+    """Track a video file or frame folder from first-frame boxes; write the overlay video and mask PNGs.
 
+    box_xywh: one box (4,) or "x,y,w,h", or several (N, 4): one object each, palette PNGs (module docstring);
+    the frame is decoded once and each object tracked with its own template. engine: "onnxruntime" or "torch"
+    (engine.make_engine; torch, with a one-line message, when the network cannot be exported).
     Streams: frames are read one at a time and each frame's mask and overlay are written at once, so memory
     does not grow with the video's length. Every argument (box, outputs, source, checkpoint) is checked
     before the first frame is read. Outputs are written to temporary names and renamed when the last frame
     is done, so a failed run leaves the previous outputs as they were and no temp behind. An existing
     output is refused (overwrite False), replaced (True), or replaced only if an earlier track run wrote it
     (None, the library's default; the CLI passes --overwrite).
-    Returns a summary dict: frames, video (path), masks (folder), fps (tracker frames/s), lost (frames).
+    Returns a summary dict: frames, objects, video (path), masks (folder), fps (tracker frames/s, all objects),
+    lost (object-frames), engine (its name).
     Errors: UserError (box, --out, --max-frames), VideoError (an unreadable video or frame, naming it),
     CheckpointError, DeviceUnavailable -- each naming the file or argument.
     """
@@ -104,15 +113,16 @@ def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xyw
 
     from .checkpoint import load_model
     from .device import pick_device
-    from .tracker import Tracker
-
-    box = parse_box(box_xywh) if isinstance(box_xywh, str) else np.asarray(box_xywh, dtype=np.float64)
+    boxes = parse_box(box_xywh) if isinstance(box_xywh, str) else np.asarray(box_xywh, dtype=np.float64)
+    boxes = boxes[None] if boxes.ndim == 1 else boxes
+    if boxes.ndim != 2 or boxes.shape[1] != 4 or len(boxes) == 0:
+        raise UserError(f"boxes must be (4,) or (N, 4) x,y,w,h, got shape {boxes.shape}")
     if max_frames is not None and max_frames < 1:
         raise UserError(f"--max-frames {max_frames}: track at least 1 frame")
     video_path, masks_dir = check_track_outputs(video, out, overwrite)
     check_source(video)
     dev = pick_device(device)
-    tracker = Tracker(load_model(checkpoint, device=dev), device=dev)
+    tracker = MultiTracker(load_model(checkpoint, device=dev), device=dev, engine=engine)
     fps_out = min(video_fps(video), 25.0)
     folder_out = not Path(out).suffix
 
@@ -131,14 +141,22 @@ def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xyw
                 frames = iter_frames(video, max_frames)
                 for frame in tqdm(frames, desc="tracking", disable=not progress, unit="frame"):
                     if n == 0:
-                        box = validate_box(box, frame.shape[:2], name=f"--box for {Path(video).name}")
-                        tracker.init(frame, box)
-                        res = box_result(frame.shape, box, tracker.model.config.num_rays)
+                        for k, b in enumerate(boxes):
+                            name = f"--box {k + 1}" if len(boxes) > 1 else "--box"
+                            validate_box(b, frame.shape[:2], name=f"{name} for {Path(video).name}")
+                        res = tracker.init(frame, boxes)
                     else:
                         res = tracker.track(frame)
-                    write_png(masks_tmp / f"{n:05d}.png", (res.mask.astype(np.uint8) * 255))
-                    sink.write(render_track(frame, res.mask, res.polygon, res.score, rays=True, label=f"{n}"))
-                    lost += bool(res.lost)
+                    if len(res) == 1:
+                        r = res[0]
+                        write_png(masks_tmp / f"{n:05d}.png", (r.mask.astype(np.uint8) * 255))
+                        sink.write(render_track(frame, r.mask, r.polygon, r.score, rays=True, label=f"{n}"))
+                    else:
+                        labels = label_map(res, frame.shape)
+                        write_label_png(masks_tmp / f"{n:05d}.png", labels)
+                        sink.write(render_objects(frame, labels, [r.polygon for r in res], [r.score for r in res],
+                                                  label=f"{n}"))
+                    lost += sum(bool(r.lost) for r in res)
                     n += 1
                 if not folder_out:
                     swap_in(staging, masks_dir)
@@ -147,8 +165,8 @@ def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xyw
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
-    return {"frames": n, "video": str(video_path), "masks": str(masks_dir),
-            "fps": round(tracker.fps, 2), "lost": lost}
+    return {"frames": n, "objects": len(boxes), "video": str(video_path), "masks": str(masks_dir),
+            "fps": round(tracker.fps, 2), "lost": lost, "engine": tracker.engine.name}
 
 
 @cli_main
@@ -157,16 +175,23 @@ def main(argv: list[str] | None = None) -> int:
     ap = ArgumentParser(prog="python -m siampolar_lib.track", description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", required=True, help="a SiamPolar checkpoint (.pt)")
     ap.add_argument("--video", required=True, help="a video file (.mp4, .avi, .gif, ...) or a folder of frames")
-    ap.add_argument("--box", required=True, help="first-frame box x,y,w,h in pixels (x, y may be negative)")
+    ap.add_argument("--box", required=True, action="append",
+                    help="first-frame box x,y,w,h in pixels (x, y may be negative); repeat it for several objects")
     ap.add_argument("--out", required=True, help="result.mp4, result.gif, or a folder")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     ap.add_argument("--max-frames", type=int, default=None, help="track only the first N frames")
     ap.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run at --out")
     ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    ap.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
+                    help=f"network runtime (default {DEFAULT_ENGINE}; torch is the fallback)")
     args = ap.parse_args(join_negative_values(argv, ["--box"]))
-    summary = track_video(args.checkpoint, args.video, parse_box(args.box), args.out, device=args.device,
-                          max_frames=args.max_frames, progress=not args.no_progress, overwrite=args.overwrite)
-    print(f"tracked {summary['frames']} frames at {summary['fps']} fps ({summary['lost']} lost); "
+    boxes = np.stack([parse_box(b) for b in args.box])
+    summary = track_video(args.checkpoint, args.video, boxes, args.out, device=args.device,
+                          max_frames=args.max_frames, progress=not args.no_progress, overwrite=args.overwrite,
+                          engine=args.engine)
+    objects = f", {summary['objects']} objects" if summary["objects"] > 1 else ""
+    print(f"tracked {summary['frames']} frames{objects} at {summary['fps']} fps with {summary['engine']} "
+          f"({summary['lost']} lost); "
           f"wrote {summary['video']} and {summary['masks']}/")
     return 0
 

@@ -54,7 +54,7 @@ def test_box_drawn_then_run_then_scrub(app):
     app.on_box_drawn([{"x": 40, "y": 30, "width": 30, "height": 20, "label": "target"}])
     assert app.box.tolist() == [40, 30, 30, 20]
     results = app.run(progress=False)
-    assert len(results) == 5 and app.recorder.model.calls == 4, "frame 0 is the box, frames 1..4 are tracked"
+    assert len(results) == 5 and app.model.calls == 4, "frame 0 is the box, frames 1..4 are tracked"
     assert results[0].mask.sum() == 30 * 20
     for r in results[1:]:
         assert r.mask.shape == (90, 120) and r.mask.any() and r.polygon.shape == (36, 2)
@@ -125,3 +125,27 @@ def test_box_widget_reports_drawn_box(app):
     wid = app.box_widget()
     wid.bboxes = [{"x": 20, "y": 25, "width": 40, "height": 30, "label": "target"}]
     assert app.box.tolist() == [20, 25, 40, 30]
+
+
+def test_two_drawn_boxes_are_tracked_in_their_colours(app, tmp_path):
+    drawn = [{"x": 10, "y": 10, "width": 30, "height": 20, "label": "target"},
+             {"x": 70, "y": 50, "width": 30, "height": 30, "label": "target"}]
+    boxes = app.on_box_drawn({"new": drawn, "old": []})
+    assert [b.tolist() for b in boxes] == [[10, 10, 30, 20], [70, 50, 30, 30]]
+    app.run(progress=False)
+    assert len(app.object_results) == 5 and all(len(r) == 2 for r in app.object_results)
+    assert app.model.calls == 2 * 4, "one network pass per object and tracked frame"
+    img = app.render(0)
+    from siampolar_lib.multi import PALETTE
+
+    tint = img.astype(int) - app.frames[0].astype(int)
+    assert tint[20, 20, 0] > 0 and tint[65, 85, 1] > 0, "object 1 tinted red, object 2 green"
+    assert "1: score" in app.info(2) and "2: score" in app.info(2)
+    assert len(read_frames(app.export(tmp_path / "two.gif"))) == 5
+    assert PALETTE[1][0] > 0 and PALETTE[2][1] > 0
+
+
+def test_onnxruntime_engine_falls_back_for_a_fake_network(capsys):
+    app = DemoApp(CentreModel(), frames(), box_xywh=(40, 30, 30, 20), engine="onnxruntime")
+    assert app.engine.name == "torch" and "using torch" in capsys.readouterr().err
+    assert len(app.run(progress=False)) == 5
