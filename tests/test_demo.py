@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from siampolar_lib import demo
-from siampolar_lib.paths import checkpoints_dir
+from siampolar_lib.paths import checkpoints_dir, shipped_train_log
 from siampolar_lib.video import read_frames
 
 
@@ -80,8 +80,8 @@ def test_shipped_train_log_sits_beside_the_checkpoint(tmp_path, monkeypatch):
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(b"x")
     with pytest.raises(FileNotFoundError, match="model_train_log.csv"):
-        demo.shipped_train_log(ckpt)
+        shipped_train_log(ckpt)
     (tmp_path / "model_train_log.csv").write_text("step,loss\n1,2.0\n")
-    assert demo.shipped_train_log(ckpt) == tmp_path / "model_train_log.csv"
+    assert shipped_train_log(ckpt) == tmp_path / "model_train_log.csv"
     monkeypatch.setenv("SIAMPOLAR_CHECKPOINT", str(ckpt))
-    assert demo.shipped_train_log() == tmp_path / "model_train_log.csv"
+    assert shipped_train_log() == tmp_path / "model_train_log.csv"
