@@ -216,3 +216,12 @@ def test_targets_in_workers_train_exactly_as_targets_in_the_step(synthetic_davis
     wa = torch.load(a["checkpoint"], weights_only=True)["model"]
     wb = torch.load(b["checkpoint"], weights_only=True)["model"]
     assert _states_equal(wa, wb) == []
+
+
+def test_scale_lr_is_linear_in_the_global_batch():
+    from siampolar_lib.schedule import scale_lr
+
+    assert scale_lr(0.005, 32, 128) == pytest.approx(0.02)
+    assert scale_lr(0.01, 8, 2) == pytest.approx(0.0025)
+    with pytest.raises(ValueError, match="batches"):
+        scale_lr(0.01, 0, 8)
