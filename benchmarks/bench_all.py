@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["bench_davis2coco", "bench_polar", "bench_model", "bench_pairs", "bench_train", "bench_metrics",
-           "bench_tracker", "bench_stream", "bench_engines"]
+BENCHES = ["bench_davis2coco", "bench_polar", "bench_model", "bench_pairs", "bench_train", "bench_targets",
+           "bench_metrics", "bench_tracker", "bench_stream", "bench_engines"]
 
 
 def main() -> int:

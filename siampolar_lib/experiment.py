@@ -55,6 +55,7 @@ class TrainConfig:
     batch: int = 8  # pairs per step per process
     ckpt_every: int = 100  # write last.pt every K steps (and at the end)
     workers: int = 0  # DataLoader worker processes
+    worker_targets: bool = True  # build targets in the DataLoader's collate (in its workers); False: in the step
     device: str = "auto"  # auto (CUDA, MPS, CPU), cpu, cuda, mps
     resume: bool = False  # continue from out/last.pt
     overwrite: bool = False  # start afresh in an `out` that holds a run (its files are replaced)
@@ -90,6 +91,8 @@ HELP = {"data": "davis2coco json or DAVIS root (repeatable)", "out": "run folder
         "init_from": "fine-tune: start from this checkpoint's weights with a fresh optimiser and schedule",
         "stop_at": "stop after this step without changing the schedule (time-sliced runs; --resume continues)",
         "precision": "auto: fp16 AMP on CUDA, fp32 elsewhere; bf16: bfloat16 autocast",
+        "worker_targets": "build the targets in the DataLoader (its workers with --workers N; default) "
+                          "or, with --no-worker-targets, in the training step",
         "model.frozen_stages": "backbone stages kept frozen for the whole run (alias --frozen-stages)"}
 
 

@@ -51,3 +51,16 @@ def default_checkpoint() -> Path:
                                 "as checkpoints/siampolar_lite0.pt, or train one (notebooks 05-06) and set "
                                 "SIAMPOLAR_CHECKPOINT to its path")
     return path
+
+
+def shipped_train_log(checkpoint: str | os.PathLike | None = None) -> Path:
+    """The training log (CSV: step, loss, cls, ctr, rays, lr, num_pos, pairs_per_s) shipped beside a checkpoint.
+
+    checkpoint: default `default_checkpoint()`; the log is `<stem>_train_log.csv` in the same folder, as
+    `data_scripts/export_checkpoint.py` writes it. FileNotFoundError if it is absent.
+    """
+    ckpt = Path(checkpoint) if checkpoint is not None else default_checkpoint()
+    path = ckpt.with_name(ckpt.stem + "_train_log.csv")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no training log beside the checkpoint {ckpt.name}")
+    return path

@@ -105,3 +105,13 @@ def set_backbone_frozen(model: nn.Module, frozen: bool, trainable: frozenset[str
                 m.eval()
     else:
         model.train(model.training)
+
+
+def scale_lr(lr: float, reference_batch: int, batch: int) -> float:
+    """Linear scaling rule (Goyal et al. 2017): the lr for a global `batch`, given `lr` tuned at `reference_batch`.
+
+    Keep the warm-up when scaling up: the rule holds only once the first noisy steps are past.
+    """
+    if reference_batch < 1 or batch < 1:
+        raise ValueError(f"batches must be >= 1, got reference {reference_batch} and {batch}")
+    return lr * batch / reference_batch

@@ -16,6 +16,7 @@ An empty mask (a negative pair) gives all-negative levels.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -24,6 +25,7 @@ import torch
 from .geometry.boxes import mask_to_box
 from .geometry.polar import NUM_RAYS, mask_to_rays, mass_centre, polar_centerness
 from .models.config import ModelConfig
+from .models.grid import location_grid
 
 
 def _as_mask_array(search_masks) -> np.ndarray:
@@ -115,6 +117,44 @@ def build_targets(search_masks, points: Sequence[torch.Tensor], strides: Sequenc
             start += n
     return [dict(labels=torch.from_numpy(labels[l]).to(device), rays=torch.from_numpy(rays[l]).to(device),
                  centerness=torch.from_numpy(ctr[l]).to(device)) for l in range(len(pts))]
+
+
+def config_points(config: ModelConfig) -> list[torch.Tensor]:
+    """The network's fixed location grid, per level (H, W, 2) float32 crop pixels, from its config alone.
+
+    A backbone level of stride s maps the S-pixel search crop to ceil(S / s) cells (every backbone we build
+    pads that way) and correlating with the central k x k template cells leaves ceil(S / s) - k + 1 locations,
+    centred on the crop (`models.grid.location_grid`). tests/test_targets.py checks this against the
+    `points` of a real forward for each backbone family.
+    """
+    sides = [math.ceil(config.search_size / s) - k + 1 for s, k in zip(config.strides, config.template_crop)]
+    return [location_grid(n, n, s, config.search_size) for n, s in zip(sides, config.strides)]
+
+
+def config_targets(search_masks, config: ModelConfig, points: Sequence[torch.Tensor] | None = None
+                   ) -> list[dict[str, torch.Tensor]]:
+    """`build_targets` on the config's own grid (`config_points`): what a DataLoader worker can compute alone."""
+    return build_targets(search_masks, points if points is not None else config_points(config), config.strides,
+                         config.regress_ranges, config.centre_radius, config.num_rays)
+
+
+class TargetCollate:
+    """DataLoader collate_fn: `default_collate` of PairDataset items plus "targets" (`config_targets` of the batch).
+
+    With DataLoader workers the targets are built in the worker processes, off the training process's critical
+    path; the step then only moves them to the device. They equal what `model_targets` builds in the step.
+    """
+
+    def __init__(self, config: ModelConfig):
+        self.config = config
+        self.points = config_points(config)
+
+    def __call__(self, items: list[dict]) -> dict:
+        from torch.utils.data import default_collate
+
+        batch = default_collate(items)
+        batch["targets"] = config_targets(batch["search_mask"], self.config, self.points)
+        return batch
 
 
 def model_targets(search_masks, out: dict, config: ModelConfig) -> list[dict[str, torch.Tensor]]:

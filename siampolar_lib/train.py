@@ -1,6 +1,8 @@
 """Train a SiamPolar network on template-search pairs: `train(TrainConfig)` and `python -m siampolar_lib.train`.
 
 One step = one batch of pairs -> model -> targets -> losses -> SGD/AdamW step (grad clip 35, AMP on CUDA).
+The targets depend only on the search masks and the model config's location grid, so the DataLoader builds
+them (`targets.TargetCollate`, in its worker processes when --workers > 0) and the step only moves them.
 The pairs of step s are a pure function of (seed, s): the dataset item i is seeded by (seed, i), and step s
 of rank r reads items s*B*W + r*B ... + B-1 (W processes). So `--resume` after a kill repeats exactly what
 an uninterrupted run does, and `torchrun --nproc_per_node=N` splits each step's items over the ranks.
@@ -32,7 +34,7 @@ from .losses import compute_losses
 from .models.config import ModelConfig
 from .models.siampolar import SiamPolar
 from .schedule import make_optimizer, make_scheduler, set_backbone_frozen, trainable_backbone
-from .targets import model_targets
+from .targets import TargetCollate, model_targets
 from .trainlog import read_log, save_loss_curve, write_log
 
 __all__ = ["OptimConfig", "TrainConfig", "train", "train_step", "parse_args", "main"]
@@ -177,8 +179,11 @@ def train_step(model: nn.Module, batch: dict, mcfg: ModelConfig, loss_cfg, optim
     with torch.autocast(device_type=device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         out = model(batch["template"], batch["search"])
     out = {k: ([t.float() for t in v] if k in ("cls", "ctr", "rays") else v) for k, v in out.items()}
-    with torch.no_grad():
-        targets = model_targets(batch["search_mask"], out, mcfg)
+    if "targets" in batch:  # built by the DataLoader (targets.TargetCollate), usually in its workers
+        targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in batch["targets"]]
+    else:
+        with torch.no_grad():
+            targets = model_targets(batch["search_mask"], out, mcfg)
     losses = compute_losses(out, targets, loss_cfg)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(losses["total"]).backward()
@@ -356,9 +361,10 @@ def make_loader(run: Run) -> torch.utils.data.DataLoader:
     dataset = PairDataset(videos, cfg.pairs, length=length, seed=cfg.seed, geometry=cfg.model)
     run.end = cfg.iters if cfg.stop_at is None else max(run.start, min(cfg.iters, cfg.stop_at))
     sampler = StepSampler(run.start, run.end, cfg.batch, run.rank, run.world)
+    collate = TargetCollate(cfg.model) if cfg.worker_targets else None  # None: torch's default_collate
     return torch.utils.data.DataLoader(dataset, batch_size=cfg.batch, sampler=sampler,
                                        pin_memory=run.device.type == "cuda", drop_last=True,
-                                       **worker_loader_kwargs(cfg.workers))
+                                       collate_fn=collate, **worker_loader_kwargs(cfg.workers))
 
 
 def save_run(run: Run, step: int) -> None:

@@ -97,10 +97,18 @@ def test_checkpoint_stores_the_whole_model_config(quick_ckpt):
     assert load_model(path).config == QUICK
 
 
-def test_shipped_name_only_checkpoint_loads_as_todays_preset():
-    """The shipped file stores only "lite0": it loads as today's LITE0 and its weights fit strictly."""
+def test_shipped_name_only_checkpoint_loads_as_todays_preset(tmp_path):
+    """A file that stores only the name "lite0" (the format before whole-config checkpoints) loads as LITE0."""
+    import dataclasses
+
+    import torch
+
     from siampolar_lib.paths import REPO_ROOT
 
-    path = REPO_ROOT / "checkpoints" / "siampolar_lite0.pt"
+    shipped = load_checkpoint(REPO_ROOT / "checkpoints" / "siampolar_lite0.pt")
+    assert set(shipped["config"]) == {f.name for f in dataclasses.fields(LITE0)}, "the shipped file holds every field"
+    old = dict(shipped, config="lite0")
+    path = tmp_path / "name_only.pt"
+    torch.save(old, path)
     assert load_checkpoint(path)["config"] == "lite0"
     assert load_model(path).config == LITE0

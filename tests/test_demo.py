@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from siampolar_lib import demo
-from siampolar_lib.paths import checkpoints_dir
+from siampolar_lib.paths import checkpoints_dir, shipped_train_log
 from siampolar_lib.video import read_frames
 
 
@@ -74,3 +74,14 @@ def test_demo_bad_checkpoint_is_a_clear_error(tmp_path, capsys):
                     "--baselines", ""])
     assert rc == 2 and "bad.pt" in capsys.readouterr().err
     assert not (tmp_path / "o").exists(), "the checkpoint is checked before any work"
+
+
+def test_shipped_train_log_sits_beside_the_checkpoint(tmp_path, monkeypatch):
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"x")
+    with pytest.raises(FileNotFoundError, match="model_train_log.csv"):
+        shipped_train_log(ckpt)
+    (tmp_path / "model_train_log.csv").write_text("step,loss\n1,2.0\n")
+    assert shipped_train_log(ckpt) == tmp_path / "model_train_log.csv"
+    monkeypatch.setenv("SIAMPOLAR_CHECKPOINT", str(ckpt))
+    assert shipped_train_log() == tmp_path / "model_train_log.csv"

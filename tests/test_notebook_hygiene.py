@@ -19,7 +19,7 @@ def test_there_are_notebooks():
 def test_notebook_hygiene(nb_path: Path):
     nb = json.loads(nb_path.read_text())
     cells = nb["cells"]
-    assert re.match(r"\d\d_[a-z0-9_]+\.ipynb$", nb_path.name), "name notebooks NN_snake_case.ipynb"
+    assert re.match(r"\d\d[a-z]?_[a-z0-9_]+\.ipynb$", nb_path.name), "name notebooks NN_snake_case.ipynb or NNb_snake_case.ipynb"
     first = "".join(cells[0]["source"])
     assert cells[0]["cell_type"] == "markdown" and first.startswith("# "), "a title comes first"
     md = ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]

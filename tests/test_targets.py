@@ -154,3 +154,45 @@ def test_real_davis_mask(real_davis):
     for i, j in torch.nonzero(lab).tolist():  # every positive's polygon is the car (measured: 0.94-0.96)
         poly = rays_to_polygon(pts[0][i, j].numpy(), t["rays"][0, i, j].numpy())
         assert mask_iou(polygon_to_mask(poly, crop.shape), crop) > 0.9
+
+
+@pytest.mark.parametrize("name", ["quick", "lite0", "r18"])
+def test_config_points_equal_the_networks_grid(name):
+    """The grid the DataLoader builds targets on is the one a real forward reports, for each backbone family."""
+    from siampolar_lib import build_model
+    from siampolar_lib.targets import config_points
+
+    model = build_model(name, pretrained=False).eval()
+    cfg = model.config
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, cfg.template_size, cfg.template_size),
+                    torch.zeros(1, 3, cfg.search_size, cfg.search_size))
+    pts = config_points(cfg)
+    assert len(pts) == len(out["points"])
+    for a, b in zip(pts, out["points"]):
+        assert a.shape == b.shape and torch.equal(a, b)
+
+
+def test_worker_targets_equal_the_step_targets(synthetic_davis):
+    """TargetCollate (what DataLoader workers run) gives exactly the targets train_step would build."""
+    from torch.utils.data import DataLoader, default_collate
+
+    from siampolar_lib import build_model
+    from siampolar_lib.data.pairs import PairDataset, videos_from_davis, worker_loader_kwargs
+    from siampolar_lib.models.config import QUICK
+    from siampolar_lib.targets import TargetCollate, model_targets
+
+    data = PairDataset(videos_from_davis(synthetic_davis), length=6, seed=1, geometry=QUICK)
+    loader = DataLoader(data, batch_size=3, collate_fn=TargetCollate(QUICK), **worker_loader_kwargs(2))
+    model = build_model(QUICK, pretrained=False).eval()
+    positives = 0
+    for n, batch in enumerate(loader):
+        plain = default_collate([data[3 * n + i] for i in range(3)])
+        assert torch.equal(batch["search_mask"], plain["search_mask"])
+        with torch.no_grad():
+            out = model(plain["template"], plain["search"])
+        for got, want in zip(batch["targets"], model_targets(plain["search_mask"], out, QUICK)):
+            assert got.keys() == want.keys()
+            assert all(torch.equal(got[k], want[k]) for k in want)
+        positives += int(sum(t["labels"].sum() for t in batch["targets"]))
+    assert positives > 0  # the comparison covered positive locations, not only empty maps

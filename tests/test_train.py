@@ -205,3 +205,23 @@ def test_init_from_another_architecture_is_a_clear_error(synthetic_davis, tmp_pa
 def test_cli_parses_fine_tuning_flags():
     cfg = parse_args(["--data", "d", "--out", "o", "--iters", "5", "--init-from", "a.pt", "--frozen-stages", "4"])
     assert cfg.init_from == "a.pt" and cfg.model.frozen_stages == 4
+
+
+@pytest.mark.slow
+def test_targets_in_workers_train_exactly_as_targets_in_the_step(synthetic_davis, tmp_path):
+    """--workers 2 with targets from the DataLoader == targets built in the step (same losses, same weights)."""
+    a = train(_cfg(tmp_path, synthetic_davis, "in_step", iters=3, worker_targets=False))
+    b = train(_cfg(tmp_path, synthetic_davis, "in_workers", iters=3, workers=2, worker_targets=True))
+    assert [r["loss"] for r in read_log(a["log"])] == [r["loss"] for r in read_log(b["log"])]
+    wa = torch.load(a["checkpoint"], weights_only=True)["model"]
+    wb = torch.load(b["checkpoint"], weights_only=True)["model"]
+    assert _states_equal(wa, wb) == []
+
+
+def test_scale_lr_is_linear_in_the_global_batch():
+    from siampolar_lib.schedule import scale_lr
+
+    assert scale_lr(0.005, 32, 128) == pytest.approx(0.02)
+    assert scale_lr(0.01, 8, 2) == pytest.approx(0.0025)
+    with pytest.raises(ValueError, match="batches"):
+        scale_lr(0.01, 0, 8)
