@@ -12,7 +12,7 @@ from siampolar_lib.data.pairs import PairConfig
 from siampolar_lib.experiment import OptimConfig, TrainConfig, load_preset
 from siampolar_lib.geometry.boxes import mask_to_box
 from siampolar_lib.models.config import LITE0, QUICK, get_config
-from siampolar_lib.splits import HELDOUT_SEQUENCES
+from siampolar_lib.splits import VALIDATION_FOLD_SEQUENCES
 from siampolar_lib.video_tracking import ScoreMapRecorder, track_frames
 from siampolar_lib.tracker import Tracker, TrackerConfig
 from siampolar_lib.train import parse_args, train
@@ -27,9 +27,10 @@ def test_presets_load(name, model):
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg, "a preset survives the plain-dict round trip"
 
 
-def test_lite0_cpu_preset_excludes_the_held_out_fold():
+def test_lite0_cpu_preset_excludes_the_validation_fold():
     cfg = load_preset("lite0_cpu")
-    assert cfg.exclude_sequences == HELDOUT_SEQUENCES and cfg.batch == 16 and cfg.optim.warmup == 100
+    assert cfg.exclude_sequences == VALIDATION_FOLD_SEQUENCES and cfg.batch == 16 and cfg.optim.warmup == 100
+    assert cfg.precision == "bf16" and cfg.iters == 1700 and cfg.optim.freeze_backbone_iters == 800
 
 
 def test_dict_round_trip_of_a_custom_config():
