@@ -87,12 +87,11 @@ class TorchEngine(Engine):
 
     @torch.inference_mode()
     def template(self, z: np.ndarray):
-        """Template features, one (1, C, k, k) tensor per level (None for a module without template_features)."""
-        t = to_tensor(z, self.device)
-        if hasattr(self.model, "template_features"):
-            return self.model.template_features(t)
-        self.model.template(t)  # a module that only caches (tests' fakes): one target at a time
-        return None
+        """Template features, one (1, C, k, k) tensor per level, also cached in the module (its `track(x)` API).
+
+        A module whose `template` returns nothing (tests' fakes) gives None: `search` then uses its cache.
+        """
+        return self.model.template(to_tensor(z, self.device))
 
     @torch.inference_mode()
     def search(self, x: np.ndarray, state) -> list[dict]:

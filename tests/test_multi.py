@@ -127,7 +127,7 @@ def test_evaluate_writes_official_csvs(real_davis, tmp_path):
     from siampolar_lib.evaluate import main as evaluate_main
 
     assert evaluate_main(["--baselines", "static", "--sequences", "blackswan", "--max-frames", "4",
-                          "--out", str(tmp_path), "--no-progress"]) == 0
+                          "--davis-root", str(real_davis), "--out", str(tmp_path), "--no-progress"]) == 0
     lines = (tmp_path / "static" / "per-sequence_results-val.csv").read_text().splitlines()
     assert lines[0] == "Sequence,J-Mean,F-Mean" and lines[1].startswith("blackswan_1,")
     head = (tmp_path / "static" / "global_results-val.csv").read_text().splitlines()[0]

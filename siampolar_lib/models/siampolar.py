@@ -53,9 +53,10 @@ class SiamPolar(nn.Module):
         self._check_input(z, self.config.template_size, "template")
         return [crop_template(f, k) for f, k in zip(self.features(z), self.config.template_crop)]
 
-    def template(self, z: torch.Tensor) -> None:
-        """Cache the template features for `track` (tracking API)."""
+    def template(self, z: torch.Tensor) -> list[torch.Tensor]:
+        """Cache the template features for `track` (tracking API) and return them (per level (B, C, k, k))."""
         self._zf = self.template_features(z)
+        return self._zf
 
     def track(self, x: torch.Tensor, zf: list[torch.Tensor] | None = None) -> dict:
         """Search (B, 3, 255, 255) against template features zf (default: the cached ones) -> output dict.
