@@ -43,7 +43,7 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
 
 bench: $(STAMP)
-	$(PY) data_scripts/bench_all.py
+	$(PY) -m benchmarks.bench_all
 
 clean:
 	rm -rf runs .pytest_cache

@@ -16,9 +16,8 @@ import hashlib
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from siampolar_lib.checkpoint import CheckpointError, export_weights, load_checkpoint  # noqa: E402
-from siampolar_lib.trainlog import concat_logs, read_log, save_loss_curve, write_log  # noqa: E402
+from siampolar_lib.checkpoint import CheckpointError, export_weights, load_checkpoint
+from siampolar_lib.trainlog import concat_logs, read_log, save_loss_curve, write_log
 
 
 def sha256(path: Path) -> str:

@@ -11,18 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from multiprocessing import Pool
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from siampolar_lib.geometry.polar import polar_fit_iou  # noqa: E402
-from siampolar_lib.paths import davis_root  # noqa: E402
+from siampolar_lib.geometry.polar import polar_fit_iou
+from siampolar_lib.io import read_mask_png, write_text
+from siampolar_lib.paths import davis_root
 
 
 def annotation_files(root: Path, every: int = 1) -> list[Path]:
@@ -41,10 +39,7 @@ def annotation_files(root: Path, every: int = 1) -> list[Path]:
 def _one(args) -> list[float]:
     """IoUs of one mask file for every (rays, centre) pair, in order."""
     path, rays, centres, method = args
-    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if img is None:
-        raise ValueError(f"{path}: cannot read the annotation PNG")
-    mask = img > 0
+    mask = read_mask_png(path)
     return [polar_fit_iou(mask, n, c, method=method) for n in rays for c in centres]
 
 
@@ -87,10 +82,7 @@ def main() -> None:
     for n in rays:
         print(f"{n:>4} " + "".join(f"{res['rays'][str(n)][c]:8.3f}" for c in centres))
     if a.json:
-        out = Path(a.json)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(res, indent=1))
-        tmp.replace(out)
+        write_text(a.json, json.dumps(res, indent=1))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ Two stages, each scored by J&F mean (official per-sequence protocol, `siampolar_
 1. each --thresholds pair "lost_score:empty_score" with pysot's k, lambda and LR. The thresholds come
    first because they decide how often the state is updated at all: a lost frame keeps the old state,
    so k, lambda and LR only act on frames above lost_score;
-2. the grid --penalty-k x --window-influence x --lr with the best thresholds of stage 1.
+2. the grid --penalty-k x --window-influence x --size-lr with the best thresholds of stage 1.
 pysot's defaults (k 0.04, lambda 0.44, LR 0.4) with thresholds 0.2:0.1 are always the first row, so the
 table says whether tuning beats them. Prints one table row per setting (J&F, J_M, F_M, lost frames) and
 the best setting. Sequences of the real val set (the held-out fold and the train fold) are refused.
@@ -19,22 +19,24 @@ import itertools
 import json
 import os
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from siampolar_lib.data.davis import list_sequences, load_sequence, sequence_masks  # noqa: E402
-from siampolar_lib.metrics import evaluate_sequence, mean_over_sequences  # noqa: E402
-from siampolar_lib.paths import davis_train_sample_root  # noqa: E402
-from siampolar_lib.splits import REAL_VAL_SEQUENCES  # noqa: E402
-from siampolar_lib.tracker import TrackerConfig  # noqa: E402
+from siampolar_lib.checkpoint import CheckpointError, load_checkpoint, load_model
+from siampolar_lib.data.davis import list_sequences
+from siampolar_lib.evaluate import load_eval_sequence, track_and_score
+from siampolar_lib.io import write_text
+from siampolar_lib.metrics import mean_over_sequences
+from siampolar_lib.paths import davis_train_sample_root
+from siampolar_lib.splits import REAL_VAL_SEQUENCES
+from siampolar_lib.tracker import Tracker, TrackerConfig
 
-PYSOT = TrackerConfig(penalty_k=0.04, window_influence=0.44, lr=0.4, lost_score=0.2, empty_score=0.1)
-TUNED_KEYS = ("penalty_k", "window_influence", "lr", "lost_score", "empty_score")
+PYSOT = TrackerConfig(penalty_k=0.04, window_influence=0.44, size_lr=0.4, lost_score=0.2, empty_score=0.1)
+TUNED_KEYS = ("penalty_k", "window_influence", "size_lr", "lost_score", "empty_score")
 
 _MODEL = None  # one network per worker process, loaded once
 
@@ -43,10 +45,6 @@ def _load(checkpoint: str):
     """The worker's network (1 thread: on a shared 2-core machine more threads only wait on each other)."""
     global _MODEL
     if _MODEL is None:
-        import torch
-
-        from siampolar_lib.checkpoint import load_model
-
         torch.set_num_threads(1)
         _MODEL = load_model(checkpoint, device="cpu")
     return _MODEL
@@ -54,16 +52,10 @@ def _load(checkpoint: str):
 
 def score_one(job: tuple) -> tuple[int, str, dict]:
     """Track and score one (setting, sequence): (setting index, sequence, row with J_M/F_M/JF_M/lost)."""
-    from siampolar_lib.evaluate import run_sequence
-    from siampolar_lib.tracker import Tracker
-
     index, cfg_dict, checkpoint, root, name, max_frames = job
-    seq = load_sequence(root, name)
-    paths = list(seq.frame_paths[:max_frames])
-    gt = sequence_masks(seq)[: len(paths)]
-    preds, _, lost = run_sequence(Tracker(_load(checkpoint), TrackerConfig(**cfg_dict)), paths, gt, desc=name)
-    row = evaluate_sequence(preds, gt)
-    return index, name, {k: row[k] for k in ("J_M", "F_M", "JF_M", "J_O", "F_O", "J_D", "F_D")} | {"lost": lost}
+    paths, gt = load_eval_sequence(root, name, max_frames)
+    _, row = track_and_score(Tracker(_load(checkpoint), TrackerConfig(**cfg_dict)), paths, gt, desc=name)
+    return index, name, {k: row[k] for k in ("J_M", "F_M", "JF_M", "J_O", "F_O", "J_D", "F_D", "lost")}
 
 
 def score_settings(cfgs: list[TrackerConfig], checkpoint: str, root: Path, names: list[str],
@@ -88,7 +80,7 @@ def table(results: list[dict]) -> str:
     lines = [head, "-" * len(head)]
     for r in results:
         c, s = r["cfg"], r["summary"]
-        lines.append(f"{c['penalty_k']:>5.2f} {c['window_influence']:>6.2f} {c['lr']:>4.2f} {c['lost_score']:>5.2f} "
+        lines.append(f"{c['penalty_k']:>5.2f} {c['window_influence']:>6.2f} {c['size_lr']:>4.2f} {c['lost_score']:>5.2f} "
                      f"{c['empty_score']:>5.2f} | {100 * s['JF_M']:>5.1f} {100 * s['J_M']:>5.1f} "
                      f"{100 * s['F_M']:>5.1f} {r['lost']:>5d}")
     return "\n".join(lines)
@@ -109,15 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-frames", type=int, default=None, help="keep the first N frames of each sequence")
     ap.add_argument("--penalty-k", default="0.04,0.2", help="stage 2: scale/aspect penalty k values")
     ap.add_argument("--window-influence", default="0.3,0.44,0.58", help="cosine window weight values")
-    ap.add_argument("--lr", default="0.4,0.6", help="size smoothing LR values")
+    ap.add_argument("--size-lr", default="0.4,0.6", help="size smoothing rates (TrackerConfig.size_lr)")
     ap.add_argument("--thresholds", default="0.2:0.1,0.1:0.05,0.05:0.0,0.0:0.0",
                     help="stage 1: lost_score:empty_score pairs (empty 0: never an empty mask)")
     ap.add_argument("--workers", type=int, default=1, help="processes (each one thread)")
     ap.add_argument("--json", default=None, help="also write every row and the best setting here")
     args = ap.parse_args(argv)
     try:
-        from siampolar_lib.checkpoint import CheckpointError, load_checkpoint
-
         load_checkpoint(args.checkpoint)  # a bad file fails here, before any tracking
         root = Path(args.davis_root) if args.davis_root else davis_train_sample_root()
         names = [s for s in args.sequences.split(",") if s] if args.sequences else list_sequences(root, args.split)
@@ -132,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         if (PYSOT.lost_score, PYSOT.empty_score) not in pairs:
             pairs.insert(0, (PYSOT.lost_score, PYSOT.empty_score))
         stage1 = [replace(PYSOT, lost_score=lo, empty_score=em) for lo, em in pairs]  # validated here
-        grid = list(itertools.product(floats(args.penalty_k), floats(args.window_influence), floats(args.lr)))
+        grid = list(itertools.product(floats(args.penalty_k), floats(args.window_influence), floats(args.size_lr)))
     except (CheckpointError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -141,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"tuning on {len(names)} train sequences ({', '.join(names)}), {frames} frames each")
     results = score_settings(stage1, args.checkpoint, root, names, args.max_frames, args.workers)
     best = max(results, key=lambda r: r["summary"]["JF_M"])  # ties keep the earlier row
-    stage2 = [replace(PYSOT, penalty_k=k, window_influence=w, lr=lr, lost_score=best["cfg"]["lost_score"],
+    stage2 = [replace(PYSOT, penalty_k=k, window_influence=w, size_lr=lr, lost_score=best["cfg"]["lost_score"],
                       empty_score=best["cfg"]["empty_score"]) for k, w, lr in grid]
     stage2 = [c for c in stage2 if {k: getattr(c, k) for k in TUNED_KEYS} != best["cfg"]]  # already scored
     results += score_settings(stage2, args.checkpoint, root, names, args.max_frames, args.workers)
@@ -155,11 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         doc = {"checkpoint": os.path.basename(args.checkpoint), "sequences": names, "max_frames": args.max_frames,
                "results": results, "best": best, "pysot": default}
-        path = Path(args.json)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=2)
-        os.replace(tmp, path)
+        write_text(args.json, json.dumps(doc, indent=2))
     return 0
 
 

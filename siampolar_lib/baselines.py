@@ -3,7 +3,7 @@
 - StaticBox: the first box as the mask, never moved (what doing nothing scores).
 - OracleBox: the true box of each frame, filled (needs the ground truth; the best a box tracker can do).
 - PolarBound: each true mask fitted with 36 rays at its mass centre (the best a perfect polar predictor
-  can do: the representation ceiling of REFERENCE-NOTES section 9).
+  can do: the representation ceiling, docs/design.md section 4).
 - CSRT: OpenCV's CSRT correlation-filter tracker (opencv-contrib); its box becomes a filled ellipse.
 The ground-truth baselines read frame k's mask from `gt_masks[k]` (frame 0 is the `init` frame).
 """
@@ -14,28 +14,17 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .geometry.boxes import mask_to_box, validate_box
-from .geometry.polar import NUM_RAYS, mass_centre, mask_to_rays, rays_to_polygon, polygon_to_mask
+from .geometry.boxes import box_mask, mask_to_box, polygon_box, validate_box
+from .geometry.polar import NUM_RAYS, mask_to_rays, mass_centre, polygon_to_mask, ray_angles, rays_to_polygon
 from .tracker import TrackResult
 
 NAMES = ("static", "oracle_box", "polar_bound", "csrt")
 
 
-def box_mask(box_xywh, shape: tuple[int, int]) -> np.ndarray:
-    """Fill a box (x, y, w, h) into an (H, W) bool mask: the pixels whose centres lie inside it."""
-    H, W = shape[:2]
-    x, y, w, h = (float(v) for v in box_xywh)
-    x0, y0 = max(int(np.ceil(x - 0.5)), 0), max(int(np.ceil(y - 0.5)), 0)
-    x1, y1 = min(int(np.ceil(x + w - 0.5)), W), min(int(np.ceil(y + h - 0.5)), H)
-    m = np.zeros((H, W), bool)
-    m[y0:y1, x0:x1] = True
-    return m
-
-
 def box_polygon(box_xywh, n: int = NUM_RAYS) -> np.ndarray:
     """The box's inscribed ellipse sampled at n ray angles: (n, 2) frame pixels (for drawing)."""
     x, y, w, h = (float(v) for v in box_xywh)
-    th = np.arange(n) * (2 * np.pi / n)
+    th = ray_angles(n)
     return np.stack([x + w / 2 + w / 2 * np.cos(th), y + h / 2 + h / 2 * np.sin(th)], axis=1)
 
 
@@ -121,10 +110,7 @@ class PolarBound(_GroundTruth):
             return TrackResult(np.zeros(self.frame_shape, bool), np.zeros((self.n_rays, 2)), np.zeros(4), 0.0, True)
         c = mass_centre(gt)
         poly = rays_to_polygon(c, mask_to_rays(gt, c, self.n_rays))
-        x0, y0 = poly.min(axis=0)
-        x1, y1 = poly.max(axis=0)
-        return TrackResult(polygon_to_mask(poly, self.frame_shape), poly, np.array([x0, y0, x1 - x0, y1 - y0]),
-                           1.0, False)
+        return TrackResult(polygon_to_mask(poly, self.frame_shape), poly, polygon_box(poly), 1.0, False)
 
 
 class CSRT(_Baseline):

@@ -1,7 +1,9 @@
 """SiamPolar checkpoints: one dict saved with torch.save, loadable with torch.load(weights_only=True).
 
-    {"format": "siampolar-checkpoint-v1", "config": "lite0", "model": state_dict, "step": int,
-     "meta": {plain types}, ...optional "optimizer", "scheduler", "rng", ...}
+    {"format": "siampolar-checkpoint-v1", "config": ModelConfig.to_dict() (every field), "model": state_dict,
+     "step": int, "meta": {plain types}, ...optional "optimizer", "scheduler", "rng", ...}
+
+Older files store only the config's name ("config": "lite0"); they load as today's preset of that name.
 
 Writes are atomic (temp file in the same folder, then os.replace). Every problem on load (missing,
 truncated, foreign, wrong architecture) is a CheckpointError naming the file and the problem.
@@ -9,11 +11,14 @@ truncated, foreign, wrong architecture) is a CheckpointError naming the file and
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from .io import atomic_write
+from .models.config import ModelConfig, get_config
+from .models.siampolar import SiamPolar
 
 FORMAT = "siampolar-checkpoint-v1"
 _PLAIN = (str, int, float, bool, type(None))
@@ -46,19 +51,12 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, step: int = 0, me
     path = Path(path)
     meta = dict(meta or {})
     _check_plain(meta, "meta")
-    name = getattr(getattr(model, "config", None), "name", None)
-    if name is None:
-        raise TypeError("save_checkpoint needs a SiamPolar model (with a .config.name)")
-    ckpt = {"format": FORMAT, "config": name, "model": model.state_dict(), "step": int(step), "meta": meta, **extra}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(ckpt, f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    config = getattr(model, "config", None)
+    if not isinstance(config, ModelConfig):
+        raise TypeError("save_checkpoint needs a SiamPolar model (with a ModelConfig .config)")
+    ckpt = {"format": FORMAT, "config": config.to_dict(), "model": model.state_dict(), "step": int(step), "meta": meta, **extra}
+    with atomic_write(path) as tmp:
+        torch.save(ckpt, tmp)
     return path
 
 
@@ -75,10 +73,18 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(f"{path}: not a SiamPolar checkpoint (format {found!r}, expected {FORMAT!r})")
-    for key, kind in (("config", str), ("model", dict), ("step", int), ("meta", dict)):
+    for key, kind in (("config", (str, dict)), ("model", dict), ("step", int), ("meta", dict)):
         if not isinstance(ckpt.get(key), kind):
-            raise CheckpointError(f"{path}: field {key!r} missing or not a {kind.__name__}")
+            raise CheckpointError(f"{path}: field {key!r} missing or of the wrong type")
     return ckpt
+
+
+def checkpoint_config(ckpt: dict, path: str | os.PathLike) -> ModelConfig:
+    """The ModelConfig a loaded checkpoint holds (a stored dict, or an old file's name -> today's preset)."""
+    try:
+        return get_config(ckpt["config"])
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{path}: bad model config: {err}") from err
 
 
 def load_model(path: str | os.PathLike, device=None):
@@ -89,13 +95,7 @@ def load_model(path: str | os.PathLike, device=None):
 
 def model_from_checkpoint(ckpt: dict, path: str | os.PathLike, device=None):
     """The network held by a loaded checkpoint dict (read from `path`, named in errors); eval mode on device."""
-    from .models.config import get_config
-    from .models.siampolar import SiamPolar
-
-    try:
-        cfg = get_config(ckpt["config"])
-    except ValueError as err:
-        raise CheckpointError(f"{path}: {err}") from err
+    cfg = checkpoint_config(ckpt, path)
     model = SiamPolar(cfg, pretrained=False)
     try:
         model.load_state_dict(ckpt["model"], strict=True)

@@ -13,23 +13,23 @@ import os
 import sys
 from pathlib import Path
 
+import cv2
+import torch
 
-from .paths import checkpoints_dir, davis_available, davis_root
+from .checkpoint import CheckpointError, load_model
+from .data.davis import DavisError, first_box, list_sequences, load_sequence, read_frame
+from .data.synthetic import make_synthetic_davis
+from .device import describe_device, pick_device, seed_everything
+from .evaluate import MODEL_METHODS, evaluate_tracker
+from .io import write_text
+from .paths import SHIPPED_CHECKPOINT, davis_available, davis_root, default_checkpoint  # noqa: F401
+from .results import format_table
+from .splits import HELDOUT_SEQUENCES
+from .tracker import Tracker
+from .video import write_gif
+from .video_tracking import render_results, track_frames
 
-SHIPPED_CHECKPOINT = "siampolar_lite0.pt"
 DEMO_BASELINES = ("static", "oracle_box", "polar_bound", "csrt")
-
-
-def default_checkpoint() -> Path:
-    """The shipped checkpoint: $SIAMPOLAR_CHECKPOINT, else checkpoints/siampolar_lite0.pt; FileNotFoundError if absent."""
-    env = os.environ.get("SIAMPOLAR_CHECKPOINT")
-    path = Path(env) if env else checkpoints_dir() / SHIPPED_CHECKPOINT
-    if not path.is_file():
-        source = "$SIAMPOLAR_CHECKPOINT" if env else "the repository"
-        raise FileNotFoundError(f"no SiamPolar checkpoint at {path} (from {source}); it ships with the repository "
-                                "as checkpoints/siampolar_lite0.pt, or train one (notebooks 05-06) and set "
-                                "SIAMPOLAR_CHECKPOINT to its path")
-    return path
 
 
 def demo_data(out: str | os.PathLike, sequences: int = 4, frames: int = 24) -> tuple[Path, list[str], bool]:
@@ -38,18 +38,12 @@ def demo_data(out: str | os.PathLike, sequences: int = 4, frames: int = 24) -> t
     Real: the held-out fold (splits.HELDOUT_SEQUENCES) of the DAVIS folder. Otherwise a synthetic DAVIS
     set (seed 0) is generated once under out/synthetic_davis and its val split is used.
     """
-    from .data.davis import list_sequences
-
     if davis_available():
-        from .splits import HELDOUT_SEQUENCES
-
         root = davis_root()
         present = set(list_sequences(root, "val"))
         names = [s for s in HELDOUT_SEQUENCES if s in present]
         if names:
             return root, names, True
-    from .data.synthetic import make_synthetic_davis
-
     root = Path(out) / "synthetic_davis"
     if not (root / "JPEGImages").is_dir():
         make_synthetic_davis(root, sequences=sequences, frames=frames, seed=0)
@@ -62,13 +56,6 @@ def sequence_gif(path: str | os.PathLike, model, root: str | os.PathLike, name: 
 
     scale shrinks the GIF's frames (0.5: 427 x 240 for DAVIS 480p) to keep the file small.
     """
-    import cv2
-
-    from .data.davis import first_box, load_sequence, read_frame
-    from .tracker import Tracker
-    from .track import render_results, track_frames
-    from .video import write_gif
-
     seq = load_sequence(root, name)
     frames = [read_frame(p) for p in seq.frame_paths[:max_frames]]
     results = track_frames(Tracker(model, device=device), frames, first_box(seq), progress=False)
@@ -86,13 +73,6 @@ def run_demo(out: str | os.PathLike = "runs/demo", checkpoint: str | os.PathLike
     sequences: names, or an int N for the first N of the default list (held-out fold or synthetic val).
     Returns {"data": "real"|"synthetic", "sequences": [...], "methods": evaluate_tracker's dict, "gif": path}.
     """
-    import torch
-
-    from .checkpoint import load_model
-    from .device import describe_device, pick_device, seed_everything
-    from .evaluate import MODEL_METHODS, evaluate_tracker
-    from .results import format_table
-
     out = Path(out)
     seed_everything(0)
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -112,7 +92,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", checkpoint: str | os.PathLike
                          columns=("JF_M", "J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "fps"))
     print("\nJ&F on", "the held-out fold" if real else "synthetic val", "(percent; fps = frames/s):")
     print(table)
-    (out / "summary.txt").write_text(table + "\n")
+    write_text(out / "summary.txt", table + "\n")
     gif = sequence_gif(out / f"{names[0]}.gif", model, root, names[0], max_frames=max_frames, device=dev)
     model_method = MODEL_METHODS["search"]
     jf = methods[model_method]["summary"]["JF_M"]
@@ -135,9 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     seqs: list[str] | int | None = None
     if args.sequences:
         seqs = int(args.sequences) if args.sequences.isdigit() else [s for s in args.sequences.split(",") if s]
-    from .checkpoint import CheckpointError
-    from .data.davis import DavisError
-
     try:
         run_demo(args.out, args.checkpoint, seqs, args.max_frames, [b for b in args.baselines.split(",") if b],
                  args.device, progress=not args.no_progress)

@@ -47,3 +47,14 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cpu":
         return f"cpu ({torch.get_num_threads()} threads)"
     return device.type
+
+
+def sync(device: torch.device | str | None) -> None:
+    """Wait for queued device work (CUDA/MPS) so a timer measures it; a no-op on CPU or None."""
+    if device is None:
+        return
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()

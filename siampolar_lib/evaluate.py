@@ -18,15 +18,20 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Sequence as Seq
+from typing import Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .baselines import NAMES as BASELINE_NAMES
 from .baselines import make_baseline
-from .data.davis import list_sequences, load_sequence, read_frame, sequence_masks
+from .checkpoint import CheckpointError, load_model
+from .data.davis import DavisError, first_nonempty, list_sequences, load_sequence, read_frame, sequence_masks
 from .device import describe_device, pick_device
+from .geometry.boxes import mask_to_box
+from .models.siampolar import build_model
+from .paths import davis_root as resolve_root
 from .metrics import evaluate_sequence, mean_over_sequences, write_mask_png
 from .results import format_table, write_results_json
 from .tracker import Tracker, TrackerConfig
@@ -34,17 +39,13 @@ from .tracker import Tracker, TrackerConfig
 MODEL_METHODS = {"search": "siampolar", "full_frame": "siampolar_full_frame"}
 
 
-def run_sequence(tracker, frame_paths: Seq[Path], gt_masks: np.ndarray, progress: bool = False,
+def run_sequence(tracker, frame_paths: Sequence[Path], gt_masks: np.ndarray, progress: bool = False,
                  desc: str = "") -> tuple[np.ndarray, float, int]:
     """Track one sequence from its first annotated box: (T, H, W) bool predictions, fps, lost frames.
 
     frame_paths: T frame files; gt_masks: (T, H, W) bool (frame t0's mask gives the box and its output).
     """
-    from tqdm.auto import tqdm
-
-    from .geometry.boxes import mask_to_box
-
-    t0 = next((t for t in range(len(gt_masks)) if gt_masks[t].any()), None)
+    t0 = first_nonempty(gt_masks)
     if t0 is None:
         raise ValueError(f"every ground-truth mask of {desc or 'the sequence'} is empty: nothing to track")
     preds = np.zeros_like(gt_masks, dtype=bool)
@@ -65,22 +66,35 @@ def run_sequence(tracker, frame_paths: Seq[Path], gt_masks: np.ndarray, progress
     return preds, fps, lost
 
 
+def load_eval_sequence(root: str | os.PathLike, name: str, max_frames: int | None = None
+                       ) -> tuple[list[Path], np.ndarray]:
+    """A DAVIS sequence to evaluate on: its frame paths (the first max_frames) and (T, H, W) bool masks."""
+    seq = load_sequence(root, name)
+    frame_paths = list(seq.frame_paths[:max_frames])
+    return frame_paths, sequence_masks(seq)[: len(frame_paths)]
+
+
+def track_and_score(tracker, frame_paths: Sequence[Path], gt_masks: np.ndarray, progress: bool = False,
+                    desc: str = "") -> tuple[np.ndarray, dict]:
+    """`run_sequence`, then the DAVIS measures: predictions (T, H, W) and the row {J_M.., fps, lost, frames}."""
+    preds, fps, lost = run_sequence(tracker, frame_paths, gt_masks, progress, desc=desc)
+    row = evaluate_sequence(preds, gt_masks)
+    row.update(fps=fps, lost=lost, frames=len(frame_paths))
+    return preds, row
+
+
 def load_tracker_model(checkpoint: str | os.PathLike | None, model_name: str | None, device: torch.device):
     """The network to track with: a checkpoint (load_model), or an untrained build_model(name) for smoke runs."""
     if checkpoint is not None:
-        from .checkpoint import load_model
-
         return load_model(checkpoint, device=device)
     if model_name is not None:
-        from . import build_model
-
         return build_model(model_name, pretrained=True).to(device).eval()
     raise ValueError("give a checkpoint (or a model name for an untrained smoke run)")
 
 
 def evaluate_tracker(model: torch.nn.Module | str | os.PathLike | None, davis_root: str | os.PathLike | None = None,
                      out: str | os.PathLike = "runs/eval", split: str = "val",
-                     sequences: Seq[str] | None = None, baselines: Seq[str] = (), mode: str = "search",
+                     sequences: Sequence[str] | None = None, baselines: Sequence[str] = (), mode: str = "search",
                      device: str | torch.device = "auto", cfg: TrackerConfig | None = None,
                      max_frames: int | None = None, progress: bool = True, verbose: bool = True) -> dict:
     """Track and score DAVIS sequences with a model (an nn.Module or a checkpoint path) and baselines.
@@ -90,10 +104,6 @@ def evaluate_tracker(model: torch.nn.Module | str | os.PathLike | None, davis_ro
     writes PNGs and results.json files under `out` (see the module docstring); prints one table per method
     when verbose.
     """
-    from tqdm.auto import tqdm
-
-    from .paths import davis_root as resolve_root
-
     root = resolve_root(davis_root)
     out = Path(out)
     dev = device if isinstance(device, torch.device) else pick_device(device)
@@ -119,21 +129,16 @@ def evaluate_tracker(model: torch.nn.Module | str | os.PathLike | None, davis_ro
 
     rows: dict[str, dict[str, dict]] = {m: {} for m in methods}
     for name in tqdm(names, desc="sequences", disable=not progress, unit="seq"):
-        seq = load_sequence(root, name)
-        frame_paths = list(seq.frame_paths[:max_frames])
-        gt = sequence_masks(seq)[: len(frame_paths)]
-        t0 = int(np.argmax(gt.reshape(len(gt), -1).any(axis=1)))  # first annotated frame (run_sequence checks)
+        frame_paths, gt = load_eval_sequence(root, name, max_frames)
+        t0 = first_nonempty(gt) or 0  # first annotated frame (run_sequence refuses an all-empty sequence)
         for method in methods:
             if method in MODEL_METHODS.values():
                 tracker = Tracker(net, tcfg, device=dev)
             else:
                 tracker = make_baseline(method, gt_masks=gt[t0:])
-            preds, fps, lost = run_sequence(tracker, frame_paths, gt, progress, desc=f"{method}/{name}")
+            preds, rows[method][name] = track_and_score(tracker, frame_paths, gt, progress, desc=f"{method}/{name}")
             for t, p in enumerate(frame_paths):
                 write_mask_png(out / method / name / (Path(p).stem + ".png"), preds[t])
-            row = evaluate_sequence(preds, gt)
-            row.update(fps=fps, lost=lost, frames=len(frame_paths))
-            rows[method][name] = row
 
     results = {}
     for method in methods:
@@ -167,13 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     baselines = [b for b in args.baselines.split(",") if b]
     seqs = [s for s in args.sequences.split(",") if s] if args.sequences else None
-    from .data.davis import DavisError
-
-    errors: tuple[type[Exception], ...] = (DavisError, ValueError, RuntimeError, FileNotFoundError)
-    if args.checkpoint:
-        from .checkpoint import CheckpointError
-
-        errors += (CheckpointError,)
+    errors = (DavisError, ValueError, RuntimeError, FileNotFoundError, CheckpointError)
     try:
         dev = pick_device(args.device)
         model = None

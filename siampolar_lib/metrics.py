@@ -1,4 +1,4 @@
-"""DAVIS measures: region similarity J, boundary F, their Mean/Recall/Decay, and folder scoring.
+"""DAVIS measures: region similarity J, boundary F, and their Mean/Recall/Decay statistics.
 
 Follows the official DAVIS code (fperazzi/davis, davis2017-evaluation) exactly:
 - J = |A & B| / |A | B|, and 1 when both masks are empty.
@@ -12,24 +12,20 @@ Follows the official DAVIS code (fperazzi/davis, davis2017-evaluation) exactly:
 - Sequences with fewer than 3 frames have no frame the protocol would score; we then score all
   frames, so results stay finite (the official tools return NaN there).
 
-CLI: `python -m siampolar_lib.metrics --gt DIR --pred DIR [--out DIR] [--sequences a,b] [--processes N]`.
+Scoring folders of PNGs (and its command line) is `siampolar_lib.scoring`.
 """
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from siampolar_lib.results import STAT_KEYS, format_table, write_results_json
+from siampolar_lib.geometry.polar import mask_iou
+from siampolar_lib.io import read_mask_png, write_mask_png  # noqa: F401  (moved to siampolar_lib.io; deprecated here)
+from siampolar_lib.results import STAT_KEYS
 
 BOUND_TH = 0.008  # boundary tolerance as a fraction of the image diagonal (DAVIS default)
 
@@ -39,11 +35,7 @@ BOUND_TH = 0.008  # boundary tolerance as a fraction of the image diagonal (DAVI
 # ---------------------------------------------------------------------------------------------
 def jaccard(pred: np.ndarray, gt: np.ndarray) -> float:
     """Region similarity |pred & gt| / |pred | gt| of two (H, W) masks; 1.0 when both are empty."""
-    pred, gt = _check_pair(pred, gt)
-    union = np.count_nonzero(pred | gt)
-    if union == 0:
-        return 1.0
-    return np.count_nonzero(pred & gt) / union
+    return mask_iou(*_check_pair(pred, gt))
 
 
 def batched_jaccard(preds: np.ndarray, gts: np.ndarray) -> np.ndarray:
@@ -236,165 +228,19 @@ def pooled_statistics(per_frame: Sequence[Sequence[float]], keep_first_last: boo
     return db_statistics(np.concatenate(parts), wrap_uint8=wrap_uint8)
 
 
-# ---------------------------------------------------------------------------------------------
-# PNG input/output and folder scoring
-# ---------------------------------------------------------------------------------------------
-def read_mask_png(path: str | os.PathLike) -> np.ndarray:
-    """(H, W) bool mask from a DAVIS PNG: 0/255 grey, or palette indices (object ids), foreground = > 0."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"missing mask file: {path}")
-    with Image.open(path) as im:
-        arr = np.asarray(im)  # mode P gives palette indices, L gives grey values
-    if arr.ndim == 3:  # RGB(A) colour-coded objects: any colour channel set = foreground
-        arr = arr[..., :3].any(axis=-1)
-    return arr > 0
+_MOVED_TO_SCORING = ("binarise_folder", "annotations_dir", "evaluate_sequence_folder", "evaluate_folder", "main")
 
 
-def write_mask_png(path: str | os.PathLike, mask: np.ndarray) -> Path:
-    """Write an (H, W) mask as an 8-bit 0/255 PNG, atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    mask = np.asarray(mask)
-    if mask.ndim != 2:
-        raise ValueError(f"write_mask_png wants an (H, W) mask, got shape {mask.shape} for {path}")
-    ok, buf = cv2.imencode(".png", np.where(mask.astype(bool), 255, 0).astype(np.uint8))
-    if not ok:
-        raise OSError(f"could not encode PNG for {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)  # never leave a half-written temp file behind
-        raise
-    return path
+def __getattr__(name: str):
+    """Folder scoring moved to siampolar_lib.scoring; the old names still resolve here (deprecated)."""
+    if name in _MOVED_TO_SCORING:
+        from . import scoring
+
+        return getattr(scoring, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def binarise_folder(src: str | os.PathLike, dst: str | os.PathLike,
-                    sequences: Sequence[str] | None = None) -> Path:
-    """Copy a prediction folder `<src>/<seq>/*.png` to `dst` as 0/255 PNGs (foreground = > 0).
+if __name__ == "__main__":  # the old command line, `python -m siampolar_lib.metrics`
+    from siampolar_lib.scoring import main as _main
 
-    Tools that match objects by pixel value (vos-benchmark) need this for multi-object palette files.
-    `dst` must be a different folder; `src` is only read.
-    """
-    src, dst = Path(src), Path(dst)
-    if dst.resolve() == src.resolve():
-        raise ValueError(f"binarise_folder would overwrite its input {src}")
-    if sequences is None:
-        sequences = sorted(p.name for p in src.iterdir() if p.is_dir())
-    for seq in sequences:
-        files = sorted((src / seq).glob("*.png"))
-        if not files:
-            raise FileNotFoundError(f"no PNGs in {src / seq}")
-        for f in files:
-            write_mask_png(dst / seq / f.name, read_mask_png(f))
-    return dst
-
-
-def annotations_dir(gt: str | os.PathLike) -> Path:
-    """The per-sequence annotation folder from either a DAVIS root or its `Annotations/480p` folder."""
-    gt = Path(gt)
-    if (gt / "Annotations" / "480p").is_dir():
-        return gt / "Annotations" / "480p"
-    if not gt.is_dir():
-        raise FileNotFoundError(f"ground-truth folder not found: {gt}")
-    return gt
-
-
-def evaluate_sequence_folder(gt_seq_dir: str | os.PathLike, pred_seq_dir: str | os.PathLike,
-                             bound_th: float = BOUND_TH) -> dict:
-    """Score one sequence folder of PNGs; every GT frame needs a prediction of the same name and size."""
-    gt_seq_dir, pred_seq_dir = Path(gt_seq_dir), Path(pred_seq_dir)
-    names = sorted(p.name for p in gt_seq_dir.glob("*.png"))
-    if not names:
-        raise FileNotFoundError(f"no ground-truth PNGs in {gt_seq_dir}")
-    j = np.empty(len(names))
-    f = np.empty(len(names))
-    for i, name in enumerate(names):
-        gt = read_mask_png(gt_seq_dir / name)
-        pred_path = pred_seq_dir / name
-        if not pred_path.is_file():
-            raise FileNotFoundError(f"missing prediction {pred_path} (ground truth has {gt_seq_dir / name})")
-        pred = read_mask_png(pred_path)
-        if pred.shape != gt.shape:
-            raise ValueError(f"size mismatch: prediction {pred_path} is {pred.shape[1]}x{pred.shape[0]}, "
-                             f"ground truth {gt_seq_dir / name} is {gt.shape[1]}x{gt.shape[0]}")
-        j[i] = jaccard(pred, gt)
-        f[i] = f_measure(pred, gt, bound_th)
-    return _sequence_row(j, f)
-
-
-def _evaluate_one(args: tuple[str, str, str, float]) -> tuple[str, dict]:
-    """Process-pool worker: (seq, gt_dir, pred_dir, bound_th) -> (seq, row)."""
-    seq, gt_dir, pred_dir, bound_th = args
-    return seq, evaluate_sequence_folder(Path(gt_dir) / seq, Path(pred_dir) / seq, bound_th)
-
-
-def evaluate_folder(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike,
-                    sequences: Sequence[str] | None = None, processes: int | None = None,
-                    bound_th: float = BOUND_TH) -> dict:
-    """Score a DAVIS-format prediction folder `<pred>/<seq>/00000.png` against annotations.
-
-    gt_dir: a DAVIS root or its Annotations/480p folder. sequences: default all GT sequence folders,
-    each of which must have a prediction folder. processes: worker processes (default one per core,
-    at most one per sequence; 1 = in this process).
-    Returns the mean over sequences of J_M, J_O, J_D, F_M, F_O, F_D and JF_M, plus "sequences":
-    {seq: row} with the same keys and the per-frame lists J and F.
-    """
-    gt_root, pred_root = annotations_dir(gt_dir), Path(pred_dir)
-    if not pred_root.is_dir():
-        raise FileNotFoundError(f"prediction folder not found: {pred_root}")
-    if sequences is None:
-        sequences = sorted(p.name for p in gt_root.iterdir() if p.is_dir())
-    sequences = list(sequences)
-    if not sequences:
-        raise ValueError(f"no sequences to score in {gt_root}")
-    missing_gt = [s for s in sequences if not (gt_root / s).is_dir()]
-    if missing_gt:
-        raise FileNotFoundError(f"sequences not in {gt_root}: {missing_gt}")
-    missing = [s for s in sequences if not (pred_root / s).is_dir()]
-    if missing:
-        raise FileNotFoundError(f"no prediction folder in {pred_root} for: {missing}")
-    jobs = [(s, str(gt_root), str(pred_root), bound_th) for s in sequences]
-    n_proc = min(processes or os.cpu_count() or 1, len(jobs))
-    if n_proc <= 1:
-        rows = dict(map(_evaluate_one, jobs))
-    else:
-        with ProcessPoolExecutor(n_proc) as pool:
-            rows = dict(pool.map(_evaluate_one, jobs))
-    return {**mean_over_sequences(rows), "sequences": rows}
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line
-# ---------------------------------------------------------------------------------------------
-def main(argv: Sequence[str] | None = None) -> int:
-    """Score a prediction folder, print the table, write results.json (never into the GT folder)."""
-    ap = argparse.ArgumentParser(prog="python -m siampolar_lib.metrics", description=main.__doc__)
-    ap.add_argument("--gt", required=True, help="DAVIS root or its Annotations/480p folder")
-    ap.add_argument("--pred", required=True, help="predictions: <pred>/<sequence>/00000.png ...")
-    ap.add_argument("--out", help="folder for results.json (default: the --pred folder)")
-    ap.add_argument("--sequences", help="comma-separated subset (default: every GT sequence)")
-    ap.add_argument("--processes", type=int, default=None, help="worker processes (default: CPU count)")
-    args = ap.parse_args(argv)
-
-    gt_root = annotations_dir(args.gt).resolve()
-    out_dir = Path(args.out or args.pred).resolve()
-    given = Path(args.gt).resolve()
-    if any(out_dir == g or g in out_dir.parents for g in (gt_root, given)):
-        ap.error(f"--out {out_dir} is inside the ground-truth folder; choose another folder")
-    seqs = [s.strip() for s in args.sequences.split(",") if s.strip()] if args.sequences else None
-    res = evaluate_folder(gt_root, args.pred, seqs, args.processes)
-    per_seq = {s: {k: r[k] for k in STAT_KEYS} for s, r in res["sequences"].items()}
-    summary = {k: res[k] for k in STAT_KEYS}
-    print(format_table({**per_seq, "mean over sequences": summary},
-                       columns=("J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "JF_M")))
-    path = write_results_json(out_dir / "results.json", {**summary, "fps": None}, per_seq)
-    print(f"wrote {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main())

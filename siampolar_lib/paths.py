@@ -36,3 +36,18 @@ def davis_train_sample_root() -> Path:
 def checkpoints_dir() -> Path:
     """The folder of shipped checkpoints."""
     return REPO_ROOT / "checkpoints"
+
+
+SHIPPED_CHECKPOINT = "siampolar_lite0.pt"
+
+
+def default_checkpoint() -> Path:
+    """The shipped checkpoint: $SIAMPOLAR_CHECKPOINT, else checkpoints/siampolar_lite0.pt; FileNotFoundError if absent."""
+    env = os.environ.get("SIAMPOLAR_CHECKPOINT")
+    path = Path(env) if env else checkpoints_dir() / SHIPPED_CHECKPOINT
+    if not path.is_file():
+        source = "$SIAMPOLAR_CHECKPOINT" if env else "the repository"
+        raise FileNotFoundError(f"no SiamPolar checkpoint at {path} (from {source}); it ships with the repository "
+                                "as checkpoints/siampolar_lite0.pt, or train one (notebooks 05-06) and set "
+                                "SIAMPOLAR_CHECKPOINT to its path")
+    return path

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
+
+from .io import write_text
 
 STAT_KEYS = ("J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "JF_M")
 RESULT_KEYS = STAT_KEYS + ("fps",)
@@ -53,14 +54,4 @@ def write_results_json(path: str | os.PathLike, summary: dict, sequences: dict[s
         raise ValueError(f"summary for {path} lacks {missing}")
     doc = {k: _clean(summary.get(k)) for k in RESULT_KEYS}
     doc["sequences"] = {s: {k: _clean(r.get(k)) for k in RESULT_KEYS} for s, r in sequences.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=2, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)  # never leave a half-written temp file behind
-        raise
-    return path
+    return write_text(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")

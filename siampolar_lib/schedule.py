@@ -71,11 +71,19 @@ def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, total: int, warmup: int,
-                   schedule: str) -> torch.optim.lr_scheduler.LambdaLR:
-    """LambdaLR applying `lr_factor` per step to every group's base lr."""
+                   schedule: str, start: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+    """LambdaLR applying `lr_factor` per step to every group's base lr, positioned at step `start`.
+
+    start > 0 (a resume) needs an optimizer that a scheduler drove before (its groups hold "initial_lr",
+    the base lr); the lrs are set to base x lr_factor(start, total), so a changed total re-plans the rest.
+    """
     lr_factor(0, total, warmup, schedule)  # validate the schedule name early
+    if start > 0:
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+    # LambdaLR's constructor takes one step: from start - 1 it lands on step `start`.
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, total, warmup, schedule))
+        optimizer, lambda s: lr_factor(s, total, warmup, schedule), last_epoch=start - 1)
 
 
 def trainable_backbone(model: nn.Module) -> frozenset[str]:

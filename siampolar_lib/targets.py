@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from .geometry.boxes import mask_to_box
-from .geometry.polar import mask_to_rays, mass_centre, polar_centerness
+from .geometry.polar import NUM_RAYS, mask_to_rays, mass_centre, polar_centerness
+from .models.config import ModelConfig
 
 
 def _as_mask_array(search_masks) -> np.ndarray:
@@ -75,7 +76,7 @@ def _positives_one_mask(mask: np.ndarray, pts: list[np.ndarray], strides: Sequen
 
 def build_targets(search_masks, points: Sequence[torch.Tensor], strides: Sequence[float],
                   regress_ranges: Sequence[tuple[float, float]], centre_radius: float = 1.5,
-                  num_rays: int = 36) -> list[dict[str, torch.Tensor]]:
+                  num_rays: int = NUM_RAYS) -> list[dict[str, torch.Tensor]]:
     """Per-level targets for a batch of search crops.
 
     search_masks: (B, S, S) bool tensor or array, the object's mask on each search crop (empty = negative).
@@ -114,3 +115,9 @@ def build_targets(search_masks, points: Sequence[torch.Tensor], strides: Sequenc
             start += n
     return [dict(labels=torch.from_numpy(labels[l]).to(device), rays=torch.from_numpy(rays[l]).to(device),
                  centerness=torch.from_numpy(ctr[l]).to(device)) for l in range(len(pts))]
+
+
+def model_targets(search_masks, out: dict, config: ModelConfig) -> list[dict[str, torch.Tensor]]:
+    """`build_targets` for a model's output dict (points, strides), with the model config's ranges and rays."""
+    return build_targets(search_masks, out["points"], out["strides"], config.regress_ranges, config.centre_radius,
+                         config.num_rays)

@@ -12,83 +12,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .geometry.boxes import clip_box, validate_box
-from .geometry.polar import mask_to_rays, rays_to_polygon
+from .checkpoint import CheckpointError, load_model
+from .device import pick_device
+from .geometry.boxes import validate_box
+from .tracker import Tracker
 from .video import VideoError, read_frames, video_fps, write_masks, write_video
-from .viz import render_track
-
-
-class ScoreMapRecorder(torch.nn.Module):
-    """Wraps a SiamPolar network and keeps the last score map, sigmoid(cls) x sigmoid(ctr) of the finest level.
-
-    Pass it to Tracker in place of the network: `template`, `track` and `forward` are passed through;
-    `last_score_map` is (h, w) float32 in [0, 1] over the search crop (None before the first `track`).
-    """
-
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
-        self.last_score_map: np.ndarray | None = None
-
-    def template(self, z: torch.Tensor):
-        """Cache the template features (the wrapped model's `template`)."""
-        return self.model.template(z)
-
-    def track(self, x: torch.Tensor) -> dict:
-        """The wrapped model's `track(x)`; records the finest level's score map of the first crop."""
-        out = self.model.track(x)
-        score = torch.sigmoid(out["cls"][0][0, 0].float()) * torch.sigmoid(out["ctr"][0][0, 0].float())
-        self.last_score_map = score.detach().cpu().numpy()
-        return out
-
-    def forward(self, template: torch.Tensor, search: torch.Tensor) -> dict:
-        """The wrapped model's forward."""
-        return self.model(template, search)
-
-
-def box_result(frame_shape: tuple[int, int], box_xywh):
-    """Frame 0's result: the given box as mask (H, W) bool and as a 36-ray polygon, score 1, not lost."""
-    from .tracker import TrackResult
-
-    H, W = frame_shape[:2]
-    x, y, w, h = clip_box(box_xywh, (H, W))
-    mask = np.zeros((H, W), bool)
-    mask[int(round(y)):int(round(y + h)), int(round(x)):int(round(x + w))] = True
-    centre = np.array([x + w / 2.0 - 0.5, y + h / 2.0 - 0.5])
-    polygon = rays_to_polygon(centre, mask_to_rays(mask, centre)) if mask.any() else np.repeat(centre[None], 36, 0)
-    return TrackResult(mask=mask, polygon=polygon, box=np.array([x, y, w, h]), score=1.0, lost=False)
-
-
-def track_frames(tracker, frames: list[np.ndarray], box_xywh, progress: bool = False,
-                 score_maps: list | None = None, desc: str = "tracking") -> list:
-    """Run a Tracker over frames from a first-frame box: one TrackResult per frame (frame 0 = the box).
-
-    frames: list of (H, W, 3) uint8 RGB; box_xywh (4,) frame pixels. When `score_maps` is a list and the
-    tracker's model is a ScoreMapRecorder, each frame's score map is appended to it (None for frame 0).
-    """
-    from tqdm.auto import tqdm
-
-    if not frames:
-        raise ValueError("no frames to track")
-    box = validate_box(box_xywh, frames[0].shape[:2], name="first-frame box")
-    tracker.init(frames[0], box)
-    results = [box_result(frames[0].shape, box)]
-    recorder = tracker.model if isinstance(tracker.model, ScoreMapRecorder) else None
-    if score_maps is not None:
-        score_maps.append(None)
-    for frame in tqdm(frames[1:], desc=desc, disable=not progress, unit="frame"):
-        results.append(tracker.track(frame))
-        if score_maps is not None:
-            score_maps.append(None if recorder is None else recorder.last_score_map)
-    return results
-
-
-def render_results(frames, results, rays: bool = True) -> list[np.ndarray]:
-    """Overlay every TrackResult on its frame (viz.render_track): list of (H, W, 3) uint8 RGB."""
-    return [render_track(f, r.mask, r.polygon, r.score, rays=rays, label=f"{i}")
-            for i, (f, r) in enumerate(zip(frames, results))]
+# Moved to siampolar_lib.video_tracking; re-exported here for older imports (deprecated).
+from .video_tracking import ScoreMapRecorder, box_result, render_results, track_frames  # noqa: F401
 
 
 def parse_box(text: str) -> np.ndarray:
@@ -121,10 +52,6 @@ def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xyw
     Errors: an unreadable video or empty folder (VideoError), a box outside the frame (ValueError), a bad
     checkpoint (CheckpointError) -- each naming the file or box.
     """
-    from .checkpoint import load_model
-    from .device import pick_device
-    from .tracker import Tracker
-
     video_path, masks_dir = output_paths(out)
     src = Path(video).resolve()
     if video_path.resolve() == src or masks_dir.resolve() == src:
@@ -151,8 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     ap.add_argument("--max-frames", type=int, default=None, help="track only the first N frames")
     args = ap.parse_args(argv)
-    from .checkpoint import CheckpointError
-
     try:
         summary = track_video(args.checkpoint, args.video, parse_box(args.box), args.out, device=args.device,
                               max_frames=args.max_frames)

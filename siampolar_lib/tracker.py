@@ -1,11 +1,11 @@
 """The SiamPolar tracker: template once, then per frame search crop -> score maps -> best polygon -> mask.
 
 Two modes (TrackerConfig.mode):
-- "search" (default, pysot/SiamCAR style, REFERENCE-NOTES section 7): a 255 search crop centred on the
+- "search" (default, pysot/SiamCAR style, docs/design.md): a search crop (model.config.search_size) centred on the
   previous state with context, score = sigmoid(cls) x sigmoid(ctr), a scale/aspect change penalty and a
-  cosine window, the best location's 36 rays decoded to a polygon, smooth state update, and a low-score
+  cosine window, the best location's rays decoded to a polygon, smooth state update, and a low-score
   path (lost: keep the state, widen the search, empty mask once the score stays very low).
-- "full_frame" (what the reference code did): the whole frame resized to 255 x 255 (aspect not kept),
+- "full_frame" (what the reference code did): the whole frame resized to the search size (aspect not kept),
   the same template, best raw score, no temporal state. Kept for a side-by-side comparison.
 
 A video has one frame size: a frame of another size raises ValueError (call `init` again to start a new
@@ -21,28 +21,25 @@ import cv2
 import numpy as np
 import torch
 
-from .geometry.boxes import validate_box
-from .geometry.crops import CONTEXT, SEARCH_SIZE, TEMPLATE_SIZE, context_side, crop_square
+from .device import sync
+from .geometry.boxes import polygon_box, validate_box
+from .geometry.crops import context_side, crop_square
 from .geometry.polar import ray_angles, rays_to_polygon, polygon_to_mask
 
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    """Tracker hyper-parameters (tune on DAVIS train sequences only, never on the evaluation fold)."""
+    """Tracker hyper-parameters (tune on DAVIS train sequences only, never on the evaluation fold).
 
-    # penalty_k, window_influence, lr, lost_score, empty_score: tuned 2026-11-26 on the DAVIS-2016 train sample
-    # (6 sequences, 288 frames; never the val sequences) for the shipped checkpoint with
-    #   python data_scripts/tune_tracker.py --checkpoint checkpoints/siampolar_lite0.pt --workers 2
-    #   (then --thresholds 0.0:0.0,0.01:0.0,0.02:0.0,0.01:0.01 --penalty-k 0.04 --window-influence 0.3 --lr 0.6)
-    # J&F 43.1 vs 23.8 with pysot's values (k 0.04, lambda 0.44, LR 0.4, lost 0.2, empty 0.1). Nearly all of the
-    # gain is the thresholds (41.8 with pysot's k/lambda/LR): this model's cls x ctr scores are low, and at 0.2 it
-    # called 200 of 282 tracked frames lost, freezing the state. k/lambda/LR moved J&F by at most ~1.5 points.
+    Crop sizes and context are the model's (`model.config`), not the tracker's. How the defaults were tuned:
+    checkpoints/README.md.
+    """
+
     mode: str = "search"  # "search" (crop around the previous state) or "full_frame" (reference behaviour)
-    penalty_k: float = 0.04  # scale/aspect change penalty exp(-(r_c s_c - 1) k); pysot's value, kept by tuning
-    window_influence: float = 0.3  # weight lambda of the cosine window in the final score (pysot 0.44)
-    lr: float = 0.6  # size smoothing: lr = penalty x score x LR (pysot 0.4)
-    context: float = CONTEXT  # context amount p = context (w + h) around the target
-    lost_score: float = 0.01  # best score (cls x ctr) below this: the target is lost, the state is kept (was 0.2)
+    penalty_k: float = 0.04  # scale/aspect change penalty exp(-(r_c s_c - 1) k)
+    window_influence: float = 0.3  # weight lambda of the cosine window in the final score
+    size_lr: float = 0.6  # size smoothing rate: the size moves by penalty x score x size_lr towards the new one
+    lost_score: float = 0.01  # best score (cls x ctr) below this: the target is lost, the state is kept
     empty_score: float = 0.0  # best score below this for `empty_after` frames in a row: an empty mask (0: never)
     empty_after: int = 1  # consecutive very-low-score frames before the mask is emptied
     lost_growth: float = 1.5  # search side multiplied by this for each lost frame...
@@ -60,23 +57,13 @@ class TrackerConfig:
 
 @dataclass
 class TrackResult:
-    """One tracked frame: mask (H, W) bool, polygon (36, 2) frame pixels, box (4,) xywh, score, lost flag."""
+    """One tracked frame: mask (H, W) bool, polygon (num_rays, 2) frame pixels, box (4,) xywh, score, lost flag."""
 
     mask: np.ndarray
     polygon: np.ndarray
     box: np.ndarray
     score: float
     lost: bool
-
-
-def sync(device: torch.device | None) -> None:
-    """Wait for queued device work (CUDA/MPS) so a timer measures it; a no-op on CPU."""
-    if device is None:
-        return
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def to_tensor(img: np.ndarray, device) -> torch.Tensor:
@@ -93,12 +80,6 @@ def change(r: np.ndarray) -> np.ndarray:
     return np.maximum(r, 1.0 / r)
 
 
-def padded_side(w, h, context: float = CONTEXT):
-    """sqrt((w + p)(h + p)) with p = context (w + h); numpy-broadcasting twin of crops.context_side."""
-    p = context * (w + h)
-    return np.sqrt((w + p) * (h + p))
-
-
 def cosine_window(points: np.ndarray) -> np.ndarray:
     """Hanning window over a level's locations: points (H, W, 2) crop pixels -> (H, W) in [0, 1].
 
@@ -113,11 +94,16 @@ def cosine_window(points: np.ndarray) -> np.ndarray:
     return w[..., 0] * w[..., 1]
 
 
+def location_score(cls: torch.Tensor, ctr: torch.Tensor) -> torch.Tensor:
+    """The tracker's score of every location: sigmoid(cls) x sigmoid(ctr), in [0, 1], computed in float32."""
+    return torch.sigmoid(cls.float()) * torch.sigmoid(ctr.float())
+
+
 def decode_levels(out: dict) -> list[dict]:
     """Model output dict -> per level numpy dict: score (H, W), rays (R, H, W), points (H, W, 2)."""
     levels = []
     for cls, ctr, rays, pts in zip(out["cls"], out["ctr"], out["rays"], out["points"]):
-        score = torch.sigmoid(cls[0, 0].float()) * torch.sigmoid(ctr[0, 0].float())
+        score = location_score(cls[0, 0], ctr[0, 0])
         levels.append({"score": score.cpu().numpy().astype(np.float64),
                        "rays": rays[0].float().cpu().numpy().astype(np.float64),
                        "points": pts.float().cpu().numpy().astype(np.float64)})
@@ -146,6 +132,7 @@ class Tracker:
             device = p.device if p is not None else torch.device("cpu")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        self.geometry = model.config  # ModelConfig: template_size, search_size, context, num_rays
         self.frame_shape: tuple[int, int] | None = None
         self.elapsed_s = 0.0  # seconds spent in init + track since the last reset_timer
         self.frames_done = 0  # frames counted in elapsed_s (init counts one)
@@ -190,8 +177,8 @@ class Tracker:
         self.centre = np.array([x + w / 2.0, y + h / 2.0])
         self.size = np.array([w, h])
         self.avg_chans = frame.reshape(-1, 3).mean(axis=0)
-        s_z = context_side(w, h, self.cfg.context)
-        z, _ = crop_square(frame, self.centre, s_z, TEMPLATE_SIZE, pad_value=self.avg_chans)
+        s_z = context_side(w, h, self.geometry.context)
+        z, _ = crop_square(frame, self.centre, s_z, self.geometry.template_size, pad_value=self.avg_chans)
         self.model.template(to_tensor(z, self.device))
         self.growth = 1.0  # search side factor, > 1 while the target is lost
         self.low_run = 0  # consecutive frames with score < empty_score
@@ -215,69 +202,81 @@ class Tracker:
 
     # --- modes ----------------------------------------------------------------------------------
     def _track_search(self, frame: np.ndarray) -> TrackResult:
-        cfg = self.cfg
+        """One frame of "search" mode: frame (H, W, 3) uint8 RGB -> TrackResult in frame pixels.
+
+        Crops a search square around the previous centre (context side x search/template x growth), scores
+        every location of every level by sigmoid(cls) x sigmoid(ctr) x size-change penalty, blended with a
+        cosine window, decodes the best location's rays to a polygon and box, and smooths the state towards
+        that box (or keeps it and widens the search when the raw score says the target is lost).
+        """
         H, W = self.frame_shape
-        w_prev, h_prev = self.size
-        s_z = context_side(w_prev, h_prev, cfg.context)
-        s_x = s_z * SEARCH_SIZE / TEMPLATE_SIZE * self.growth
-        x, tf = crop_square(frame, self.centre, s_x, SEARCH_SIZE, pad_value=self.avg_chans)
+        x, tf = self._search_crop(frame)
         levels = decode_levels(self.model.track(to_tensor(x, self.device)))
-        scale = tf.scale  # crop pixels per frame pixel
-        # Previous size on the crop; the template saw the target at scale_z = 127 / s_z, i.e. the same.
-        sz_prev = padded_side(w_prev * scale, h_prev * scale, cfg.context)
+        li, i, j, penalty, (dx, dy, bw, bh) = self._best_location(levels, tf.scale)
+        lv = levels[li]
+        score = float(lv["score"][i, j])
+        poly = tf.to_frame(rays_to_polygon(lv["points"][i, j], lv["rays"][:, i, j]))  # (R, 2) frame pixels
+        lost = score < self.cfg.lost_score
+        self.low_run = self.low_run + 1 if score < self.cfg.empty_score else 0
+        if lost:
+            # Keep the last state and look wider next time (pysot's long-term idea, without re-detection).
+            self.growth = min(self.growth * self.cfg.lost_growth, self.cfg.max_growth)
+        else:
+            self.growth = 1.0
+            centre = tf.to_frame(lv["points"][i, j] + np.array([dx, dy]))
+            self._update_state(centre, np.array([bw, bh]) / tf.scale, float(penalty) * score)
+        mask = np.zeros((H, W), bool) if self.low_run >= self.cfg.empty_after else polygon_to_mask(poly, (H, W))
+        return TrackResult(mask=mask, polygon=poly, box=self.state_box(), score=score, lost=lost)
+
+    def _search_crop(self, frame: np.ndarray):
+        """The search crop (S, S, 3) around the state and its CropTransform (S = model search size)."""
+        g = self.geometry
+        s_x = context_side(self.size[0], self.size[1], g.context) * g.search_size / g.template_size * self.growth
+        return crop_square(frame, self.centre, s_x, g.search_size, pad_value=self.avg_chans)
+
+    def _best_location(self, levels: list[dict], scale: float):
+        """Best (level, i, j) by penalised, windowed score; returns it with its penalty and (dx, dy, w, h) crop px."""
+        cfg, context = self.cfg, self.geometry.context
+        w_prev, h_prev = self.size
+        # Previous size on the crop; the template saw the target at the same scale (template / s_z).
+        sz_prev = context_side(w_prev * scale, h_prev * scale, context)
         best = None
         for li, lv in enumerate(levels):
             dx, dy, bw, bh = polygon_boxes(lv["rays"])
             bw, bh = np.maximum(bw, 1e-3), np.maximum(bh, 1e-3)
-            s_c = change(padded_side(bw, bh, cfg.context) / sz_prev)
+            s_c = change(context_side(bw, bh, context) / sz_prev)
             r_c = change((w_prev / h_prev) / (bw / bh))
             penalty = np.exp(-(r_c * s_c - 1.0) * cfg.penalty_k)
             pscore = penalty * lv["score"] * (1.0 - cfg.window_influence)
             pscore = pscore + cosine_window(lv["points"]) * cfg.window_influence
             i, j = np.unravel_index(int(np.argmax(pscore)), pscore.shape)
             if best is None or pscore[i, j] > best[0]:
-                best = (pscore[i, j], li, i, j, penalty[i, j], dx[i, j], dy[i, j], bw[i, j], bh[i, j])
-        _, li, i, j, penalty, dx, dy, bw, bh = best
-        lv = levels[li]
-        score = float(lv["score"][i, j])
-        poly = tf.to_frame(rays_to_polygon(lv["points"][i, j], lv["rays"][:, i, j]))  # (R, 2) frame pixels
+                best = (pscore[i, j], li, i, j, penalty[i, j], (dx[i, j], dy[i, j], bw[i, j], bh[i, j]))
+        return best[1:]
 
-        lost = score < cfg.lost_score
-        self.low_run = self.low_run + 1 if score < cfg.empty_score else 0
-        if lost:
-            # Keep the last state and look wider next time (pysot's long-term idea, without re-detection).
-            self.growth = min(self.growth * cfg.lost_growth, cfg.max_growth)
-        else:
-            self.growth = 1.0
-            centre = tf.to_frame(lv["points"][i, j] + np.array([dx, dy]))
-            new_size = np.array([bw, bh]) / scale
-            lr = float(penalty) * score * cfg.lr
-            size = (1.0 - lr) * self.size + lr * new_size
-            self.centre = np.clip(centre, [0.0, 0.0], [W - 1.0, H - 1.0])
-            self.size = np.clip(size, cfg.min_size, [max(W, cfg.min_size), max(H, cfg.min_size)])
-        if self.low_run >= cfg.empty_after:
-            mask = np.zeros((H, W), bool)
-        else:
-            mask = polygon_to_mask(poly, (H, W))
-        return TrackResult(mask=mask, polygon=poly, box=self.state_box(), score=score, lost=lost)
+    def _update_state(self, centre: np.ndarray, new_size: np.ndarray, weight: float) -> None:
+        """Move the state to centre (frame px) and the size towards new_size by weight x size_lr, clipped."""
+        H, W = self.frame_shape
+        rate = weight * self.cfg.size_lr
+        size = (1.0 - rate) * self.size + rate * new_size
+        self.centre = np.clip(centre, [0.0, 0.0], [W - 1.0, H - 1.0])
+        self.size = np.clip(size, self.cfg.min_size, [max(W, self.cfg.min_size), max(H, self.cfg.min_size)])
 
     def _track_full_frame(self, frame: np.ndarray) -> TrackResult:
         cfg = self.cfg
         H, W = self.frame_shape
-        x = cv2.resize(frame, (SEARCH_SIZE, SEARCH_SIZE), interpolation=cv2.INTER_LINEAR)
+        S = self.geometry.search_size
+        x = cv2.resize(frame, (S, S), interpolation=cv2.INTER_LINEAR)
         levels = decode_levels(self.model.track(to_tensor(x, self.device)))
         best = max(((lv["score"].max(), li) for li, lv in enumerate(levels)))
         lv = levels[best[1]]
         i, j = np.unravel_index(int(np.argmax(lv["score"])), lv["score"].shape)
         score = float(lv["score"][i, j])
         poly_crop = rays_to_polygon(lv["points"][i, j], lv["rays"][:, i, j])
-        # cv2.resize maps pixel centres: frame = (crop + 0.5) * (W / 255) - 0.5, per axis.
-        k = np.array([W / SEARCH_SIZE, H / SEARCH_SIZE])
+        # cv2.resize maps pixel centres: frame = (crop + 0.5) * (W / S) - 0.5, per axis.
+        k = np.array([W / S, H / S])
         poly = (poly_crop + 0.5) * k - 0.5
         lost = score < cfg.lost_score
         self.low_run = self.low_run + 1 if score < cfg.empty_score else 0
         mask = np.zeros((H, W), bool) if self.low_run >= cfg.empty_after else polygon_to_mask(poly, (H, W))
-        x0, y0 = poly.min(axis=0)
-        x1, y1 = poly.max(axis=0)
-        box = np.array([x0, y0, x1 - x0, y1 - y0])
-        return TrackResult(mask=mask, polygon=poly, box=box, score=score, lost=lost)
+        return TrackResult(mask=mask, polygon=poly, box=polygon_box(poly), score=score, lost=lost)

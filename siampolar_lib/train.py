@@ -4,56 +4,41 @@ One step = one batch of pairs -> model -> targets -> losses -> SGD/AdamW step (g
 The pairs of step s are a pure function of (seed, s): the dataset item i is seeded by (seed, i), and step s
 of rank r reads items s*B*W + r*B ... + B-1 (W processes). So `--resume` after a kill repeats exactly what
 an uninterrupted run does, and `torchrun --nproc_per_node=N` splits each step's items over the ranks.
+The run's whole configuration is one `experiment.TrainConfig` (presets: configs/*.yaml, `--preset NAME`).
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
+from .checkpoint import CheckpointError, checkpoint_config, load_checkpoint, save_checkpoint
+from .data.coco import davis_to_coco, load_coco_videos
+from .data.davis import folder_sequences
+from .data.pairs import PairDataset, worker_loader_kwargs
 from .device import describe_device, pick_device, seed_everything
-from .schedule import lr_factor, make_optimizer, make_scheduler, set_backbone_frozen, trainable_backbone
+from .experiment import OptimConfig, TrainConfig, add_flags, config_from_args
+from .losses import compute_losses
+from .models.config import ModelConfig
+from .models.siampolar import SiamPolar
+from .schedule import make_optimizer, make_scheduler, set_backbone_frozen, trainable_backbone
+from .targets import model_targets
 from .trainlog import read_log, save_loss_curve, write_log
 
-GRAD_CLIP = 35.0  # REF: gradient clipping at L2 norm 35
+__all__ = ["OptimConfig", "TrainConfig", "train", "train_step", "parse_args", "main"]
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything one training run needs; the CLI is a thin layer over it."""
-    config: str = "quick"                # model size: lite0, r18, r50, r101, quick
-    data: tuple[str, ...] = ()           # COCO jsons (from davis2coco) and/or DAVIS roots
-    out: str = "runs/train"              # run folder: last.pt, train_log.csv, loss_curve.png
-    iters: int = 100                     # TOTAL number of steps (a resume continues up to it)
-    batch: int = 8                       # pairs per step per process
-    lr: float = 0.01                     # base lr (head); backbone gets 0.1x once unfrozen
-    optimizer: str = "sgd"               # sgd (momentum 0.9) or adamw
-    weight_decay: float = 1e-4           # REF 1e-4; biases and norm scales get none
-    schedule: str = "cosine"             # cosine or step decay after warm-up
-    warmup: int = 500                    # linear warm-up steps from lr/3 (REF 500)
-    freeze_backbone_iters: int = 0       # backbone frozen (no grad, BN fixed) for this many steps
-    ckpt_every: int = 100                # write last.pt every K steps (and at the end)
-    workers: int = 0                     # DataLoader worker processes
-    device: str = "auto"                 # auto (CUDA, MPS, CPU), cpu, cuda, mps
-    resume: bool = False                 # continue from out/last.pt
-    seed: int = 0                        # data order, augmentation and init all follow from it
-    exclude_sequences: tuple[str, ...] = ()  # sequence names never used (e.g. the held-out fold)
-    image_root: str | None = None        # image root for COCO jsons (default: inferred from the json)
-    pretrained: bool = True              # ImageNet backbone weights (only if present locally)
-    progress: bool = True                # tqdm bar
-    stop_at: int | None = None           # stop (checkpoint) after this step, schedule unchanged: a clean "kill"
-    init_from: str | None = None         # fine-tune: start from this checkpoint's weights (new optimiser, step 0)
-    frozen_stages: int | None = None     # backbone stages kept frozen throughout (None: the model config's)
-    precision: str = "auto"              # auto (fp16 AMP on CUDA, fp32 elsewhere), fp32, bf16 (autocast, CPU or CUDA)
+GRAD_CLIP = 35.0  # gradient clipping at L2 norm 35 (pysot)
+# Model fields that change how a network trains but not its weights' meaning: may differ on resume/fine-tune.
+TRAINING_ONLY_FIELDS = ("frozen_stages", "bn_mode")
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -79,9 +64,6 @@ def load_training_videos(data: tuple[str, ...], work_dir: str | os.PathLike, ima
 
     A DAVIS root is converted with `davis_to_coco` into `work_dir` (every split it lists, once each).
     """
-    from .data.coco import davis_to_coco, load_coco_videos
-    from .data.davis import folder_sequences
-
     if not data:
         raise ValueError("no training data: pass --data PATH (a davis2coco json or a DAVIS root)")
     excl = set(exclude)
@@ -171,6 +153,7 @@ def _wrap(model: nn.Module, world: int, device: torch.device) -> nn.Module:
 # ------------------------------------------------------------------------------------ the step
 
 def _batch_to(batch: dict, device: torch.device) -> dict:
+    """Every tensor of a batch on device (non-blocking)."""
     return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
 
@@ -183,22 +166,18 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.float16 if precision == "auto" and device.type == "cuda" else None
 
 
-def train_step(model: nn.Module, batch: dict, mcfg, loss_cfg, optimizer, scaler, device: torch.device,
+def train_step(model: nn.Module, batch: dict, mcfg: ModelConfig, loss_cfg, optimizer, scaler, device: torch.device,
                amp: bool | torch.dtype | None) -> dict:
     """One optimiser step on a batch of pairs; returns the loss terms as floats (and num_pos).
 
     amp: the autocast dtype (True means float16, False/None plain fp32); losses are always computed in fp32.
     """
-    from .losses import compute_losses
-    from .targets import build_targets
-
     dtype = torch.float16 if amp is True else (amp or None)
     with torch.autocast(device_type=device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         out = model(batch["template"], batch["search"])
     out = {k: ([t.float() for t in v] if k in ("cls", "ctr", "rays") else v) for k, v in out.items()}
     with torch.no_grad():
-        targets = build_targets(batch["search_mask"], out["points"], out["strides"], mcfg.regress_ranges,
-                                mcfg.centre_radius, mcfg.num_rays)
+        targets = model_targets(batch["search_mask"], out, mcfg)
     losses = compute_losses(out, targets, loss_cfg)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(losses["total"]).backward()
@@ -210,47 +189,96 @@ def train_step(model: nn.Module, batch: dict, mcfg, loss_cfg, optimizer, scaler,
     return {k: float(losses[k].detach()) for k in ("total", "cls", "ctr", "rays", "num_pos")}
 
 
-# ------------------------------------------------------------------------------------ training
+# ------------------------------------------------------------------------------ checks on files
+
+def _network_differences(a: ModelConfig, b: ModelConfig) -> list[str]:
+    """Fields (other than TRAINING_ONLY_FIELDS) in which two model configs differ."""
+    da, db = a.to_dict(), b.to_dict()
+    return [k for k in da if k not in TRAINING_ONLY_FIELDS and da[k] != db.get(k)]
+
+
+def _check_network(ckpt: dict, path: Path, mcfg: ModelConfig) -> None:
+    """Refuse a checkpoint whose network is not the configured one (an old name-only file: today's preset)."""
+    saved = checkpoint_config(ckpt, path)
+    diff = _network_differences(saved, mcfg)
+    if diff:
+        raise CheckpointError(f"{path}: it holds a {saved.name!r} network, but --model is {mcfg.name!r} "
+                              f"(they differ in {', '.join(diff)})")
+
+
+def _saved_setting(saved: dict, key: str):
+    """A setting of a checkpoint's meta.train_config: nested (optim.lr) or, in older files, flat (lr)."""
+    for section in ("optim",):
+        if isinstance(saved.get(section), dict) and key in saved[section]:
+            return saved[section][key]
+    return saved.get(key)
+
 
 def _check_resume(ckpt: dict, path: Path, cfg: TrainConfig) -> None:
-    """Refuse a checkpoint made for another architecture or without training state."""
-    from .checkpoint import CheckpointError
-
-    if ckpt.get("config") != cfg.config:
-        raise CheckpointError(f"{path}: it holds a {ckpt.get('config')!r} network, but --config is {cfg.config!r}")
+    """Refuse a checkpoint made for another architecture or without training state; warn on changed settings."""
+    _check_network(ckpt, path, cfg.model)
     missing = [k for k in ("optimizer", "scheduler", "scaler", "rng") if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: no training state to resume from (missing {missing}); it is a model-only file")
     saved = (ckpt.get("meta") or {}).get("train_config") or {}
     for key in ("batch", "seed", "optimizer", "schedule", "warmup", "lr"):
-        if key in saved and saved[key] != getattr(cfg, key):
-            print(f"warning: resuming with {key}={getattr(cfg, key)!r}, the run used {saved[key]!r}: "
+        now = getattr(cfg, key) if hasattr(cfg, key) else getattr(cfg.optim, key)
+        before = _saved_setting(saved, key)
+        if before is not None and before != now:
+            print(f"warning: resuming with {key}={now!r}, the run used {before!r}: "
                   "the result will differ from an uninterrupted run")
 
 
-def init_weights(model: torch.nn.Module, path: str | os.PathLike, config: str) -> None:
-    """Load a checkpoint's weights (strictly) into model to fine-tune from them; its config must match."""
-    from .checkpoint import CheckpointError, load_checkpoint
-
+def init_weights(model: torch.nn.Module, path: str | os.PathLike, config: ModelConfig) -> None:
+    """Load a checkpoint's weights (strictly) into model to fine-tune from them; its network must match."""
     ckpt = load_checkpoint(path)
-    if ckpt.get("config") != config:
-        raise CheckpointError(f"{path}: it holds a {ckpt.get('config')!r} network, but --config is {config!r}")
+    _check_network(ckpt, Path(path), config)
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as err:
-        raise CheckpointError(f"{path}: its weights do not fit the {config!r} network ({str(err).splitlines()[0]})") from err
+        raise CheckpointError(f"{path}: its weights do not fit the {config.name!r} network "
+                              f"({str(err).splitlines()[0]})") from err
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Train (or resume) per `cfg`; returns {"checkpoint", "log", "curve", "steps", "final_loss", "device"}."""
-    from tqdm.auto import tqdm
+# ------------------------------------------------------------------------------------ training
 
-    from . import build_model
-    from .checkpoint import load_checkpoint, save_checkpoint
-    from .data.pairs import PairConfig, PairDataset, worker_loader_kwargs
-    from .losses import LossConfig
-    from .models.config import get_config
+@dataclass
+class Run:
+    """The state of one training run, passed between the named steps of `train`."""
 
+    cfg: TrainConfig
+    rank: int
+    world: int
+    device: torch.device
+    amp: torch.dtype | None
+    out: Path
+    model: nn.Module | None = None
+    net: nn.Module | None = None  # model, or its DDP wrapper
+    trainable: frozenset = frozenset()
+    optimizer: torch.optim.Optimizer | None = None
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    scaler: torch.amp.GradScaler | None = None
+    start: int = 0
+    step: int = 0
+    end: int = 0
+    rows: list = field(default_factory=list)
+    frozen: bool = False
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.out / "last.pt"
+
+    @property
+    def log_path(self) -> Path:
+        return self.out / "train_log.csv"
+
+    @property
+    def curve_path(self) -> Path:
+        return self.out / "loss_curve.png"
+
+
+def setup_run(cfg: TrainConfig) -> Run:
+    """Process group (under torchrun), device, precision, run folder and seeds."""
     rank, world, local_rank = dist_info()
     if world > 1 and not torch.distributed.is_initialized():
         backend = "nccl" if torch.cuda.is_available() and cfg.device in ("auto", "cuda") else "gloo"
@@ -259,158 +287,159 @@ def train(cfg: TrainConfig) -> dict:
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    amp = autocast_dtype(cfg.precision, device)
-    out = Path(cfg.out)
+    run = Run(cfg, rank, world, device, autocast_dtype(cfg.precision, device), Path(cfg.out))
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-    ckpt_path, log_path, curve_path = out / "last.pt", out / "train_log.csv", out / "loss_curve.png"
-
+        run.out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
-    mcfg = get_config(cfg.config)
-    if cfg.frozen_stages is not None:
-        mcfg = dataclasses.replace(mcfg, frozen_stages=cfg.frozen_stages)
-    model = build_model(mcfg, pretrained=cfg.pretrained and cfg.init_from is None).to(device)
+    return run
+
+
+def build_training(run: Run) -> None:
+    """The network (fine-tuned from init_from when given), its optimiser, schedule and loss scaler."""
+    cfg = run.cfg
+    run.model = SiamPolar(cfg.model, pretrained=cfg.pretrained and cfg.init_from is None).to(run.device)
     if cfg.init_from is not None and not cfg.resume:
-        init_weights(model, cfg.init_from, cfg.config)
-    trainable = trainable_backbone(model)
-    optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
-    scheduler = make_scheduler(optimizer, cfg.iters, cfg.warmup, cfg.schedule)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+        init_weights(run.model, cfg.init_from, cfg.model)
+    run.trainable = trainable_backbone(run.model)
+    run.optimizer = make_optimizer(run.model, cfg.optim.optimizer, cfg.optim.lr, cfg.optim.weight_decay)
+    run.scheduler = make_scheduler(run.optimizer, cfg.iters, cfg.optim.warmup, cfg.optim.schedule)
+    run.scaler = torch.amp.GradScaler(run.device.type, enabled=run.amp == torch.float16)
 
-    start, rows = 0, []
-    if cfg.resume:
-        if not ckpt_path.is_file():
-            raise FileNotFoundError(f"{ckpt_path}: --resume given but there is no checkpoint to resume from")
-        ckpt = load_checkpoint(ckpt_path)
-        _check_resume(ckpt, ckpt_path, cfg)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        set_rng_state(ckpt["rng"])
-        start = int(ckpt["step"])
-        # A changed --iters re-plans the rest of the schedule (the factor is a pure function of step, total).
-        scheduler.last_epoch = start
-        for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
-            group["lr"] = base * lr_factor(start, cfg.iters, cfg.warmup, cfg.schedule)
-        scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
-        if log_path.is_file():
-            rows = [r for r in read_log(log_path) if r["step"] <= start]
-    if start >= cfg.iters and rank == 0:
-        print(f"{ckpt_path.name} is already at step {start} >= --iters {cfg.iters}: nothing to do")
 
-    # The DAVIS -> COCO conversion happens once, on rank 0, before the others read it.
-    work = out / "data"
-    if rank == 0:
+def restore(run: Run) -> None:
+    """Continue from out/last.pt: weights, optimiser, scaler, RNG, step and log; the schedule re-planned."""
+    cfg, path = run.cfg, run.ckpt_path
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: --resume given but there is no checkpoint to resume from")
+    ckpt = load_checkpoint(path)
+    _check_resume(ckpt, path, cfg)
+    run.model.load_state_dict(ckpt["model"])
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.scaler.load_state_dict(ckpt["scaler"])
+    set_rng_state(ckpt["rng"])
+    run.start = int(ckpt["step"])
+    # A changed --iters re-plans the rest of the schedule (the factor is a pure function of step, total).
+    run.scheduler = make_scheduler(run.optimizer, cfg.iters, cfg.optim.warmup, cfg.optim.schedule, start=run.start)
+    if run.log_path.is_file():
+        run.rows = [r for r in read_log(run.log_path) if r["step"] <= run.start]
+
+
+def make_loader(run: Run) -> torch.utils.data.DataLoader:
+    """Videos (converted once, on rank 0) -> PairDataset with the model's crop geometry -> step-indexed loader."""
+    cfg, work = run.cfg, run.out / "data"
+    if run.rank == 0:
         videos = load_training_videos(cfg.data, work, cfg.image_root, cfg.exclude_sequences)
-    if world > 1:
+    if run.world > 1:
         torch.distributed.barrier()
-    if rank != 0:
+    if run.rank != 0:
         videos = load_training_videos(cfg.data, work, cfg.image_root, cfg.exclude_sequences)
-    length = max(1, cfg.iters) * cfg.batch * world
-    dataset = PairDataset(videos, PairConfig(), length=length, seed=cfg.seed)
-    end = cfg.iters if cfg.stop_at is None else max(start, min(cfg.iters, cfg.stop_at))
-    sampler = StepSampler(start, end, cfg.batch, rank, world)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch, sampler=sampler,
-                                         pin_memory=device.type == "cuda", drop_last=True,
-                                         **worker_loader_kwargs(cfg.workers))
+    length = max(1, cfg.iters) * cfg.batch * run.world
+    dataset = PairDataset(videos, cfg.pairs, length=length, seed=cfg.seed, geometry=cfg.model)
+    run.end = cfg.iters if cfg.stop_at is None else max(run.start, min(cfg.iters, cfg.stop_at))
+    sampler = StepSampler(run.start, run.end, cfg.batch, run.rank, run.world)
+    return torch.utils.data.DataLoader(dataset, batch_size=cfg.batch, sampler=sampler,
+                                       pin_memory=run.device.type == "cuda", drop_last=True,
+                                       **worker_loader_kwargs(cfg.workers))
 
-    model.train()
-    frozen = start < cfg.freeze_backbone_iters
-    set_backbone_frozen(model, frozen, trainable)
-    net = _wrap(model, world, device)
-    loss_cfg = LossConfig()
-    bar = tqdm(total=cfg.iters, initial=start, disable=not (cfg.progress and rank == 0),
-               desc=f"train {cfg.config}", dynamic_ncols=True)
 
-    def save(step: int) -> None:
-        if rank != 0:
-            return
-        meta = {"train_config": dataclasses.asdict(cfg), "world_size": world, "device": device.type}
-        meta["train_config"]["data"] = list(cfg.data)
-        meta["train_config"]["exclude_sequences"] = list(cfg.exclude_sequences)
-        save_checkpoint(ckpt_path, model, step=step, meta=meta, optimizer=optimizer.state_dict(),
-                        scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), rng=rng_state())
-        write_log(log_path, rows)
-        if rows:
-            save_loss_curve(curve_path, rows)
+def save_run(run: Run, step: int) -> None:
+    """last.pt (network, whole config, training state), the log and the loss curve; rank 0 only."""
+    if run.rank != 0:
+        return
+    meta = {"train_config": run.cfg.to_dict(), "world_size": run.world, "device": run.device.type}
+    save_checkpoint(run.ckpt_path, run.model, step=step, meta=meta, optimizer=run.optimizer.state_dict(),
+                    scheduler=run.scheduler.state_dict(), scaler=run.scaler.state_dict(), rng=rng_state())
+    write_log(run.log_path, run.rows)
+    if run.rows:
+        save_loss_curve(run.curve_path, run.rows)
 
-    step, tick = start, time.perf_counter()
+
+def _log_row(run: Run, terms: dict, lr: float, seconds: float) -> dict:
+    """One train_log.csv row for the step just taken."""
+    return {"step": run.step, "loss": terms["total"], "cls": terms["cls"], "ctr": terms["ctr"],
+            "rays": terms["rays"], "lr": lr, "num_pos": int(terms["num_pos"]),
+            "pairs_per_s": run.cfg.batch * run.world / max(seconds, 1e-9)}
+
+
+def one_step(run: Run, batch: dict) -> dict:
+    """Unfreeze the backbone when its time comes, take one optimiser step, advance the schedule; the log row."""
+    cfg = run.cfg
+    if run.frozen and run.step >= cfg.optim.freeze_backbone_iters:
+        run.frozen = False
+        set_backbone_frozen(run.model, False, run.trainable)
+        run.net = _wrap(run.model, run.world, run.device)  # DDP must see the newly trainable parameters
+    lr = run.optimizer.param_groups[-1]["lr"]  # the head's (non-backbone) lr at this step
+    terms = train_step(run.net, _batch_to(batch, run.device), cfg.model, cfg.loss, run.optimizer, run.scaler,
+                       run.device, run.amp)
+    run.scheduler.step()
+    run.step += 1
+    if not np.isfinite(terms["total"]):
+        raise FloatingPointError(f"step {run.step}: the loss is {terms['total']} (lr {lr:.2e}); stopping")
+    return terms | {"lr": lr}
+
+
+def run_loop(run: Run, loader) -> None:
+    """The training loop: steps start..end, a log row each, a checkpoint every ckpt_every steps."""
+    cfg = run.cfg
+    run.model.train()
+    run.frozen = run.start < cfg.optim.freeze_backbone_iters
+    set_backbone_frozen(run.model, run.frozen, run.trainable)
+    run.net = _wrap(run.model, run.world, run.device)
+    bar = tqdm(total=cfg.iters, initial=run.start, disable=not (cfg.progress and run.rank == 0),
+               desc=f"train {cfg.model.name}", dynamic_ncols=True)
+    run.step, tick = run.start, time.perf_counter()
     for batch in loader:
-        if frozen and step >= cfg.freeze_backbone_iters:
-            frozen = False
-            set_backbone_frozen(model, False, trainable)
-            net = _wrap(model, world, device)  # DDP must see the newly trainable parameters
-        lr = optimizer.param_groups[-1]["lr"]  # the head's (non-backbone) lr at this step
-        terms = train_step(net, _batch_to(batch, device), mcfg, loss_cfg, optimizer, scaler, device, amp)
-        scheduler.step()
-        step += 1
+        terms = one_step(run, batch)
         now = time.perf_counter()
-        rows.append({"step": step, "loss": terms["total"], "cls": terms["cls"], "ctr": terms["ctr"],
-                     "rays": terms["rays"], "lr": lr, "num_pos": int(terms["num_pos"]),
-                     "pairs_per_s": cfg.batch * world / max(now - tick, 1e-9)})
+        run.rows.append(_log_row(run, terms, terms["lr"], now - tick))
         tick = now
-        if not np.isfinite(terms["total"]):
-            raise FloatingPointError(f"step {step}: the loss is {terms['total']} (lr {lr:.2e}); stopping")
         bar.update(1)
         bar.set_postfix(loss=f"{terms['total']:.3f}", cls=f"{terms['cls']:.3f}", ctr=f"{terms['ctr']:.3f}",
-                        rays=f"{terms['rays']:.3f}", lr=f"{lr:.1e}")
-        if cfg.ckpt_every > 0 and step % cfg.ckpt_every == 0 and step < end:
-            save(step)
+                        rays=f"{terms['rays']:.3f}", lr=f"{terms['lr']:.1e}")
+        if cfg.ckpt_every > 0 and run.step % cfg.ckpt_every == 0 and run.step < run.end:
+            save_run(run, run.step)
     bar.close()
-    if step > start or not ckpt_path.is_file():
-        save(step)
-    if world > 1:
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train (or resume) per `cfg`; returns {"checkpoint", "log", "curve", "steps", "final_loss", "device"}."""
+    run = setup_run(cfg)
+    build_training(run)
+    if cfg.resume:
+        restore(run)
+    if run.start >= cfg.iters and run.rank == 0:
+        print(f"{run.ckpt_path.name} is already at step {run.start} >= --iters {cfg.iters}: nothing to do")
+    loader = make_loader(run)
+    run_loop(run, loader)
+    if run.step > run.start or not run.ckpt_path.is_file():
+        save_run(run, run.step)
+    if run.world > 1:
         torch.distributed.barrier()
-    return {"checkpoint": ckpt_path, "log": log_path, "curve": curve_path, "steps": step,
-            "final_loss": rows[-1]["loss"] if rows else float("nan"), "device": describe_device(device)}
+    return {"checkpoint": run.ckpt_path, "log": run.log_path, "curve": run.curve_path, "steps": run.step,
+            "final_loss": run.rows[-1]["loss"] if run.rows else float("nan"),
+            "device": describe_device(run.device)}
 
 
 # ----------------------------------------------------------------------------------------- CLI
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    """Command line -> TrainConfig (see the module docstring)."""
-    p = argparse.ArgumentParser(prog="python -m siampolar_lib.train", description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="quick", choices=["lite0", "r18", "r50", "r101", "quick"])
-    p.add_argument("--data", action="append", required=True, help="davis2coco json or DAVIS root (repeatable)")
-    p.add_argument("--image-root", default=None, help="DAVIS root the json's file names are relative to")
-    p.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
-    p.add_argument("--iters", type=int, required=True, help="TOTAL steps (a resume continues up to it)")
-    p.add_argument("--batch", type=int, default=TrainConfig.batch)
-    p.add_argument("--lr", type=float, default=TrainConfig.lr)
-    p.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay)
-    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"])
-    p.add_argument("--schedule", default="cosine", choices=["cosine", "step"])
-    p.add_argument("--warmup", type=int, default=TrainConfig.warmup)
-    p.add_argument("--freeze-backbone-iters", type=int, default=0)
-    p.add_argument("--ckpt-every", type=int, default=TrainConfig.ckpt_every)
-    p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--exclude-sequences", default="", help="comma-separated sequence names to leave out")
-    p.add_argument("--no-pretrained", action="store_true", help="random backbone init")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
-    p.add_argument("--init-from", default=None, metavar="CKPT",
-                   help="fine-tune: start from this checkpoint's weights with a fresh optimiser and schedule")
-    p.add_argument("--frozen-stages", type=int, default=None, metavar="K",
-                   help="keep the first K backbone stages frozen for the whole run (default: the model config's)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                   help="auto: fp16 AMP on CUDA, fp32 elsewhere; bf16: bfloat16 autocast (fast on AVX-512 BF16 CPUs)")
-    p.add_argument("--stop-at", type=int, default=None,
-                   help="stop after this step without changing the schedule (time-sliced runs; --resume continues)")
+    """Command line -> TrainConfig: flags generated from the config dataclasses (see `experiment`)."""
+    p = argparse.ArgumentParser(prog="python -m siampolar_lib.train", description=__doc__.splitlines()[0],
+                                allow_abbrev=False)
+    add_flags(p)
     a = p.parse_args(argv)
+    try:
+        cfg = config_from_args(a)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        p.error(str(err))
+    given = vars(a)
+    for name, flag in (("data", "--data"), ("out", "--out"), ("iters", "--iters")):
+        if name not in given and not (a.preset and getattr(cfg, name) != getattr(TrainConfig(), name)):
+            p.error(f"the following arguments are required: {flag}")
     for name in ("iters", "batch"):
-        if getattr(a, name) < 1:
+        if getattr(cfg, name) < 1:
             p.error(f"--{name} must be >= 1")
-    return TrainConfig(config=a.config, data=tuple(a.data), out=a.out, iters=a.iters, batch=a.batch, lr=a.lr,
-                       optimizer=a.optimizer, weight_decay=a.weight_decay, schedule=a.schedule,
-                       warmup=a.warmup, freeze_backbone_iters=a.freeze_backbone_iters, ckpt_every=a.ckpt_every,
-                       workers=a.workers, device=a.device, resume=a.resume, seed=a.seed,
-                       exclude_sequences=tuple(s for s in a.exclude_sequences.split(",") if s),
-                       image_root=a.image_root, pretrained=not a.no_pretrained, progress=not a.no_progress,
-                       stop_at=a.stop_at, init_from=a.init_from, frozen_stages=a.frozen_stages,
-                       precision=a.precision)
+    return cfg
 
 
 def main(argv: list[str] | None = None) -> int:

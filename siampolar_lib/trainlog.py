@@ -5,24 +5,18 @@ import csv
 import os
 from pathlib import Path
 
+from .io import atomic_write
+
 LOG_COLUMNS = ("step", "loss", "cls", "ctr", "rays", "lr", "num_pos", "pairs_per_s")
-
-
-def _atomic_target(path: Path) -> Path:
-    """A temp file beside `path` (same folder, so os.replace is atomic)."""
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
 def write_log(path: str | os.PathLike, rows: list[dict]) -> None:
     """Write rows (dicts with LOG_COLUMNS) as CSV: temp file then rename."""
-    path = Path(path)
-    tmp = _atomic_target(path)
-    with open(tmp, "w", newline="") as f:
+    with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
         w.writeheader()
         for r in rows:
             w.writerow({k: r[k] for k in LOG_COLUMNS})
-    os.replace(tmp, path)
 
 
 def read_log(path: str | os.PathLike) -> list[dict]:
@@ -79,10 +73,8 @@ def save_loss_curve(path: str | os.PathLike, rows: list[dict]) -> None:
     """Save `plot_losses(rows)` as a PNG: temp file then rename."""
     from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
 
-    path = Path(path)
     fig = Figure(figsize=(7, 4))
     plot_losses(rows, fig.subplots())
     fig.tight_layout()
-    tmp = _atomic_target(path)
-    fig.savefig(tmp, dpi=100, format="png")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")

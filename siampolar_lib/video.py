@@ -7,11 +7,12 @@ and an input is never overwritten.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from .io import atomic_write, read_mask_png, write_mask_png
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".gif", ".mp4")
@@ -87,14 +88,6 @@ def video_fps(source: str | os.PathLike, default: float = 24.0) -> float:
     return float(fps) if fps and np.isfinite(fps) and fps > 0 else default
 
 
-def _temp_beside(path: Path) -> Path:
-    """A fresh temporary file name in path's folder, with path's suffix (encoders choose by suffix)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def _check_frames(frames) -> list[np.ndarray]:
     """Frames as a non-empty list of equal-size (H, W, 3) uint8 arrays, or ValueError."""
     frames = [np.asarray(f) for f in frames]
@@ -114,14 +107,10 @@ def write_gif(path: str | os.PathLike, frames, fps: float = 12.0) -> Path:
 
     path = Path(path)
     frames = _check_frames(frames)
-    tmp = _temp_beside(path)
-    try:
+    with atomic_write(path) as tmp:
         images = [Image.fromarray(f) for f in frames]
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
                        duration=int(round(1000.0 / fps)), loop=0)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -130,8 +119,7 @@ def write_mp4(path: str | os.PathLike, frames, fps: float = 24.0) -> Path:
     path = Path(path)
     frames = _check_frames(frames)
     h, w = frames[0].shape[:2]
-    tmp = _temp_beside(path)
-    try:
+    with atomic_write(path) as tmp:
         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
         if not writer.isOpened():
             raise VideoError(f"{path}: OpenCV cannot open an mp4v writer here")
@@ -140,9 +128,6 @@ def write_mp4(path: str | os.PathLike, frames, fps: float = 24.0) -> Path:
         writer.release()
         if tmp.stat().st_size == 0:
             raise VideoError(f"{path}: OpenCV wrote an empty file")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -163,13 +148,9 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     if image.dtype != np.uint8:
         raise ValueError(f"{path}: PNG images must be uint8, got {image.dtype}")
     data = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
-    tmp = _temp_beside(path)
-    try:
+    with atomic_write(path) as tmp:
         if not cv2.imwrite(str(tmp), data):
             raise VideoError(f"{path}: OpenCV could not write the PNG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -182,13 +163,8 @@ def write_masks(folder: str | os.PathLike, masks, start: int = 0) -> list[Path]:
         m = np.asarray(m)
         if m.ndim != 2:
             raise ValueError(f"mask {i} must be (H, W), got {m.shape}")
-        paths.append(write_png(folder / f"{i:05d}.png", (m.astype(bool) * 255).astype(np.uint8)))
+        paths.append(write_mask_png(folder / f"{i:05d}.png", m))
     return paths
 
 
-def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """A mask PNG as (H, W) bool (any non-zero pixel is foreground)."""
-    m = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if m is None:
-        raise VideoError(f"{path}: not a readable mask image")
-    return m > 0
+read_mask = read_mask_png  # a mask PNG as (H, W) bool: the library's one mask reader (siampolar_lib.io)

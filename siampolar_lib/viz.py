@@ -8,6 +8,8 @@ import inspect
 
 import numpy as np
 
+from .geometry.polar import ray_angles
+
 
 def show_source(obj) -> None:
     """Display an object's source as Markdown in a notebook (inspect.getsource)."""
@@ -51,7 +53,7 @@ def polygon_centre(polygon) -> np.ndarray:
     with uniform angles these lines meet at c exactly (also when some rays have length 0).
     """
     p = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
-    th = 2.0 * np.pi * np.arange(len(p)) / len(p)
+    th = ray_angles(len(p))
     n = np.stack([-np.sin(th), np.cos(th)], axis=1)  # normals of the ray lines, (R, 2)
     c, *_ = np.linalg.lstsq(n, (n * p).sum(axis=1), rcond=None)
     return c

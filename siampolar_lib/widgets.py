@@ -14,8 +14,9 @@ import cv2
 import numpy as np
 
 from .geometry.boxes import validate_box
-from .track import ScoreMapRecorder, render_results, track_frames
+from .tracker import Tracker, TrackerConfig
 from .video import write_video
+from .video_tracking import ScoreMapRecorder, render_results, track_frames
 from .viz import render_track
 
 
@@ -112,8 +113,6 @@ class DemoApp:
     # --- work ----------------------------------------------------------------------------------------
     def run(self, progress: bool = True) -> list:
         """Track all frames from the box with the network (tqdm progress bar); returns the TrackResults."""
-        from .tracker import Tracker, TrackerConfig
-
         if self.box is None:
             raise RuntimeError("draw or type a first-frame box before running the tracker")
         tracker = Tracker(self.recorder, cfg=self.tracker_cfg or TrackerConfig(), device=self.device)

@@ -8,6 +8,7 @@ import torch
 
 from siampolar_lib import build_model
 from siampolar_lib.checkpoint import FORMAT, CheckpointError, load_checkpoint, load_model, save_checkpoint
+from siampolar_lib.models.config import LITE0, QUICK
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def quick_ckpt(tmp_path_factory):
 def test_round_trip(quick_ckpt):
     model, path = quick_ckpt
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    assert ckpt["format"] == FORMAT and ckpt["config"] == "quick" and ckpt["step"] == 7
+    assert ckpt["format"] == FORMAT and ckpt["config"] == QUICK.to_dict() and ckpt["step"] == 7
     assert ckpt["meta"] == {"data": "synthetic", "losses": [1.5, 0.5]} and ckpt["optimizer"] == {"lr": 0.01}
     assert [p.name for p in path.parent.iterdir()] == ["quick.pt"]  # no temp file left behind
     loaded = load_model(path)
@@ -84,3 +85,22 @@ def test_meta_must_be_plain(tmp_path):
     with pytest.raises(TypeError, match="plain types"):
         save_checkpoint(tmp_path / "x.pt", model, meta={"path": tmp_path})
     assert not list(tmp_path.iterdir())
+
+
+def test_checkpoint_stores_the_whole_model_config(quick_ckpt):
+    """config is a dict with every ModelConfig field; loading rebuilds the same config."""
+    from dataclasses import fields
+
+    _, path = quick_ckpt
+    stored = torch.load(path, map_location="cpu", weights_only=True)["config"]
+    assert isinstance(stored, dict) and set(stored) == {f.name for f in fields(QUICK)}
+    assert load_model(path).config == QUICK
+
+
+def test_shipped_name_only_checkpoint_loads_as_todays_preset():
+    """The shipped file stores only "lite0": it loads as today's LITE0 and its weights fit strictly."""
+    from siampolar_lib.paths import REPO_ROOT
+
+    path = REPO_ROOT / "checkpoints" / "siampolar_lite0.pt"
+    assert load_checkpoint(path)["config"] == "lite0"
+    assert load_model(path).config == LITE0

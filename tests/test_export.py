@@ -1,6 +1,7 @@
 """Shipping a trained network: model-only export, logs of consecutive runs joined, the export CLI."""
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,8 @@ import pytest
 import torch
 
 from siampolar_lib.checkpoint import CheckpointError, export_weights, load_model
-from siampolar_lib.train import TrainConfig, train
+from siampolar_lib.models.config import QUICK
+from siampolar_lib.train import OptimConfig, TrainConfig, train
 from siampolar_lib.trainlog import concat_logs, read_log
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,10 +28,11 @@ def test_concat_logs_runs_steps_on():
 def two_runs(synthetic_davis, tmp_path_factory):
     """A 3-step quick run, then a 2-step fine-tune from it (--init-from, more stages frozen)."""
     tmp = tmp_path_factory.mktemp("runs")
-    base = dict(config="quick", data=(str(synthetic_davis),), batch=2, lr=0.01, warmup=1, ckpt_every=0,
+    base = dict(data=(str(synthetic_davis),), batch=2, optim=OptimConfig(lr=0.01, warmup=1), ckpt_every=0,
                 device="cpu", seed=0, progress=False)
-    first = train(TrainConfig(out=str(tmp / "first"), iters=3, **base))
-    train(TrainConfig(out=str(tmp / "second"), iters=2, init_from=str(first["checkpoint"]), frozen_stages=4, **base))
+    first = train(TrainConfig(model=QUICK, out=str(tmp / "first"), iters=3, **base))
+    train(TrainConfig(model=dataclasses.replace(QUICK, frozen_stages=4), out=str(tmp / "second"), iters=2,
+                      init_from=str(first["checkpoint"]), **base))
     return tmp / "first", tmp / "second"
 
 

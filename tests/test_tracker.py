@@ -8,6 +8,7 @@ from torch import nn
 
 from siampolar_lib.geometry.crops import SEARCH_SIZE, context_side
 from siampolar_lib.geometry.polar import mask_iou, mask_to_rays, polygon_to_mask, ray_angles, rays_to_polygon
+from siampolar_lib.models.config import LITE0
 from siampolar_lib.models.grid import location_grid
 from siampolar_lib.tracker import Tracker, TrackerConfig, cosine_window
 
@@ -28,6 +29,8 @@ def level(h: int, stride: int, peaks: dict, rays, low: float = -10.0) -> dict:
 
 class FixedModel(nn.Module):
     """Returns the same levels for every search crop; records the crops it saw."""
+
+    config = LITE0  # crop geometry the tracker reads: template 127, search 255, context 0.5
 
     def __init__(self, levels: list[dict]):
         super().__init__()
@@ -50,6 +53,8 @@ class FixedModel(nn.Module):
 
 class BlobModel(nn.Module):
     """A perfect 'network' for a bright disk: peak at the grid location nearest the disk, rays to its edge."""
+
+    config = LITE0
 
     def __init__(self):
         super().__init__()
@@ -108,10 +113,10 @@ def test_peak_and_rays_map_to_the_expected_frame_polygon():
     assert res.mask.shape == (480, 854) and res.mask.dtype == bool
     np.testing.assert_array_equal(res.mask, polygon_to_mask(expect, (480, 854)))
     assert res.score == pytest.approx(SIG2) and not res.lost
-    # State: centre = polygon-box centre, size smoothed with lr = penalty (1 here) x score x LR.
+    # State: centre = polygon-box centre, size smoothed at rate penalty (1 here) x score x size_lr.
     bx0, by0 = expect.min(0)
     bx1, by1 = expect.max(0)
-    lr = SIG2 * cfg.lr
+    lr = SIG2 * cfg.size_lr
     w = (1 - lr) * 50 + lr * (bx1 - bx0)
     h = (1 - lr) * 40 + lr * (by1 - by0)
     np.testing.assert_allclose(res.box, [(bx0 + bx1) / 2 - w / 2, (by0 + by1) / 2 - h / 2, w, h], atol=1e-6)

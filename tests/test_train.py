@@ -8,16 +8,20 @@ import pytest
 import torch
 
 from siampolar_lib.schedule import lr_factor
-from siampolar_lib.train import StepSampler, TrainConfig, parse_args, rng_state, set_rng_state, train
+from siampolar_lib.models.config import get_config
+from siampolar_lib.train import OptimConfig, StepSampler, TrainConfig, parse_args, rng_state, set_rng_state, train
 from siampolar_lib.trainlog import LOG_COLUMNS, read_log
 
 torch.set_num_threads(2)
 
 
-def _cfg(tmp_path, data, name="run", **kw) -> TrainConfig:
+def _cfg(tmp_path, data, name="run", model="quick", lr=0.01, warmup=2, frozen_stages=None, **kw) -> TrainConfig:
     """A tiny CPU run of the quick network."""
-    base = dict(config="quick", data=(str(data),), out=str(tmp_path / name), iters=4, batch=2, lr=0.01,
-                warmup=2, ckpt_every=2, device="cpu", seed=3, progress=False)
+    mcfg = get_config(model)
+    if frozen_stages is not None:
+        mcfg = dataclasses.replace(mcfg, frozen_stages=frozen_stages)
+    base = dict(model=mcfg, data=(str(data),), out=str(tmp_path / name), iters=4, batch=2,
+                optim=OptimConfig(lr=lr, warmup=warmup), ckpt_every=2, device="cpu", seed=3, progress=False)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -67,7 +71,8 @@ def test_rng_state_round_trips_through_weights_only(tmp_path):
 def test_cli_parses_into_train_config():
     cfg = parse_args(["--config", "quick", "--data", "a.json", "--data", "b", "--out", "runs/x", "--iters", "7",
                       "--exclude-sequences", "cows,dog", "--optimizer", "adamw", "--resume"])
-    assert cfg.data == ("a.json", "b") and cfg.iters == 7 and cfg.resume and cfg.optimizer == "adamw"
+    assert cfg.data == ("a.json", "b") and cfg.iters == 7 and cfg.resume and cfg.optim.optimizer == "adamw"
+    assert cfg.model == get_config("quick")
     assert cfg.exclude_sequences == ("cows", "dog")
     with pytest.raises(SystemExit):
         parse_args(["--data", "a", "--out", "o", "--iters", "0"])
@@ -97,7 +102,7 @@ def test_log_columns_and_checkpoint_loads_weights_only(synthetic_davis, tmp_path
     rows = read_log(result["log"])
     assert len(rows) == 3 and all(r["pairs_per_s"] > 0 and r["lr"] > 0 for r in rows)
     ck = torch.load(result["checkpoint"], map_location="cpu", weights_only=True)
-    assert ck["format"] == "siampolar-checkpoint-v1" and ck["config"] == "quick" and ck["step"] == 3
+    assert ck["format"] == "siampolar-checkpoint-v1" and ck["config"] == get_config("quick").to_dict() and ck["step"] == 3
     for key in ("model", "optimizer", "scheduler", "scaler", "rng", "meta"):
         assert key in ck, key
     assert ck["meta"]["train_config"]["iters"] == 3
@@ -137,10 +142,10 @@ def test_resume_refuses_another_architecture(synthetic_davis, tmp_path):
     from siampolar_lib import build_model
     from siampolar_lib.checkpoint import CheckpointError, save_checkpoint
 
-    cfg = _cfg(tmp_path, synthetic_davis, config="lite0", iters=2, resume=True)
+    cfg = _cfg(tmp_path, synthetic_davis, model="lite0", iters=2, resume=True)
     save_checkpoint(tmp_path / "run" / "last.pt", build_model("quick", pretrained=False), step=1,
                     optimizer={}, scheduler={}, scaler={}, rng={})
-    with pytest.raises(CheckpointError, match="'quick' network, but --config is 'lite0'"):
+    with pytest.raises(CheckpointError, match="'quick' network, but --model is 'lite0'"):
         train(cfg)
 
 
@@ -193,10 +198,10 @@ def test_init_from_another_architecture_is_a_clear_error(synthetic_davis, tmp_pa
     from siampolar_lib.checkpoint import CheckpointError, save_checkpoint
 
     save_checkpoint(tmp_path / "lite.pt", build_model("lite0", pretrained=False), step=1)
-    with pytest.raises(CheckpointError, match="'lite0' network, but --config is 'quick'"):
+    with pytest.raises(CheckpointError, match="'lite0' network, but --model is 'quick'"):
         train(_cfg(tmp_path, synthetic_davis, iters=1, init_from=str(tmp_path / "lite.pt")))
 
 
 def test_cli_parses_fine_tuning_flags():
     cfg = parse_args(["--data", "d", "--out", "o", "--iters", "5", "--init-from", "a.pt", "--frozen-stages", "4"])
-    assert cfg.init_from == "a.pt" and cfg.frozen_stages == 4
+    assert cfg.init_from == "a.pt" and cfg.model.frozen_stages == 4

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from siampolar_lib.geometry.crops import SEARCH_SIZE
+from siampolar_lib.models.config import LITE0
 from siampolar_lib.models.grid import location_grid
 from siampolar_lib.video import read_frames
 from siampolar_lib.widgets import DemoApp, bbox_to_xywh, encode_image
@@ -14,6 +15,8 @@ from siampolar_lib.widgets import DemoApp, bbox_to_xywh, encode_image
 
 class CentreModel(nn.Module):
     """A contract-honouring fake network: peak score at the crop centre, every ray 20 crop pixels long."""
+
+    config = LITE0  # the crop geometry the tracker reads
 
     def __init__(self):
         super().__init__()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .davis import (
     DavisError,
-    Sequence,
+    DavisSequence,
     first_annotated,
     first_box,
     list_sequences,
@@ -16,6 +16,6 @@ from .davis import (
 )
 
 __all__ = [
-    "DavisError", "Sequence", "first_annotated", "first_box", "list_sequences", "load_sequence",
+    "DavisError", "DavisSequence", "first_annotated", "first_box", "list_sequences", "load_sequence",
     "load_split", "read_frame", "read_mask", "sequence_masks", "splits",
 ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pycocotools import mask as mask_utils
 
 from siampolar_lib.data.davis import DavisError, frame_size, load_sequence, read_labels, splits
 from siampolar_lib.geometry.boxes import mask_to_box
+from siampolar_lib.io import write_text
 
 CATEGORIES = [{"id": 1, "name": "object", "supercategory": "object"}]
 
@@ -102,15 +102,7 @@ def _assemble(names: list[str], converted: dict[str, list[dict]], split: str, ye
 
 def _write_json(obj: dict, path: Path) -> None:
     """Write JSON to a temporary file beside `path`, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the JSON is a plain data file
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, separators=(",", ":"))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, json.dumps(obj, separators=(",", ":")))
 
 
 def davis_to_coco(root: str | os.PathLike, year: int = 2016, out_dir: str | os.PathLike | None = None,

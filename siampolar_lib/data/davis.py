@@ -36,7 +36,7 @@ class DavisError(ValueError):
 
 
 @dataclass(frozen=True)
-class Sequence:
+class DavisSequence:
     """One DAVIS sequence: frame i is `frame_paths[i]`, its mask `mask_paths[i]` (same stem)."""
 
     name: str
@@ -112,7 +112,7 @@ def list_sequences(root: str | os.PathLike, split: str = "val", year: int = 2016
 # ---------------------------------------------------------------- sequences
 
 
-def load_sequence(root: str | os.PathLike, name: str) -> Sequence:
+def load_sequence(root: str | os.PathLike, name: str) -> DavisSequence:
     """List one sequence's frames and masks; raise DavisError if the folder or any frame's mask is missing."""
     root = Path(root)
     frame_dir, mask_dir = root / FRAME_DIR / name, root / MASK_DIR / name
@@ -127,10 +127,10 @@ def load_sequence(root: str | os.PathLike, name: str) -> Sequence:
     for f, m in zip(frames, masks):
         if not m.is_file():
             raise DavisError(m, f"frame {f.name} of {name!r} has no mask")
-    return Sequence(name, frames, masks)
+    return DavisSequence(name, frames, masks)
 
 
-def load_split(root: str | os.PathLike, split: str = "val", year: int = 2016) -> list[Sequence]:
+def load_split(root: str | os.PathLike, split: str = "val", year: int = 2016) -> list[DavisSequence]:
     """Every sequence of a split, loaded (see `load_sequence`)."""
     return [load_sequence(root, n) for n in list_sequences(root, split, year)]
 
@@ -215,7 +215,7 @@ def object_ids(path: str | os.PathLike) -> list[int]:
     return [int(v) for v in np.unique(read_labels(path)) if v != 0]
 
 
-def check_sizes(seq: Sequence) -> None:
+def check_sizes(seq: DavisSequence) -> None:
     """Raise DavisError naming the mask when a mask's size differs from its frame's (headers only)."""
     for f, m in zip(seq.frame_paths, seq.mask_paths):
         fh, fw = frame_size(f)
@@ -228,7 +228,7 @@ def check_sizes(seq: Sequence) -> None:
             raise DavisError(m, f"mask is {mw}x{mh} but its frame {f.name} is {fw}x{fh}")
 
 
-def sequence_masks(seq: Sequence, object_id: int | None = None) -> np.ndarray:
+def sequence_masks(seq: DavisSequence, object_id: int | None = None) -> np.ndarray:
     """All masks of a sequence: (T, H, W) bool; DavisError if one differs in size from the first frame."""
     h, w = frame_size(seq.frame_paths[0])
     out = np.zeros((len(seq), h, w), dtype=bool)
@@ -242,15 +242,25 @@ def sequence_masks(seq: Sequence, object_id: int | None = None) -> np.ndarray:
     return out
 
 
-def first_box(seq: Sequence, object_id: int | None = None) -> np.ndarray:
+def first_box(seq: DavisSequence, object_id: int | None = None) -> np.ndarray:
     """Box (x, y, w, h) float of the first non-empty mask (cv2.boundingRect convention); DavisError if none."""
     return first_annotated(seq, object_id)[1]
 
 
-def first_annotated(seq: Sequence, object_id: int | None = None) -> tuple[int, np.ndarray]:
-    """(frame index, box_xywh) of the first frame whose mask is non-empty; DavisError if every mask is empty."""
+def first_annotated(seq: DavisSequence, object_id: int | None = None) -> tuple[int, np.ndarray]:
+    """(frame index, box_xywh) of the first frame whose mask is non-empty; DavisError if every mask is empty.
+
+    Reads masks from disk until the first non-empty one; `first_nonempty` does the same for masks in memory.
+    """
     for t, m in enumerate(seq.mask_paths):
         box = mask_to_box(read_mask(m, object_id))
         if box is not None:
             return t, box
     raise DavisError(seq.mask_paths[0].parent, f"every mask of {seq.name!r} is empty")
+
+
+def first_nonempty(masks: np.ndarray) -> int | None:
+    """Index of the first non-empty mask of (T, H, W) masks; None when all are empty."""
+    masks = np.asarray(masks)
+    hits = np.flatnonzero(masks.reshape(len(masks), -1).any(axis=1))
+    return int(hits[0]) if hits.size else None

@@ -1,7 +1,8 @@
 """Training pairs: a template crop from one frame and a search crop from another frame of the same video.
 
-This is what the reference SiamPolar code never did (REFERENCE-NOTES §1): it always took the template from
-the same "first" frame and resized whole frames to 255x255. Here, as in pysot/SiamCAR:
+This is what the reference SiamPolar code never did (docs/design.md): it always took the template from
+the same "first" frame and resized whole frames to the search size. Here, as in pysot/SiamCAR (crop sizes
+and context from the model's `ModelConfig`, 127 / 255 / 0.5 by default):
   * the template (127x127) is cut around the object's box in frame t, with 0.5 context
     (`geometry.crops.context_side`), jittered by a few pixels and a few percent of scale;
   * the search crop (255x255) is cut around the object in frame t + d (side `search_side`), jittered by up
@@ -30,11 +31,12 @@ from siampolar_lib.data.coco import FrameRecord, Video, encode_rle
 from siampolar_lib.data.davis import list_sequences, load_sequence, read_frame, read_mask
 from siampolar_lib.geometry.boxes import box_centre, mask_to_box
 from siampolar_lib.geometry.crops import CropTransform, context_side, crop_square, search_side
+from siampolar_lib.models.config import LITE0, ModelConfig
 
 
 @dataclass(frozen=True)
 class PairConfig:
-    """How pairs are sampled and augmented (pysot defaults where pysot has one)."""
+    """How pairs are sampled and augmented (pysot defaults where pysot has one); crop sizes are the model's."""
 
     max_gap: int | None = None  # max |t_search - t_template| in frames; None = any two frames of the video
     first_frame_p: float = 0.25  # chance the template is the video's first visible frame (as when tracking)
@@ -46,9 +48,6 @@ class PairConfig:
     colour_jitter: float = 0.2  # brightness/contrast/saturation factors in [1 - j, 1 + j], each crop
     blur_p: float = 0.18  # chance the search crop is Gaussian-blurred (SiamMask's search blur)
     negative_rate: float = 0.2  # fraction of negative pairs (object absent or another video's object)
-    template_size: int = 127  # template crop side, pixels
-    search_size: int = 255  # search crop side, pixels
-    context: float = 0.5  # context amount p = context * (w + h) around the box
 
 
 def _visible(f: FrameRecord) -> bool:
@@ -61,17 +60,19 @@ class PairDataset(Dataset):
 
     videos: list of `data.coco.Video` (from `load_coco_videos` or `videos_from_davis`).
     length: the number of items an epoch has (pairs are sampled, so any length works).
-    Item: dict(template (3, 127, 127) float32 RGB 0..255, search (3, 255, 255) float32 RGB 0..255,
-    search_mask (255, 255) bool, positive bool, video (int index), template_frame, search_frame (int)).
-    With DataLoader workers pass worker_init_fn=worker_init and multiprocessing_context="spawn": a forked
-    worker hung once in our runs after the main process had used OpenCV on full frames.
+    geometry: the ModelConfig whose template_size, search_size and context the crops follow (the model trained).
+    Item: dict(template (3, T, T) float32 RGB 0..255, search (3, S, S) float32 RGB 0..255,
+    search_mask (S, S) bool, positive bool, video (int index), template_frame, search_frame (int)).
+    With DataLoader workers use `worker_loader_kwargs` (clean worker processes, one OpenCV thread each).
     """
 
-    def __init__(self, videos: Sequence[Video], cfg: PairConfig = PairConfig(), length: int = 1000, seed: int = 0):
+    def __init__(self, videos: Sequence[Video], cfg: PairConfig = PairConfig(), length: int = 1000, seed: int = 0,
+                 geometry: ModelConfig = LITE0):
         if length <= 0:
             raise ValueError(f"length must be positive, got {length}")
         self.videos = list(videos)
         self.cfg = cfg
+        self.geometry = geometry
         self.length = int(length)
         self.seed = int(seed)
         # Per video: indices (into .frames) of frames showing the object, and of frames without it.
@@ -134,25 +135,27 @@ class PairDataset(Dataset):
         return crop_square(frame, (cx - dx / px_per_frame, cy - dy / px_per_frame), side, out_size, pad_value=pad)
 
     def __getitem__(self, index: int) -> dict:
-        cfg = self.cfg
+        """Pair `index` (see the class docstring): read both frames, crop with jitter, warp the mask, augment.
+
+        The template is cut around its frame's box (context side); the search crop around the search frame's
+        box (or, for an "object absent" negative, where the object was in the template frame); the search
+        mask follows the search crop by nearest neighbour (empty for negatives). Then a shared flip, colour
+        jitter per crop, and sometimes a blur of the search crop.
+        """
+        cfg, g = self.cfg, self.geometry
         p = self.sample(int(index))
         rng = p["rng"]
         video, svideo = self.videos[p["video"]], self.videos[p["search_video"]]
         tf_rec, sf_rec = video.frames[p["template"]], svideo.frames[p["search"]]
         tbox = tf_rec.box_xywh
-        template, _ = self._crop(read_frame(tf_rec.file_path), tbox, cfg.template_size,
-                                 context_side(tbox[2], tbox[3], cfg.context), cfg.template_shift,
+        template, _ = self._crop(read_frame(tf_rec.file_path), tbox, g.template_size,
+                                 context_side(tbox[2], tbox[3], g.context), cfg.template_shift,
                                  cfg.template_scale, rng)
         sbox = tbox if p["centre_on"] is not None else sf_rec.box_xywh
-        sframe = read_frame(sf_rec.file_path)
-        side = search_side(sbox[2], sbox[3], cfg.context, cfg.template_size, cfg.search_size)
-        search, tf = self._crop(sframe, sbox, cfg.search_size, side, cfg.search_shift, cfg.search_scale, rng)
-        if p["positive"]:
-            mask = svideo.decode_mask(sf_rec).astype(np.uint8)
-            smask = cv2.warpAffine(mask, tf.matrix(), (cfg.search_size, cfg.search_size), flags=cv2.INTER_NEAREST,
-                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
-        else:
-            smask = np.zeros((cfg.search_size, cfg.search_size), bool)
+        side = search_side(sbox[2], sbox[3], g.context, g.template_size, g.search_size)
+        search, tf = self._crop(read_frame(sf_rec.file_path), sbox, g.search_size, side, cfg.search_shift,
+                                cfg.search_scale, rng)
+        smask = self._search_mask(svideo, sf_rec, tf) if p["positive"] else np.zeros((g.search_size,) * 2, bool)
         if rng.random() < cfg.flip_p:
             template, search, smask = template[:, ::-1], search[:, ::-1], smask[:, ::-1]
         template = colour_jitter(template, rng, cfg.colour_jitter)
@@ -166,6 +169,13 @@ class PairDataset(Dataset):
             positive=bool(p["positive"]),
             video=p["video"], template_frame=tf_rec.frame_index, search_frame=sf_rec.frame_index,
         )
+
+    def _search_mask(self, video: Video, rec: FrameRecord, tf: CropTransform) -> np.ndarray:
+        """The frame's object mask warped onto the search crop (S, S) bool (nearest neighbour, 0 outside)."""
+        S = self.geometry.search_size
+        mask = video.decode_mask(rec).astype(np.uint8)
+        return cv2.warpAffine(mask, tf.matrix(), (S, S), flags=cv2.INTER_NEAREST,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
 
 
 def worker_init(worker_id: int) -> None:

@@ -8,14 +8,14 @@ masks are empty; every other sequence flips a coin for it.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import yaml
+
+from siampolar_lib.io import atomic_write
 
 JPEG_QUALITY = 90
 N_VERTICES = 96  # polygon resolution of an object's outline
@@ -149,9 +149,7 @@ def make_synthetic_davis(out: str | os.PathLike, sequences: int = 8, frames: int
     w, h = (int(v) for v in size)
     if w < 32 or h < 32:
         raise ValueError(f"size {size} is too small: width and height must be at least 32 pixels")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_write(out, folder=True) as tmp:
         names = [f"synth{i:02d}" for i in range(sequences)]
         entries = []
         for i, name in enumerate(names):
@@ -184,10 +182,4 @@ def make_synthetic_davis(out: str | os.PathLike, sequences: int = 8, frames: int
         info = {"attributes": ["DEF", "OCC", "OV", "ROT", "SV"], "sets": ["training", "test"],
                 "sequences": entries, "generator": {"seed": seed, "size": [w, h]}}
         (tmp / "Annotations" / "db_info.yml").write_text(yaml.safe_dump(info, sort_keys=True))
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

@@ -20,6 +20,25 @@ def mask_to_box(mask: np.ndarray) -> np.ndarray | None:
     return np.array([x0, y0, x1 - x0 + 1, y1 - y0 + 1], dtype=np.float64)
 
 
+def box_mask(box_xywh, shape: tuple[int, int]) -> np.ndarray:
+    """Fill a box (x, y, w, h) into an (H, W) bool mask: the pixels whose centres lie inside it."""
+    H, W = shape[:2]
+    x, y, w, h = (float(v) for v in box_xywh)
+    x0, y0 = max(int(np.ceil(x - 0.5)), 0), max(int(np.ceil(y - 0.5)), 0)
+    x1, y1 = min(int(np.ceil(x + w - 0.5)), W), min(int(np.ceil(y + h - 0.5)), H)
+    m = np.zeros((H, W), bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def polygon_box(polygon: np.ndarray) -> np.ndarray:
+    """Axis-aligned box (x, y, w, h) float of a polygon's vertices (R, 2), pixels."""
+    p = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+    x0, y0 = p.min(axis=0)
+    x1, y1 = p.max(axis=0)
+    return np.array([x0, y0, x1 - x0, y1 - y0])
+
+
 def box_centre(box_xywh) -> np.ndarray:
     """Centre (cx, cy) of a box, pixels (SiamMask convention: x + w/2, y + h/2)."""
     x, y, w, h = (float(v) for v in box_xywh)

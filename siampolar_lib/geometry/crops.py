@@ -1,4 +1,4 @@
-"""Square crops with context, as SiamFC/pysot take them: template 127, search 255.
+"""Square crops with context, as SiamFC/pysot take them (sizes from `models.config.ModelConfig`).
 
 A crop is an axis-aligned similarity transform: crop_xy = (frame_xy - centre) * scale + (out - 1) / 2,
 so the frame point `centre` lands on the crop's middle pixel (127 of 255, 63 of 127). Pixels outside
@@ -11,15 +11,22 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-TEMPLATE_SIZE = 127  # exemplar crop side, pixels
-SEARCH_SIZE = 255  # instance crop side, pixels
-CONTEXT = 0.5  # context amount: p = CONTEXT * (w + h)
+from ..models.config import ModelConfig
+
+# The default crop geometry; its one home is ModelConfig (a model's own sizes are `model.config.*`).
+TEMPLATE_SIZE: int = ModelConfig.template_size  # exemplar crop side, pixels
+SEARCH_SIZE: int = ModelConfig.search_size  # instance crop side, pixels
+CONTEXT: float = ModelConfig.context  # context amount: p = CONTEXT * (w + h)
 
 
-def context_side(w: float, h: float, context: float = CONTEXT) -> float:
-    """Side s_z of the template region for a w x h target: sqrt((w + p)(h + p)), p = context (w + h)."""
+def context_side(w, h, context: float = CONTEXT):
+    """Side s_z of the template region for a w x h target: sqrt((w + p)(h + p)), p = context (w + h).
+
+    Scalars give a float; arrays broadcast and give an array.
+    """
     p = context * (w + h)
-    return float(np.sqrt((w + p) * (h + p)))
+    side = np.sqrt((w + p) * (h + p))
+    return float(side) if np.ndim(side) == 0 else side
 
 
 def search_side(w: float, h: float, context: float = CONTEXT,

@@ -11,16 +11,13 @@ Mask -> rays, two ways (`mask_to_rays(..., method=)`):
   farthest exit, so a part beyond a gap is covered) through a boundary pixel, found analytically from
   the boundary pixels alone in O(centres x boundary pixels); the end is then moved to where the ray
   crosses the 0.5 level of the mask blurred by SIGMA = 0.7 px, a smooth outline rather than the
-  pixel staircase ("exit" skips this step: a disk of radius 20 round-trips at IoU 0.987, "cast" 0.994).
-  It is the default because it is exact (no empty bins) and more faithful: mean round-trip IoU on the 1047 real DAVIS val masks, 36 rays, mass centre,
-  0.788 against 0.723 for "contour" (`data_scripts/polar_upper_bound.py --method`). "contour" is about
-  3x faster per mask (0.23 vs 0.71 ms) and 5-7x faster for 625 centres (`data_scripts/bench_polar.py`).
+  pixel staircase ("exit" skips this step). It is the default because it is exact (no empty bins) and
+  fits real masks more closely; "contour" is faster (measurements: docs/design.md, section 4).
 - "contour": the PolarMask way. cv2.findContours points (boundary pixel centres, all outer parts) are
   binned by angle into N bins of width 2 pi / N centred on theta_k; a ray is the largest distance in its
   bin plus half a pixel (from the boundary pixel's centre to its edge). An empty bin is filled by linear
-  interpolation (in angle, around the circle) between the nearest non-empty bins on either side. The
-  reference instead searched +-5 one-degree bins, used 1e-6 when all were empty and never wrapped
-  around 0 degrees (REFERENCE-NOTES section 5).
+  interpolation (in angle, around the circle) between the nearest non-empty bins on either side (the
+  reference code's binning differs: docs/design.md, section 4).
 Both end a ray near the outline between inside and outside pixel centres, so that `polygon_to_mask`,
 which keeps exactly the pixels whose centres lie inside the polygon, gives the mask back.
 """
@@ -30,7 +27,9 @@ import cv2
 import numpy as np
 import torch
 
-NUM_RAYS = 36  # 10 degrees apart, as in PolarMask and SiamPolar
+from ..models.config import ModelConfig
+
+NUM_RAYS: int = ModelConfig.num_rays  # default ray count (its home is ModelConfig; a model's own: model.config)
 _SQUARE_RADIUS = 0.5 * np.sqrt(2.0)  # a pixel square lies within this distance of its centre
 
 
@@ -225,8 +224,8 @@ def polygon_to_mask(polygon, shape: tuple[int, int]) -> np.ndarray:
     """Pixels whose centres lie inside a polygon (R, 2) float pixels: (H, W) bool (nonzero winding).
 
     Exact at any sub-pixel position (a vectorised scanline, one pass per pixel row; a centre exactly on
-    an edge counts on its right/lower side). cv2.fillPoly is not used: it also fills every pixel an edge
-    touches, a half-pixel halo that shrank the old round trip of a disk to IoU 0.982.
+    an edge counts on its right/lower side). Not cv2.fillPoly, which also fills every pixel an edge
+    touches (a half-pixel halo around the polygon).
     """
     H, W = shape[:2]
     out = np.zeros((H, W), bool)

@@ -9,7 +9,7 @@ The central crop keeps the correlation map centred on the search crop, as `grid.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class ModelConfig:
     num_rays: int = 36  # rays per location, angles 2 pi k / num_rays
     template_size: int = 127  # template crop side, pixels
     search_size: int = 255  # search crop side, pixels
+    context: float = 0.5  # context amount around a target box: p = context * (w + h), crop side sqrt((w+p)(h+p))
     # per output level (lo, hi]: a location is a positive on this level when the object's max
     # (l, t, r, b) extent from it, in search-crop pixels, lies in the range (FCOS-style assignment)
     regress_ranges: tuple[tuple[float, float], ...] = ((-1.0, 48.0), (48.0, math.inf))
@@ -37,9 +38,32 @@ class ModelConfig:
     bn_mode: str = "frozen"  # backbone BatchNorm: "frozen" (eval statistics, no grad) or "train"
 
 
+    def to_dict(self) -> dict:
+        """Every field as plain data (tuples become lists), for checkpoints and logs."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        """Inverse of `to_dict`; unknown keys are a ValueError, missing ones take today's defaults."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig field(s) {unknown}")
+        return cls(**{k: _tuple(v) for k, v in d.items()})
+
+
+def _plain(v):
+    """Tuples (nested) -> lists."""
+    return [_plain(x) for x in v] if isinstance(v, (tuple, list)) else v
+
+
+def _tuple(v):
+    """Lists (nested) -> tuples, so a config read back from a dict compares equal to the original."""
+    return tuple(_tuple(x) for x in v) if isinstance(v, (tuple, list)) else v
+
+
 LITE0 = ModelConfig(name="lite0", backbone="lite0", channels=96, tower_convs=2)
-# quick: the CI training config. Trunk stops at stride 16 and blocks up to stride 8 stay frozen, so a
-# batch-8 training step costs about 0.7 s of one core (process CPU time, 1 thread).
+# quick: the CI training config; the trunk stops at stride 16 and blocks up to stride 8 stay frozen.
 QUICK = ModelConfig(name="quick", backbone="lite0", backbone_strides=(8, 16), channels=64, tower_convs=1,
                     gn_groups=16, frozen_stages=3)
 R18 = ModelConfig(name="r18", backbone="resnet18", channels=256, tower_convs=4)
@@ -49,10 +73,16 @@ R101 = ModelConfig(name="r101", backbone="resnet101", channels=256, tower_convs=
 CONFIGS: dict[str, ModelConfig] = {c.name: c for c in (LITE0, QUICK, R18, R50, R101)}
 
 
-def get_config(name: str) -> ModelConfig:
-    """The ModelConfig called `name` (lite0, quick, r18, r50, r101); unknown names are a clear error."""
+def get_config(name: str | dict | ModelConfig) -> ModelConfig:
+    """The ModelConfig called `name` (lite0, quick, r18, r50, r101), or one built from a `to_dict` dict.
+
+    A bare name is today's preset of that name (how checkpoints that stored only the name load).
+    Unknown names are a clear error.
+    """
     if isinstance(name, ModelConfig):
         return name
+    if isinstance(name, dict):
+        return ModelConfig.from_dict(name)
     if name not in CONFIGS:
         raise ValueError(f"unknown model config {name!r}: choose one of {sorted(CONFIGS)}")
     return CONFIGS[name]

@@ -1,6 +1,6 @@
 """Training throughput on this machine: pairs per second of a full train step (data, forward, targets, backward).
 
-    python data_scripts/bench_train.py [--configs quick lite0] [--iters 12] [--batch 8] [--threads 2]
+    python -m benchmarks.bench_train [--configs quick lite0] [--iters 12] [--batch 8] [--threads 2]
 
 Runs `siampolar_lib.train.train` for each config on the same small synthetic DAVIS set, side by side in one
 process, and prints the median pairs/s of the steps after the first two (warm-up), and the ratios.
@@ -16,14 +16,15 @@ import torch
 
 from siampolar_lib.data.synthetic import make_synthetic_davis
 from siampolar_lib.device import describe_device, pick_device
-from siampolar_lib.train import TrainConfig, train
+from siampolar_lib.models.config import get_config
+from siampolar_lib.train import OptimConfig, TrainConfig, train
 from siampolar_lib.trainlog import read_log
 
 
 def bench(config: str, data: Path, out: Path, iters: int, batch: int, device: str, workers: int) -> float:
     """Median pairs/s over steps 3..iters of a fresh `config` run."""
-    cfg = TrainConfig(config=config, data=(str(data),), out=str(out / config), iters=iters, batch=batch,
-                      warmup=0, ckpt_every=0, device=device, workers=workers, progress=False)
+    cfg = TrainConfig(model=get_config(config), data=(str(data),), out=str(out / config), iters=iters, batch=batch,
+                      optim=OptimConfig(warmup=0), ckpt_every=0, device=device, workers=workers, progress=False)
     result = train(cfg)
     rows = read_log(result["log"])[2:]
     return statistics.median(r["pairs_per_s"] for r in rows)

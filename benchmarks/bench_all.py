@@ -9,20 +9,19 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["bench_davis2coco.py", "bench_polar.py", "bench_model.py", "bench_pairs.py", "bench_train.py",
-           "bench_metrics.py", "bench_tracker.py"]
+BENCHES = ["bench_davis2coco", "bench_polar", "bench_model", "bench_pairs", "bench_train", "bench_metrics",
+           "bench_tracker"]
 
 
 def main() -> int:
     """Run the benchmarks that exist; return non-zero if any failed."""
     failed = []
     for name in BENCHES:
-        script = HERE / name
-        if not script.exists():
+        if not (HERE / f"{name}.py").exists():
             print(f"== {name}: not present, skipped")
             continue
         print(f"\n== {name}", flush=True)
-        rc = subprocess.call([sys.executable, str(script)])
+        rc = subprocess.call([sys.executable, "-m", f"benchmarks.{name}"], cwd=HERE.parent)
         if rc != 0:
             failed.append(name)
     if failed:

@@ -1,34 +1,27 @@
 """Benchmark mask -> rays: per-mask time and a 625-centre batch for each method, side by side.
 
-    python data_scripts/bench_polar.py --davis-root ../shared/data/DAVIS [--masks 30]
+    python -m benchmarks.bench_polar --davis-root ../shared/data/DAVIS [--masks 30]
 
 Also prints each method's mean round-trip IoU (mass centre, 36 rays) on the same masks.
 """
 from __future__ import annotations
 
 import argparse
-import sys
-import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from siampolar_lib.geometry.polar import mask_to_rays, mass_centre, polar_fit_iou  # noqa: E402
-from siampolar_lib.paths import davis_root  # noqa: E402
+from benchmarks.timing import best_seconds
+from siampolar_lib.geometry.polar import mask_to_rays, mass_centre, polar_fit_iou
+from siampolar_lib.io import read_mask_png
+from siampolar_lib.paths import davis_root
 
 METHODS = ("cast", "exit", "contour")
 
 
 def _time(fn, repeat: int) -> float:
     """Best-of-`repeat` wall time of fn(), milliseconds."""
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return 1000.0 * best
+    return 1000.0 * best_seconds(fn, repeat)
 
 
 def main() -> None:
@@ -42,7 +35,7 @@ def main() -> None:
     if not files:
         raise SystemExit(f"{ann}: no annotation PNGs")
     files = files[:: max(1, len(files) // a.masks)][: a.masks]
-    masks = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) > 0 for f in files]
+    masks = [read_mask_png(f) for f in files]
     masks = [m for m in masks if m.any()]
     print(f"{len(masks)} masks of {masks[0].shape[1]}x{masks[0].shape[0]}, {a.rays} rays, best of 3 runs")
     print(f"{'method':>8} {'ms/mask':>9} {'ms/625 full':>12} {'ms/625 crop':>12} {'IoU':>7}")

@@ -1,6 +1,6 @@
 """Time our DAVIS evaluator against vos-benchmark on the same folders, side by side, and check they agree.
 
-    python data_scripts/bench_metrics.py [--pred ../shared/data/davis_osvos_results/480p]
+    python -m benchmarks.bench_metrics [--pred ../shared/data/davis_osvos_results/480p]
         [--gt ../shared/data/DAVIS] [--processes 2] [--repeats 3]
 
 The predictions are first binarised into a temporary folder as 0/255 PNGs (vos-benchmark matches objects
@@ -14,12 +14,12 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from siampolar_lib.metrics import annotations_dir, binarise_folder, evaluate_folder
+from benchmarks.timing import interleaved_best
+from siampolar_lib.scoring import annotations_dir, binarise_folder, evaluate_folder
 from siampolar_lib.paths import SHARED_DATA, davis_root
 
 
@@ -39,14 +39,7 @@ def run_vos_benchmark(gt_root: Path, pred_root: Path, processes: int) -> dict[st
 def best_times(fns: list, repeats: int) -> tuple[list[float], list]:
     """Min wall-clock seconds of each function over `repeats` rounds, run interleaved so that load
     from other processes hits both alike; also the last result of each."""
-    times = [[] for _ in fns]
-    results = [None] * len(fns)
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            results[i] = fn()
-            times[i].append(time.perf_counter() - t0)
-    return [min(t) for t in times], results
+    return interleaved_best(fns, repeats)
 
 
 def main(argv=None) -> int:

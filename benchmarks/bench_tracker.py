@@ -2,7 +2,7 @@
 
 Targets (lite0, CPU, 2 threads): the tracker at >= 25 frames/s, and >= 0.85 of the backbone-only rate.
 
-    SIAMPOLAR_DAVIS_ROOT=../shared/data/DAVIS python data_scripts/bench_tracker.py [--model lite0]
+    SIAMPOLAR_DAVIS_ROOT=../shared/data/DAVIS python -m benchmarks.bench_tracker [--model lite0]
         [--checkpoint CKPT] [--frames 40] [--rounds 3] [--threads 2] [--device auto]
 
 Three timings, interleaved in rounds on the same real frames (image reading excluded from all three):
@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import torch
 
+from benchmarks.timing import items_per_second
 from siampolar_lib import build_model
 from siampolar_lib.data.davis import list_sequences, load_sequence, read_frame, sequence_masks
 from siampolar_lib.device import describe_device, pick_device
 from siampolar_lib.geometry.boxes import mask_to_box
-from siampolar_lib.geometry.crops import SEARCH_SIZE, TEMPLATE_SIZE, context_side, crop_square
+from siampolar_lib.geometry.crops import context_side, crop_square
 from siampolar_lib.paths import davis_available, davis_root
-from siampolar_lib.tracker import Tracker, TrackerConfig, sync, to_tensor
+from siampolar_lib.tracker import Tracker, TrackerConfig, to_tensor
 
 TARGET_FPS = 25.0
 TARGET_RATIO = 0.85
@@ -34,12 +34,7 @@ TARGET_RATIO = 0.85
 
 def timed(fn, items, device) -> float:
     """Frames per second of fn over items, device synchronised before and after."""
-    sync(device)
-    t0 = time.perf_counter()
-    for it in items:
-        fn(it)
-    sync(device)
-    return len(items) / (time.perf_counter() - t0)
+    return items_per_second(fn, items, device)
 
 
 class Replay(torch.nn.Module):
@@ -48,6 +43,7 @@ class Replay(torch.nn.Module):
     def __init__(self, model: torch.nn.Module):
         super().__init__()
         self.model, self.out = model, None
+        self.config = model.config  # the tracker reads the crop geometry from it
 
     def template(self, z: torch.Tensor) -> None:
         self.model.template(z)
@@ -89,9 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     frames = [read_frame(f) for f in seq.frame_paths[:n]]
     box = mask_to_box(sequence_masks(seq)[0])
     # The same 255 search crops the tracker takes on its first frame, cut once, outside the clock.
-    side = context_side(box[2], box[3]) * SEARCH_SIZE / TEMPLATE_SIZE
+    g = model.config
+    side = context_side(box[2], box[3], g.context) * g.search_size / g.template_size
     centre = box[:2] + box[2:] / 2
-    crops = [to_tensor(crop_square(f, centre, side, SEARCH_SIZE)[0], dev) for f in frames]
+    crops = [to_tensor(crop_square(f, centre, side, g.search_size)[0], dev) for f in frames]
     tracker = Tracker(model, TrackerConfig(mode=a.mode), device=dev)
     bare = Tracker(Replay(model), TrackerConfig(mode=a.mode), device=dev)
 

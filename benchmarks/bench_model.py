@@ -3,40 +3,27 @@
 Batch 1, a 255x255 search crop, warm-up first, median of N timed runs, all in one process so the ratios
 compare like with like. Prints the device and thread count. CPU target: lite0 whole model < 40 ms on 2 threads.
 
-    python data_scripts/bench_model.py --models lite0 quick --threads 2 --runs 30
+    python -m benchmarks.bench_model --models lite0 quick --threads 2 --runs 30
 """
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
+from benchmarks.timing import median_ms
 from siampolar_lib import build_model
 from siampolar_lib.device import describe_device, pick_device
 from siampolar_lib.models.siampolar import count_parameters
 
 
 def _median_ms(fn, device: torch.device, warmup: int, runs: int) -> tuple[float, float]:
-    """Median (wall ms, process CPU ms) of fn() (CUDA synchronised around each run).
+    """Median (wall ms, process CPU ms) of fn() (device synchronised around each run).
 
     Process CPU time is what the forward consumed on all threads: unlike wall time it does not grow
     when other programs share the cores, so on a busy machine it is the honest cost to report.
     """
-    for _ in range(warmup):
-        fn()
-    wall, cpu = [], []
-    for _ in range(runs):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return 1000.0 * statistics.median(wall), 1000.0 * statistics.median(cpu)
+    return median_ms(fn, runs, warmup, device)
 
 
 def bench(name: str, device: torch.device, warmup: int, runs: int) -> dict:

@@ -2,7 +2,7 @@
 
 The loader keeps up when its pairs/s is at least the train step's pairs/s (ratio >= 1).
 
-    python data_scripts/bench_pairs.py --model quick --workers 0 2 --batch 16 --batches 6
+    python -m benchmarks.bench_pairs --model quick --workers 0 2 --batch 16 --batches 6
 """
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from torch.utils.data import DataLoader
 
 from siampolar_lib import build_model
 from siampolar_lib.data.pairs import PairConfig, PairDataset, videos_from_davis, worker_loader_kwargs
-from siampolar_lib.device import describe_device, pick_device
+from siampolar_lib.device import describe_device, pick_device, sync
 from siampolar_lib.losses import compute_losses
 from siampolar_lib.models.config import get_config
 from siampolar_lib.paths import davis_available, davis_train_sample_root
-from siampolar_lib.targets import build_targets
+from siampolar_lib.targets import model_targets
 
 
 def loader_rate(ds: PairDataset, batch: int, batches: int, workers: int) -> float:
@@ -32,12 +32,6 @@ def loader_rate(ds: PairDataset, batch: int, batches: int, workers: int) -> floa
     for _ in range(batches):
         next(it)
     return batch * batches / (time.perf_counter() - t0)
-
-
-def sync(device: torch.device) -> None:
-    """Wait for queued GPU work so timings cover it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def train_rates(name: str, batch_data: dict, steps: int, device: torch.device) -> tuple[float, float]:
@@ -53,8 +47,7 @@ def train_rates(name: str, batch_data: dict, steps: int, device: torch.device) -
             t0, t_targets = time.perf_counter(), 0.0
         out = model(z, x)
         ta = time.perf_counter()
-        tg = build_targets(batch_data["search_mask"], out["points"], out["strides"], cfg.regress_ranges,
-                           cfg.centre_radius, cfg.num_rays)
+        tg = model_targets(batch_data["search_mask"], out, cfg)
         t_targets += time.perf_counter() - ta
         loss = compute_losses(out, tg)["total"]
         opt.zero_grad(set_to_none=True)

@@ -1,0 +1,239 @@
+"""One experiment config: `TrainConfig` nests model, pairs, loss, optimisation and tracker settings.
+
+    TrainConfig(model=ModelConfig, pairs=PairConfig, loss=LossConfig, optim=OptimConfig, tracker=TrackerConfig,
+                data=..., out=..., iters=..., batch=..., ...run settings)
+
+Everything is a frozen dataclass of plain values. `to_dict` / `from_dict` convert to nested plain dicts (what a
+checkpoint's meta stores), `load_preset` reads a small YAML file under `configs/` (any subset of the fields,
+nested by section; `model:` may be a preset name or a dict with `name:` plus overrides), and `add_flags` /
+`config_from_args` generate the training CLI from the dataclasses: `--iters`, `--model.num-rays`,
+`--pairs.search-shift`, `--loss.cls-weight`, `--tracker.size-lr`; the optimisation flags need no prefix
+(`--lr`, `--warmup`, ...).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+import yaml
+
+from .data.pairs import PairConfig
+from .losses import LossConfig
+from .models.config import CONFIGS, QUICK, ModelConfig, get_config
+from .tracker import TrackerConfig
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser and learning-rate schedule."""
+
+    lr: float = 0.01  # base lr (head); backbone gets 0.1x once unfrozen
+    optimizer: str = "sgd"  # sgd (momentum 0.9) or adamw
+    weight_decay: float = 1e-4  # biases and norm scales get none
+    schedule: str = "cosine"  # cosine or step decay after warm-up
+    warmup: int = 500  # linear warm-up steps from lr/3
+    freeze_backbone_iters: int = 0  # backbone frozen (no grad, BN fixed) for this many steps
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs; the CLI is generated from it (see the module docstring)."""
+
+    model: ModelConfig = QUICK  # the network: architecture, crop geometry, ray count, frozen stages
+    pairs: PairConfig = field(default_factory=PairConfig)  # pair sampling and augmentation
+    loss: LossConfig = field(default_factory=LossConfig)  # loss weights
+    optim: OptimConfig = field(default_factory=OptimConfig)  # optimiser and schedule
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)  # how the trained model is meant to track
+    data: tuple[str, ...] = ()  # COCO jsons (from davis2coco) and/or DAVIS roots
+    out: str = "runs/train"  # run folder: last.pt, train_log.csv, loss_curve.png
+    iters: int = 100  # TOTAL number of steps (a resume continues up to it)
+    batch: int = 8  # pairs per step per process
+    ckpt_every: int = 100  # write last.pt every K steps (and at the end)
+    workers: int = 0  # DataLoader worker processes
+    device: str = "auto"  # auto (CUDA, MPS, CPU), cpu, cuda, mps
+    resume: bool = False  # continue from out/last.pt
+    seed: int = 0  # data order, augmentation and init all follow from it
+    exclude_sequences: tuple[str, ...] = ()  # sequence names never used (e.g. the held-out fold)
+    image_root: str | None = None  # image root for COCO jsons (default: inferred from the json)
+    pretrained: bool = True  # ImageNet backbone weights (only if present locally)
+    progress: bool = True  # tqdm bar
+    stop_at: int | None = None  # stop (checkpoint) after this step, schedule unchanged: a clean "kill"
+    init_from: str | None = None  # fine-tune: start from this checkpoint's weights (new optimiser, step 0)
+    precision: str = "auto"  # auto (fp16 AMP on CUDA, fp32 elsewhere), fp32, bf16 (autocast, CPU or CUDA)
+
+    def to_dict(self) -> dict:
+        """The whole config as nested plain dicts and lists (checkpoint meta, logs, YAML)."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict, base: "TrainConfig | None" = None) -> "TrainConfig":
+        """`base` (default TrainConfig()) with the (possibly partial, nested) values of `d` applied."""
+        return apply_overrides(base or cls(), d)
+
+
+SECTIONS: dict[str, type] = {"model": ModelConfig, "pairs": PairConfig, "loss": LossConfig, "optim": OptimConfig,
+                             "tracker": TrackerConfig}
+FLAT_SECTIONS = ("optim",)  # sections whose CLI flags carry no prefix (--lr rather than --optim.lr)
+CHOICES = {"optim.optimizer": ("sgd", "adamw"), "optim.schedule": ("cosine", "step"),
+           "device": ("auto", "cpu", "cuda", "mps"), "precision": ("auto", "fp32", "bf16"),
+           "tracker.mode": ("search", "full_frame"), "model.bn_mode": ("frozen", "train")}
+HELP = {"data": "davis2coco json or DAVIS root (repeatable)", "out": "run folder, e.g. runs/NAME",
+        "iters": "TOTAL steps (a resume continues up to it)", "resume": "continue from OUT/last.pt",
+        "exclude_sequences": "comma-separated sequence names to leave out",
+        "image_root": "DAVIS root the json's file names are relative to",
+        "init_from": "fine-tune: start from this checkpoint's weights with a fresh optimiser and schedule",
+        "stop_at": "stop after this step without changing the schedule (time-sliced runs; --resume continues)",
+        "precision": "auto: fp16 AMP on CUDA, fp32 elsewhere; bf16: bfloat16 autocast",
+        "model.frozen_stages": "backbone stages kept frozen for the whole run (alias --frozen-stages)"}
+
+
+def _plain(v):
+    """Tuples (nested) -> lists; everything else unchanged."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return [_plain(x) for x in v] if isinstance(v, (tuple, list)) else v
+
+
+def _tuple(v):
+    """Lists (nested) -> tuples, so values read from YAML/dicts compare equal to the dataclass defaults."""
+    return tuple(_tuple(x) for x in v) if isinstance(v, (tuple, list)) else v
+
+
+def _replace_checked(obj, values: dict, where: str):
+    """dataclasses.replace with list -> tuple and a clear error for unknown fields."""
+    names = {f.name for f in fields(obj)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {unknown}; known: {sorted(names)}")
+    return replace(obj, **{k: _tuple(v) for k, v in values.items()})
+
+
+def model_from_value(value, current: ModelConfig) -> ModelConfig:
+    """A `model:` value: a preset name, a ModelConfig, or a dict (its `name` picks the preset it overrides)."""
+    if isinstance(value, (str, ModelConfig)):
+        return get_config(value)
+    if isinstance(value, dict):
+        name = value.get("name", current.name)
+        base = get_config(name) if name in CONFIGS else current
+        return _replace_checked(base, value, "model")
+    raise ValueError(f"model must be a preset name or a mapping, got {type(value).__name__}")
+
+
+def apply_overrides(cfg: TrainConfig, d: dict, where: str = "config") -> TrainConfig:
+    """cfg with a nested dict of values applied (sections as dicts, or a preset name for `model`)."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: expected a mapping of config fields, got {type(d).__name__}")
+    top = {}
+    for key, value in d.items():
+        if key == "model":
+            top["model"] = model_from_value(value, cfg.model)
+        elif key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}: section {key!r} must be a mapping, got {value!r}")
+            top[key] = _replace_checked(getattr(cfg, key), value, f"{where}: {key}")
+        else:
+            top[key] = value
+    return _replace_checked(cfg, top, where)
+
+
+def preset_path(name: str | Path) -> Path:
+    """A preset file: a path, or a bare name looked up as configs/<name>.yaml."""
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return p
+    return PRESET_DIR / f"{name}.yaml"
+
+
+def load_preset(name: str | Path, base: TrainConfig | None = None) -> TrainConfig:
+    """TrainConfig from a YAML preset (a path or a name under configs/), applied over `base`."""
+    path = preset_path(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such config preset")
+    with open(path) as f:
+        d = yaml.safe_load(f) or {}
+    return apply_overrides(base or TrainConfig(), d, where=str(path))
+
+
+# ------------------------------------------------------------------------------------ CLI flags
+
+def _scalar_type(tp):
+    """(python type, optional) for a scalar field annotation; None for tuples and other non-CLI types."""
+    args = typing.get_args(tp)
+    optional = type(None) in args
+    if optional:
+        rest = [a for a in args if a is not type(None)]
+        tp = rest[0] if len(rest) == 1 else None
+    return (tp, optional) if tp in (int, float, str, bool) else (None, optional)
+
+
+def _flag(key: str) -> str:
+    """'optim.warmup' -> '--warmup', 'model.num_rays' -> '--model.num-rays', 'stop_at' -> '--stop-at'."""
+    section, _, name = key.rpartition(".")
+    prefix = "" if not section or section in FLAT_SECTIONS else section + "."
+    return "--" + prefix + name.replace("_", "-")
+
+
+def _optional(tp):
+    """An argparse type that also reads 'none' as None."""
+    return lambda text: None if text.lower() == "none" else tp(text)
+
+
+def _add_field(p: argparse.ArgumentParser, key: str, tp, optional: bool, default) -> None:
+    """One generated flag (dest = the dotted key), defaulting to SUPPRESS so only given flags override."""
+    kw = dict(dest=key, default=argparse.SUPPRESS, help=HELP.get(key, f"(default {default!r})"))
+    if key in CHOICES:
+        kw["choices"] = CHOICES[key]
+    if tp is bool:
+        p.add_argument(_flag(key), action=argparse.BooleanOptionalAction, **kw)
+    else:
+        p.add_argument(_flag(key), type=_optional(tp) if optional else tp, **kw)
+
+
+def add_flags(p: argparse.ArgumentParser) -> None:
+    """Add one flag per scalar field of TrainConfig and its sections, plus --preset and the aliases."""
+    p.add_argument("--preset", default=None, metavar="YAML",
+                   help="a config preset: configs/NAME.yaml or a path (flags given after it override it)")
+    p.add_argument("--model", "--config", dest="model", default=argparse.SUPPRESS, choices=sorted(CONFIGS),
+                   help="model preset name (--config is the old spelling)")
+    p.add_argument("--data", dest="data", action="append", default=argparse.SUPPRESS, help=HELP["data"])
+    p.add_argument("--exclude-sequences", dest="exclude_sequences", default=argparse.SUPPRESS,
+                   help=HELP["exclude_sequences"])
+    p.add_argument("--frozen-stages", dest="model.frozen_stages", type=int, default=argparse.SUPPRESS,
+                   metavar="K", help=HELP["model.frozen_stages"])
+    hints = typing.get_type_hints(TrainConfig)
+    for f in fields(TrainConfig):
+        if f.name in SECTIONS:
+            sub = typing.get_type_hints(SECTIONS[f.name])
+            for g in fields(SECTIONS[f.name]):
+                tp, optional = _scalar_type(sub[g.name])
+                key = f"{f.name}.{g.name}"
+                if tp is not None and key != "model.frozen_stages" and key != "model.name":
+                    _add_field(p, key, tp, optional, getattr(getattr(TrainConfig(), f.name), g.name))
+        elif f.name not in ("data", "exclude_sequences"):
+            tp, optional = _scalar_type(hints[f.name])
+            if tp is not None:
+                _add_field(p, f.name, tp, optional, getattr(TrainConfig(), f.name))
+
+
+def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    """Preset file, then --model, then every other given flag, applied over TrainConfig()."""
+    cfg = load_preset(a.preset) if a.preset else TrainConfig()
+    given = {k: v for k, v in vars(a).items() if k != "preset"}
+    if "model" in given:
+        cfg = replace(cfg, model=get_config(given.pop("model")))
+    if "exclude_sequences" in given:
+        given["exclude_sequences"] = tuple(s for s in given["exclude_sequences"].split(",") if s)
+    nested: dict = {}
+    for key, value in given.items():
+        section, _, name = key.rpartition(".")
+        if section:
+            nested.setdefault(section, {})[name] = value
+        else:
+            nested[key] = value
+    return apply_overrides(cfg, nested, where="command line")
+

@@ -1,0 +1,100 @@
+"""The one experiment config: presets, dict round trip, generated CLI flags, and geometry followed everywhere."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from siampolar_lib.checkpoint import load_checkpoint, load_model
+from siampolar_lib.data.davis import folder_sequences, load_sequence, read_frame, read_mask
+from siampolar_lib.data.pairs import PairConfig
+from siampolar_lib.experiment import OptimConfig, TrainConfig, load_preset
+from siampolar_lib.geometry.boxes import mask_to_box
+from siampolar_lib.models.config import LITE0, QUICK, get_config
+from siampolar_lib.splits import HELDOUT_SEQUENCES
+from siampolar_lib.video_tracking import ScoreMapRecorder, track_frames
+from siampolar_lib.tracker import Tracker, TrackerConfig
+from siampolar_lib.train import parse_args, train
+
+torch.set_num_threads(2)
+
+
+@pytest.mark.parametrize("name,model", [("quick", "quick"), ("lite0_cpu", "lite0"), ("r50_gpu", "r50")])
+def test_presets_load(name, model):
+    cfg = load_preset(name)
+    assert cfg.model == get_config(model)
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg, "a preset survives the plain-dict round trip"
+
+
+def test_lite0_cpu_preset_excludes_the_held_out_fold():
+    cfg = load_preset("lite0_cpu")
+    assert cfg.exclude_sequences == HELDOUT_SEQUENCES and cfg.batch == 16 and cfg.optim.warmup == 100
+
+
+def test_dict_round_trip_of_a_custom_config():
+    cfg = TrainConfig(model=dataclasses.replace(LITE0, num_rays=24, search_size=287),
+                      pairs=PairConfig(search_shift=32.0), optim=OptimConfig(lr=0.02),
+                      tracker=TrackerConfig(size_lr=0.5), data=("a", "b"))
+    d = cfg.to_dict()
+    assert d["model"]["num_rays"] == 24 and d["data"] == ["a", "b"] and d["optim"]["lr"] == 0.02
+    assert TrainConfig.from_dict(d) == cfg
+
+
+def test_unknown_fields_are_named():
+    with pytest.raises(ValueError, match="search_shfit"):
+        TrainConfig.from_dict({"pairs": {"search_shfit": 3}})
+
+
+def test_flags_are_generated_from_the_dataclasses():
+    cfg = parse_args(["--preset", "quick", "--config", "lite0", "--model.num-rays", "24", "--model.search-size", "287",
+                      "--pairs.search-shift", "32", "--loss.cls-weight", "2", "--tracker.size-lr", "0.5",
+                      "--lr", "0.02", "--no-pretrained", "--stop-at", "none", "--data", "d", "--out", "o",
+                      "--iters", "5", "--frozen-stages", "3"])
+    assert cfg.model == dataclasses.replace(LITE0, num_rays=24, search_size=287, frozen_stages=3)
+    assert cfg.pairs.search_shift == 32.0 and cfg.loss.cls_weight == 2.0 and cfg.tracker.size_lr == 0.5
+    assert cfg.optim.lr == 0.02 and not cfg.pretrained and cfg.stop_at is None
+    with pytest.raises(SystemExit):
+        parse_args(["--data", "d", "--out", "o"])  # --iters is required without a preset that sets it
+    with pytest.raises(SystemExit):
+        parse_args(["--data", "d", "--out", "o", "--iters", "2", "--tracker.mode", "sideways"])
+
+
+def test_ray_count_and_search_size_are_one_line_changes(synthetic_davis, tmp_path):
+    """num_rays=24 and a 287 search crop: pairs, targets, training, checkpoint and tracker all follow."""
+    model = dataclasses.replace(QUICK, num_rays=24, search_size=287)
+    cfg = TrainConfig(model=model, data=(str(synthetic_davis),), out=str(tmp_path / "run"), iters=3, batch=2,
+                      optim=OptimConfig(warmup=1), ckpt_every=0, device="cpu", pretrained=False, progress=False)
+    result = train(cfg)
+    ckpt = load_checkpoint(result["checkpoint"])
+    assert ckpt["config"]["num_rays"] == 24 and ckpt["config"]["search_size"] == 287
+    assert ckpt["meta"]["train_config"]["model"]["search_size"] == 287
+    net = load_model(result["checkpoint"])
+    assert net.config == model and net.head.rays.out_channels == 24
+
+    seen = []
+    recorder = ScoreMapRecorder(net)
+    original = net.track
+    net.track = lambda x: (seen.append(tuple(x.shape)), original(x))[1]
+    seq = load_sequence(synthetic_davis, folder_sequences(synthetic_davis)[0])
+    frames = [read_frame(p) for p in seq.frame_paths[:3]]
+    box = mask_to_box(read_mask(seq.mask_paths[0]))
+    results = track_frames(Tracker(recorder, TrackerConfig()), frames, box)
+    assert len(results) == 3 and all(r.polygon.shape == (24, 2) for r in results)
+    assert seen == [(1, 3, 287, 287)] * 2, "the tracker crops the model's search size"
+
+
+def test_resume_reads_a_run_folder_of_the_name_only_format(synthetic_davis, tmp_path):
+    """A last.pt written before the experiment config (config "quick", flat meta.train_config) resumes."""
+    cfg = TrainConfig(model=QUICK, data=(str(synthetic_davis),), out=str(tmp_path / "run"), iters=2, batch=2,
+                      optim=OptimConfig(warmup=1), ckpt_every=0, device="cpu", pretrained=False, progress=False,
+                      stop_at=1)
+    train(cfg)
+    path = tmp_path / "run" / "last.pt"
+    old = torch.load(path, weights_only=True)
+    old["config"] = "quick"
+    old["meta"]["train_config"] = {"config": "quick", "batch": 2, "lr": 0.01, "warmup": 1, "seed": 0,
+                                   "optimizer": "sgd", "schedule": "cosine", "iters": 2}
+    torch.save(old, path)
+    result = train(dataclasses.replace(cfg, stop_at=None, resume=True))
+    assert result["steps"] == 2 and isinstance(load_checkpoint(path)["config"], dict)

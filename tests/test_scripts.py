@@ -1,0 +1,107 @@
+"""Smoke tests: every command-line tool under data_scripts/ and benchmarks/ runs end to end on tiny inputs.
+
+(davis2coco, make_synthetic_davis and export_checkpoint have their own tests beside the code they drive.)
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from siampolar_lib import build_model
+from siampolar_lib.checkpoint import save_checkpoint
+from siampolar_lib.paths import REPO_ROOT
+
+
+def _run(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run `python ARGS` from the repository root (scripts by path, benchmarks with -m); assert it succeeded."""
+    r = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO_ROOT, timeout=timeout)
+    assert r.returncode == 0, f"{args[:2]} failed:\n{r.stderr[-2000:]}"
+    return r
+
+
+@pytest.fixture(scope="module")
+def quick_checkpoint(tmp_path_factory):
+    """An untrained quick network saved as a checkpoint (the scripts only need something to run)."""
+    path = tmp_path_factory.mktemp("ckpt") / "quick.pt"
+    save_checkpoint(path, build_model("quick", pretrained=False), step=0)
+    return path
+
+
+def test_polar_upper_bound(synthetic_davis, tmp_path):
+    out = tmp_path / "bound.json"
+    r = _run(["data_scripts/polar_upper_bound.py", "--davis-root", str(synthetic_davis), "--rays", "8,36",
+              "--centres", "mass", "--every", "6", "--workers", "1", "--json", str(out)])
+    res = json.loads(out.read_text())
+    assert res["masks"] > 0 and 0.0 < res["rays"]["8"]["mass"] <= res["rays"]["36"]["mass"] <= 1.0
+    assert "rays" in r.stdout
+
+
+@pytest.mark.slow
+def test_tune_tracker(synthetic_davis, quick_checkpoint, tmp_path):
+    out = tmp_path / "tune.json"
+    r = _run(["data_scripts/tune_tracker.py", "--checkpoint", str(quick_checkpoint), "--davis-root",
+              str(synthetic_davis), "--split", "train", "--sequences", "synth00", "--max-frames", "3",
+              "--thresholds", "0.2:0.1", "--penalty-k", "0.04", "--window-influence", "0.3",
+              "--size-lr", "0.6", "--workers", "1", "--json", str(out)])
+    doc = json.loads(out.read_text())
+    assert len(doc["results"]) == 2, "pysot's setting and the one grid point"
+    assert doc["best"]["cfg"]["size_lr"] in (0.4, 0.6) and "best:" in r.stdout
+
+
+def test_bench_polar(synthetic_davis):
+    r = _run(["-m", "benchmarks.bench_polar", "--davis-root", str(synthetic_davis), "--masks", "2"])
+    assert "cast" in r.stdout
+
+
+def test_bench_model():
+    r = _run(["-m", "benchmarks.bench_model", "--models", "quick", "--runs", "1", "--warmup", "0",
+              "--threads", "1", "--device", "cpu"])
+    assert "quick" in r.stdout
+
+
+def test_bench_davis2coco(synthetic_davis):
+    r = _run(["-m", "benchmarks.bench_davis2coco", "--davis-root", str(synthetic_davis), "--workers", "1"])
+    assert "frames" in r.stdout
+
+
+def test_bench_metrics(synthetic_davis):
+    ann = synthetic_davis / "Annotations" / "480p"
+    r = _run(["-m", "benchmarks.bench_metrics", "--gt", str(synthetic_davis), "--pred", str(ann),
+              "--processes", "1", "--repeats", "1"])
+    assert "speed ratio" in r.stdout
+
+
+@pytest.mark.slow
+def test_bench_tracker(synthetic_davis):
+    r = _run(["-m", "benchmarks.bench_tracker", "--model", "quick", "--davis-root", str(synthetic_davis),
+              "--frames", "3", "--rounds", "1", "--threads", "1", "--device", "cpu"])
+    assert "round 1" in r.stdout
+
+
+@pytest.mark.slow
+def test_bench_pairs(synthetic_davis):
+    r = _run(["-m", "benchmarks.bench_pairs", "--root", str(synthetic_davis), "--model", "quick", "--workers", "0",
+              "--batch", "2", "--batches", "1", "--steps", "1", "--threads", "1", "--device", "cpu"])
+    assert "pairs/s" in r.stdout
+
+
+@pytest.mark.slow
+def test_bench_train():
+    r = _run(["-m", "benchmarks.bench_train", "--configs", "quick", "--iters", "3", "--batch", "2",
+              "--threads", "1"])
+    assert "pairs/s" in r.stdout
+
+
+def test_bench_all_lists_only_existing_benchmarks():
+    from benchmarks import bench_all
+
+    assert all((REPO_ROOT / "benchmarks" / f"{name}.py").is_file() for name in bench_all.BENCHES)
+
+
+def test_no_script_edits_sys_path():
+    scripts = sorted((REPO_ROOT / "data_scripts").glob("*.py")) + sorted((REPO_ROOT / "benchmarks").glob("*.py"))
+    assert scripts
+    assert [p.name for p in scripts if "sys.path" in p.read_text()] == []
