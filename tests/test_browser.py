@@ -76,7 +76,7 @@ def lab_settings(folder: Path) -> Path:
 
 def checkpoint_for_kernel(tmp_path: Path) -> Path:
     """The shipped checkpoint, or (before it ships) an untrained 'quick' network saved in tmp_path."""
-    from siampolar_lib.demo import default_checkpoint
+    from siampolar_lib.paths import default_checkpoint
 
     try:
         return default_checkpoint()
