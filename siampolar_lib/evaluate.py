@@ -3,9 +3,11 @@
 Every sequence is tracked from the box of its first annotated mask (frame 0 in DAVIS-2016). That frame's
 output is its ground-truth mask (SiamMask's convention; the DAVIS protocol does not score it), earlier
 frames (if any) are empty. Written under OUT, per method (`siampolar` or `siampolar_full_frame`, and each
-baseline): `<method>/<seq>/<frame>.png` (0/255) and `<method>/results.json`; the model's results also go
-to `<out>/results.json`. Statistics follow the DAVIS protocol (siampolar_lib.metrics: frames [1:-1], per
-sequence, then the mean over sequences).
+baseline): `<method>/<seq>/<frame>.png` (0/255), `<method>/results.json` and the official davis2017-evaluation
+CSVs `<method>/global_results-<split>.csv` and `<method>/per-sequence_results-<split>.csv` (sequence names
+`<seq>_1`); the model's results and CSVs also go to `<out>/`. `--engine onnxruntime` (the CLI's default) runs
+the network in ONNX Runtime, `--engine torch` in PyTorch. Statistics follow the DAVIS protocol
+(siampolar_lib.metrics: frames [1:-1], per sequence, then the mean over sequences).
 
 Speed: fps of a sequence = timed frames / time in `init` + `track` (image reading and scoring excluded;
 the tracker synchronises the device before its clock stops); the overall fps is the mean over sequences
@@ -33,7 +35,8 @@ from .geometry.boxes import mask_to_box
 from .models.siampolar import build_model
 from .paths import davis_root as resolve_root
 from .metrics import evaluate_sequence, mean_over_sequences, write_mask_png
-from .results import format_table, write_results_json
+from .engine import DEFAULT_ENGINE, ENGINES, make_engine
+from .results import format_table, write_davis_csvs, write_results_json
 from .tracker import Tracker, TrackerConfig
 
 MODEL_METHODS = {"search": "siampolar", "full_frame": "siampolar_full_frame"}
@@ -96,10 +99,12 @@ def evaluate_tracker(model: torch.nn.Module | str | os.PathLike | None, davis_ro
                      out: str | os.PathLike = "runs/eval", split: str = "val",
                      sequences: Sequence[str] | None = None, baselines: Sequence[str] = (), mode: str = "search",
                      device: str | torch.device = "auto", cfg: TrackerConfig | None = None,
-                     max_frames: int | None = None, progress: bool = True, verbose: bool = True) -> dict:
+                     max_frames: int | None = None, progress: bool = True, verbose: bool = True,
+                     engine: str = "torch") -> dict:
     """Track and score DAVIS sequences with a model (an nn.Module or a checkpoint path) and baselines.
 
     model None runs only the baselines. max_frames keeps the first N frames of each sequence (smoke runs).
+    engine: "torch" or "onnxruntime" for the model (engine.make_engine: exported once, torch on failure).
     Returns {method: {"summary": {J_M.., JF_M, fps}, "sequences": {seq: {J_M.., fps, lost, J, F}}}} and
     writes PNGs and results.json files under `out` (see the module docstring); prints one table per method
     when verbose.
@@ -119,6 +124,7 @@ def evaluate_tracker(model: torch.nn.Module | str | os.PathLike | None, davis_ro
     net = None
     if model is not None:
         net = model if isinstance(model, torch.nn.Module) else load_tracker_model(model, None, dev)
+        net = make_engine(net, engine, dev)  # once: every sequence's Tracker shares it
         methods.append(MODEL_METHODS[mode])
     methods += list(baselines)
     if not methods:
@@ -146,8 +152,10 @@ def evaluate_tracker(model: torch.nn.Module | str | os.PathLike | None, davis_ro
         summary["fps"] = float(np.mean([r["fps"] for r in rows[method].values()]))
         results[method] = {"summary": summary, "sequences": rows[method]}
         write_results_json(out / method / "results.json", summary, rows[method])
+        write_davis_csvs(out / method, rows[method], split)
         if method in MODEL_METHODS.values():
             write_results_json(out / "results.json", summary, rows[method])
+            write_davis_csvs(out, rows[method], split)
         if verbose:
             print(f"\n== {method} ({describe_device(dev) if method in MODEL_METHODS.values() else 'cpu'}) ==")
             print(format_table({**rows[method], "overall": summary}))
@@ -167,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baselines", default="", help=f"comma-separated, from {','.join(BASELINE_NAMES)}")
     ap.add_argument("--mode", default="search", choices=sorted(MODEL_METHODS), help="tracker mode")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    ap.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
+                    help=f"network runtime for the model (default {DEFAULT_ENGINE}; torch is the fallback)")
     ap.add_argument("--max-frames", type=int, default=None, help="keep only the first N frames of each sequence")
     ap.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
     args = ap.parse_args(argv)
@@ -181,11 +191,12 @@ def main(argv: list[str] | None = None) -> int:
         if model is None and not baselines:
             raise ValueError("give --checkpoint (or --model) and/or --baselines")
         evaluate_tracker(model, args.davis_root, args.out, split=args.split, sequences=seqs, baselines=baselines,
-                         mode=args.mode, device=dev, max_frames=args.max_frames, progress=not args.no_progress)
+                         mode=args.mode, device=dev, max_frames=args.max_frames, progress=not args.no_progress,
+                         engine=args.engine)
     except errors as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"\nwrote {args.out}/<method>/<sequence>/*.png and results.json")
+    print(f"\nwrote {args.out}/<method>/<sequence>/*.png, results.json and global_results-{args.split}.csv")
     return 0
 
 

@@ -78,6 +78,28 @@ def read_mask_png(path: str | os.PathLike) -> np.ndarray:
     return arr > 0
 
 
+def read_label_png(path: str | os.PathLike) -> np.ndarray:
+    """Object ids of a mask PNG, (H, W) uint8, 0 = background (DAVIS 2017 palette PNGs give their indices).
+
+    Grey 0/255 masks (DAVIS 2016) give 0/1, other grey values are ids, RGB(A) colour-coded masks give 1 where
+    any channel is set. Missing: FileNotFoundError; unreadable: ValueError, each naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"missing mask file: {path}")
+    try:
+        with Image.open(path) as im:
+            mode = im.mode
+            arr = np.asarray(im)
+    except OSError as err:
+        raise ValueError(f"{path}: not a readable mask image ({err})") from err
+    if arr.ndim == 3:
+        return arr[..., :3].any(axis=-1).astype(np.uint8)
+    if arr.dtype != np.uint8 or (mode != "P" and np.isin(arr, (0, 255)).all()):
+        return (arr > 0).astype(np.uint8)
+    return arr
+
+
 def write_mask_png(path: str | os.PathLike, mask: np.ndarray) -> Path:
     """Write an (H, W) mask as an 8-bit 0/255 PNG, atomically; returns the path."""
     path = Path(path)

@@ -14,6 +14,9 @@ from typing import Sequence
 from .io import write_text
 
 STAT_KEYS = ("J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "JF_M")
+# davis2017-evaluation's CSV columns and the keys they come from (fractions; Recall = our O, Decay = our D)
+GLOBAL_CSV_COLUMNS = (("J&F-Mean", "JF_M"), ("J-Mean", "J_M"), ("J-Recall", "J_O"), ("J-Decay", "J_D"),
+                      ("F-Mean", "F_M"), ("F-Recall", "F_O"), ("F-Decay", "F_D"))
 RESULT_KEYS = STAT_KEYS + ("fps",)
 
 
@@ -55,3 +58,28 @@ def write_results_json(path: str | os.PathLike, summary: dict, sequences: dict[s
     doc = {k: _clean(summary.get(k)) for k in RESULT_KEYS}
     doc["sequences"] = {s: {k: _clean(r.get(k)) for k in RESULT_KEYS} for s, r in sequences.items()}
     return write_text(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
+
+
+def object_name(name: str, row: dict) -> str:
+    """The official per-object name `<sequence>_<object id>` of a row (object id 1 when the row has none)."""
+    return f"{row.get('sequence', name)}_{int(row.get('object', 1))}"
+
+
+def write_davis_csvs(folder: str | os.PathLike, rows: dict[str, dict], split: str = "val") -> tuple[Path, Path]:
+    """Write davis2017-evaluation's `global_results-<split>.csv` and `per-sequence_results-<split>.csv`.
+
+    rows: {name: row} with J_M, J_O, J_D, F_M, F_O, F_D, one row per object (a row's "sequence" and "object"
+    keys name it `<sequence>_<object>`; without them `<name>_1`). Global values are means over the objects and
+    J&F-Mean = (J-Mean + F-Mean) / 2, as the official tool; numbers are fractions with 3 decimals.
+    """
+    if not rows:
+        raise ValueError("no rows to write")
+    folder = Path(folder)
+    means = {k: float(sum(r[k] for r in rows.values()) / len(rows)) for k in STAT_KEYS if k != "JF_M"}
+    means["JF_M"] = (means["J_M"] + means["F_M"]) / 2
+    header = ",".join(c for c, _ in GLOBAL_CSV_COLUMNS)
+    values = ",".join(f"{means[k]:.3f}" for _, k in GLOBAL_CSV_COLUMNS)
+    g = write_text(folder / f"global_results-{split}.csv", f"{header}\n{values}\n")
+    lines = ["Sequence,J-Mean,F-Mean"] + [f"{object_name(n, r)},{r['J_M']:.3f},{r['F_M']:.3f}" for n, r in rows.items()]
+    s = write_text(folder / f"per-sequence_results-{split}.csv", "\n".join(lines) + "\n")
+    return g, s

@@ -3,7 +3,13 @@
     python -m siampolar_lib.scoring --gt DIR --pred DIR [--out DIR] [--sequences a,b] [--processes N]
 
 Predictions are `<pred>/<sequence>/00000.png ...` mask PNGs; the measures and statistics are
-`siampolar_lib.metrics` (the DAVIS protocol), written to results.json (`siampolar_lib.results`).
+`siampolar_lib.metrics` (the DAVIS protocol), written to results.json (`siampolar_lib.results`) and to the
+official davis2017-evaluation CSVs `global_results-val.csv` and `per-sequence_results-val.csv`.
+
+Objects (DAVIS 2017): a sequence whose first ground-truth frame holds ids 1..N (palette PNGs) is scored per
+object, prediction pixels == k against truth == k, one row `<seq>_<k>` each, and the means run over objects,
+as davis2017-evaluation does. With one object (DAVIS 2016, 0/255 masks) the prediction is binarised (> 0), so a
+palette prediction scores its union, and the row keeps the sequence's name.
 """
 from __future__ import annotations
 
@@ -16,9 +22,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .io import read_mask_png, write_mask_png
+from .io import read_label_png, read_mask_png, write_mask_png
 from .metrics import BOUND_TH, _sequence_row, f_measure, jaccard, mean_over_sequences
-from .results import STAT_KEYS, format_table, write_results_json
+from .results import STAT_KEYS, format_table, write_davis_csvs, write_results_json
 
 
 def binarise_folder(src: str | os.PathLike, dst: str | os.PathLike,
@@ -75,10 +81,50 @@ def evaluate_sequence_folder(gt_seq_dir: str | os.PathLike, pred_seq_dir: str | 
     return _sequence_row(j, f)
 
 
-def _evaluate_one(args: tuple[str, str, str, float]) -> tuple[str, dict]:
-    """Process-pool worker: (seq, gt_dir, pred_dir, bound_th) -> (seq, row)."""
+def evaluate_sequence_objects(gt_seq_dir: str | os.PathLike, pred_seq_dir: str | os.PathLike,
+                              bound_th: float = BOUND_TH) -> dict[int, dict]:
+    """Score one sequence folder per object: {object id: row} (module docstring, "Objects").
+
+    The objects are ids 1..max of the first ground-truth frame (of any frame when the first is empty).
+    """
+    gt_seq_dir, pred_seq_dir = Path(gt_seq_dir), Path(pred_seq_dir)
+    names = sorted(p.name for p in gt_seq_dir.glob("*.png"))
+    if not names:
+        raise FileNotFoundError(f"no ground-truth PNGs in {gt_seq_dir}")
+    gts, preds = [], []
+    for name in names:
+        gt = read_label_png(gt_seq_dir / name)
+        pred_path = pred_seq_dir / name
+        if not pred_path.is_file():
+            raise FileNotFoundError(f"missing prediction {pred_path} (ground truth has {gt_seq_dir / name})")
+        pred = read_label_png(pred_path)
+        if pred.shape != gt.shape:
+            raise ValueError(f"size mismatch: prediction {pred_path} is {pred.shape[1]}x{pred.shape[0]}, "
+                             f"ground truth {gt_seq_dir / name} is {gt.shape[1]}x{gt.shape[0]}")
+        gts.append(gt)
+        preds.append(pred)
+    n_obj = int(gts[0].max()) or int(max(g.max() for g in gts))
+    if n_obj <= 1:  # one object (or none): DAVIS 2016, the prediction's union against the truth
+        j = np.array([jaccard(p, g) for p, g in zip(preds, gts)])
+        f = np.array([f_measure(p, g, bound_th) for p, g in zip(preds, gts)])
+        return {1: _sequence_row(j, f)}
+    rows = {}
+    for k in range(1, n_obj + 1):
+        j = np.array([jaccard(p == k, g == k) for p, g in zip(preds, gts)])
+        f = np.array([f_measure(p == k, g == k, bound_th) for p, g in zip(preds, gts)])
+        rows[k] = _sequence_row(j, f)
+    return rows
+
+
+def _evaluate_one(args: tuple[str, str, str, float]) -> list[tuple[str, dict]]:
+    """Process-pool worker: (seq, gt_dir, pred_dir, bound_th) -> [(row name, row)], one per object."""
     seq, gt_dir, pred_dir, bound_th = args
-    return seq, evaluate_sequence_folder(Path(gt_dir) / seq, Path(pred_dir) / seq, bound_th)
+    rows = evaluate_sequence_objects(Path(gt_dir) / seq, Path(pred_dir) / seq, bound_th)
+    out = []
+    for k, row in rows.items():
+        row.update(sequence=seq, object=k)
+        out.append((seq if len(rows) == 1 else f"{seq}_{k}", row))
+    return out
 
 
 def evaluate_folder(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike,
@@ -89,8 +135,9 @@ def evaluate_folder(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike,
     gt_dir: a DAVIS root or its Annotations/480p folder. sequences: default all GT sequence folders,
     each of which must have a prediction folder. processes: worker processes (default one per core,
     at most one per sequence; 1 = in this process).
-    Returns the mean over sequences of J_M, J_O, J_D, F_M, F_O, F_D and JF_M, plus "sequences":
-    {seq: row} with the same keys and the per-frame lists J and F.
+    Returns the mean over sequences (over objects, for multi-object sequences) of J_M, J_O, J_D, F_M, F_O, F_D
+    and JF_M, plus "sequences": {seq or seq_k: row} with the same keys, the per-frame lists J and F, and the
+    row's "sequence" and "object" id.
     """
     gt_root, pred_root = annotations_dir(gt_dir), Path(pred_dir)
     if not pred_root.is_dir():
@@ -109,10 +156,11 @@ def evaluate_folder(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike,
     jobs = [(s, str(gt_root), str(pred_root), bound_th) for s in sequences]
     n_proc = min(processes or os.cpu_count() or 1, len(jobs))
     if n_proc <= 1:
-        rows = dict(map(_evaluate_one, jobs))
+        parts = list(map(_evaluate_one, jobs))
     else:
         with ProcessPoolExecutor(n_proc) as pool:
-            rows = dict(pool.map(_evaluate_one, jobs))
+            parts = list(pool.map(_evaluate_one, jobs))
+    rows = {name: row for part in parts for name, row in part}
     return {**mean_over_sequences(rows), "sequences": rows}
 
 
@@ -120,13 +168,14 @@ def evaluate_folder(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike,
 # Command line
 # ---------------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
-    """Score a prediction folder, print the table, write results.json (never into the GT folder)."""
+    """Score a prediction folder, print the table, write results.json and the official CSVs (never into the GT)."""
     ap = argparse.ArgumentParser(prog="python -m siampolar_lib.scoring", description=main.__doc__)
     ap.add_argument("--gt", required=True, help="DAVIS root or its Annotations/480p folder")
     ap.add_argument("--pred", required=True, help="predictions: <pred>/<sequence>/00000.png ...")
     ap.add_argument("--out", help="folder for results.json (default: the --pred folder)")
     ap.add_argument("--sequences", help="comma-separated subset (default: every GT sequence)")
     ap.add_argument("--processes", type=int, default=None, help="worker processes (default: CPU count)")
+    ap.add_argument("--split", default="val", help="split name in the CSV file names (default val)")
     args = ap.parse_args(argv)
 
     gt_root = annotations_dir(args.gt).resolve()
@@ -141,7 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table({**per_seq, "mean over sequences": summary},
                        columns=("J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "JF_M")))
     path = write_results_json(out_dir / "results.json", {**summary, "fps": None}, per_seq)
-    print(f"wrote {path}")
+    g, p = write_davis_csvs(out_dir, res["sequences"], args.split)
+    print(f"wrote {path}, {g.name} and {p.name}")
     return 0
 
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
 import torch
 
-from .device import sync
+from .device import sync  # noqa: F401 (re-exported)
+from .engine import Engine, decode_levels, location_score, make_engine, to_tensor  # noqa: F401 (re-exported)
 from .geometry.boxes import polygon_box, validate_box
 from .geometry.crops import context_side, crop_square
 from .geometry.polar import ray_angles, rays_to_polygon, polygon_to_mask
@@ -66,15 +68,6 @@ class TrackResult:
     lost: bool
 
 
-def to_tensor(img: np.ndarray, device) -> torch.Tensor:
-    """(S, S, 3) uint8 RGB -> (1, 3, S, S) float32 RGB 0..255 on device (the model normalises inside)."""
-    device = torch.device(device)
-    if device.type != "cpu":  # send 1 byte a pixel, convert on the device
-        return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].to(device).float()
-    # numpy does the HWC -> CHW float copy: torch's strided uint8 -> float conversion is ~20x slower on CPU.
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32))[None]
-
-
 def change(r: np.ndarray) -> np.ndarray:
     """Symmetric ratio max(r, 1/r) >= 1 (pysot's `change`)."""
     return np.maximum(r, 1.0 / r)
@@ -94,20 +87,11 @@ def cosine_window(points: np.ndarray) -> np.ndarray:
     return w[..., 0] * w[..., 1]
 
 
-def location_score(cls: torch.Tensor, ctr: torch.Tensor) -> torch.Tensor:
-    """The tracker's score of every location: sigmoid(cls) x sigmoid(ctr), in [0, 1], computed in float32."""
-    return torch.sigmoid(cls.float()) * torch.sigmoid(ctr.float())
-
-
-def decode_levels(out: dict) -> list[dict]:
-    """Model output dict -> per level numpy dict: score (H, W), rays (R, H, W), points (H, W, 2)."""
-    levels = []
-    for cls, ctr, rays, pts in zip(out["cls"], out["ctr"], out["rays"], out["points"]):
-        score = location_score(cls[0, 0], ctr[0, 0])
-        levels.append({"score": score.cpu().numpy().astype(np.float64),
-                       "rays": rays[0].float().cpu().numpy().astype(np.float64),
-                       "points": pts.float().cpu().numpy().astype(np.float64)})
-    return levels
+@lru_cache(maxsize=8)
+def _trig(n_rays: int) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin of the ray angles as (R, 1, 1) float64 (computed once per ray count)."""
+    th = ray_angles(n_rays)
+    return np.cos(th)[:, None, None], np.sin(th)[:, None, None]
 
 
 def polygon_boxes(rays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -115,9 +99,9 @@ def polygon_boxes(rays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
 
     (dx, dy) is the box centre minus the location, (w, h) its size, all in the rays' pixels.
     """
-    th = ray_angles(rays.shape[0])
-    xs = rays * np.cos(th)[:, None, None]
-    ys = rays * np.sin(th)[:, None, None]
+    cos, sin = _trig(rays.shape[0])
+    xs = rays * cos
+    ys = rays * sin
     x0, x1, y0, y1 = xs.min(0), xs.max(0), ys.min(0), ys.max(0)
     return (x0 + x1) / 2.0, (y0 + y1) / 2.0, x1 - x0, y1 - y0
 
@@ -125,15 +109,18 @@ def polygon_boxes(rays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
 class Tracker:
     """Box-initialised SiamPolar tracker with the pysot API: `init(frame, box_xywh)`, then `track(frame)`."""
 
-    def __init__(self, model: torch.nn.Module, cfg: TrackerConfig = TrackerConfig(), device=None):
+    def __init__(self, model: torch.nn.Module | Engine, cfg: TrackerConfig = TrackerConfig(), device=None,
+                 engine: str = "torch"):
+        """model: a network (or an Engine, used as is); engine: "torch" or "onnxruntime" (engine.make_engine)."""
         self.cfg = cfg
-        if device is None:
-            p = next(iter(model.parameters()), None)
-            device = p.device if p is not None else torch.device("cpu")
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        self.geometry = model.config  # ModelConfig: template_size, search_size, context, num_rays
+        self.engine = make_engine(model, engine, device)
+        self.device = self.engine.device
+        self.model = model
+        self.geometry = self.engine.config  # ModelConfig: template_size, search_size, context, num_rays
+        self.template_state = None  # the target's template features (engine.template)
+        self.last_levels: list[dict] | None = None  # the network's per-level output on the last search crop
         self.frame_shape: tuple[int, int] | None = None
+        self._windows: dict = {}  # cosine window per level grid (the grids do not change between frames)
         self.elapsed_s = 0.0  # seconds spent in init + track since the last reset_timer
         self.frames_done = 0  # frames counted in elapsed_s (init counts one)
 
@@ -164,7 +151,18 @@ class Tracker:
                                  "a video; call init(frame, box) to start a new video")
 
     # --- API ------------------------------------------------------------------------------------
-    @torch.inference_mode()
+    @property
+    def last_score_map(self) -> np.ndarray | None:
+        """The finest level's score map on the last search crop, (h, w) float32 in [0, 1] (None before track)."""
+        return None if self.last_levels is None else self.last_levels[0]["score"].astype(np.float32)
+
+    def _window(self, points: np.ndarray) -> np.ndarray:
+        """cosine_window(points), computed once per grid (keyed by its shape and corner points)."""
+        key = (points.shape, *points[0, 0], *points[-1, -1])
+        if key not in self._windows:
+            self._windows[key] = cosine_window(points)
+        return self._windows[key]
+
     def init(self, frame: np.ndarray, box_xywh) -> None:
         """Start a video: frame (H, W, 3) uint8 RGB, box_xywh (x, y, w, h) frame pixels of the target.
 
@@ -179,14 +177,13 @@ class Tracker:
         self.avg_chans = frame.reshape(-1, 3).mean(axis=0)
         s_z = context_side(w, h, self.geometry.context)
         z, _ = crop_square(frame, self.centre, s_z, self.geometry.template_size, pad_value=self.avg_chans)
-        self.model.template(to_tensor(z, self.device))
+        self.template_state = self.engine.template(z)
         self.growth = 1.0  # search side factor, > 1 while the target is lost
         self.low_run = 0  # consecutive frames with score < empty_score
-        sync(self.device)
+        self.engine.sync()
         self.elapsed_s += time.perf_counter() - t0
         self.frames_done += 1
 
-    @torch.inference_mode()
     def track(self, frame: np.ndarray) -> TrackResult:
         """Track the target into the next frame (H, W, 3) uint8 RGB; returns a TrackResult."""
         t0 = time.perf_counter()
@@ -195,7 +192,7 @@ class Tracker:
             res = self._track_full_frame(frame)
         else:
             res = self._track_search(frame)
-        sync(self.device)
+        self.engine.sync()
         self.elapsed_s += time.perf_counter() - t0
         self.frames_done += 1
         return res
@@ -211,7 +208,7 @@ class Tracker:
         """
         H, W = self.frame_shape
         x, tf = self._search_crop(frame)
-        levels = decode_levels(self.model.track(to_tensor(x, self.device)))
+        levels = self.last_levels = self.engine.search(x, self.template_state)
         li, i, j, penalty, (dx, dy, bw, bh) = self._best_location(levels, tf.scale)
         lv = levels[li]
         score = float(lv["score"][i, j])
@@ -248,7 +245,7 @@ class Tracker:
             r_c = change((w_prev / h_prev) / (bw / bh))
             penalty = np.exp(-(r_c * s_c - 1.0) * cfg.penalty_k)
             pscore = penalty * lv["score"] * (1.0 - cfg.window_influence)
-            pscore = pscore + cosine_window(lv["points"]) * cfg.window_influence
+            pscore = pscore + self._window(lv["points"]) * cfg.window_influence
             i, j = np.unravel_index(int(np.argmax(pscore)), pscore.shape)
             if best is None or pscore[i, j] > best[0]:
                 best = (pscore[i, j], li, i, j, penalty[i, j], (dx[i, j], dy[i, j], bw[i, j], bh[i, j]))
@@ -267,7 +264,7 @@ class Tracker:
         H, W = self.frame_shape
         S = self.geometry.search_size
         x = cv2.resize(frame, (S, S), interpolation=cv2.INTER_LINEAR)
-        levels = decode_levels(self.model.track(to_tensor(x, self.device)))
+        levels = self.last_levels = self.engine.search(x, self.template_state)
         best = max(((lv["score"].max(), li) for li, lv in enumerate(levels)))
         lv = levels[best[1]]
         i, j = np.unravel_index(int(np.argmax(lv["score"])), lv["score"].shape)

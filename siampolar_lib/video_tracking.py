@@ -61,21 +61,20 @@ def track_frames(tracker, frames: list[np.ndarray], box_xywh, progress: bool = F
                  score_maps: list | None = None, desc: str = "tracking") -> list:
     """Run a Tracker over frames from a first-frame box: one TrackResult per frame (frame 0 = the box).
 
-    frames: list of (H, W, 3) uint8 RGB; box_xywh (4,) frame pixels. When `score_maps` is a list and the
-    tracker's model is a ScoreMapRecorder, each frame's score map is appended to it (None for frame 0).
+    frames: list of (H, W, 3) uint8 RGB; box_xywh (4,) frame pixels. When `score_maps` is a list, each frame's
+    score map (Tracker.last_score_map, the finest level) is appended to it (None for frame 0).
     """
     if not frames:
         raise ValueError("no frames to track")
     box = validate_box(box_xywh, frames[0].shape[:2], name="first-frame box")
     tracker.init(frames[0], box)
-    results = [box_result(frames[0].shape, box, tracker.model.config.num_rays)]
-    recorder = tracker.model if isinstance(tracker.model, ScoreMapRecorder) else None
+    results = [box_result(frames[0].shape, box, tracker.geometry.num_rays)]
     if score_maps is not None:
         score_maps.append(None)
     for frame in tqdm(frames[1:], desc=desc, disable=not progress, unit="frame"):
         results.append(tracker.track(frame))
         if score_maps is not None:
-            score_maps.append(None if recorder is None else recorder.last_score_map)
+            score_maps.append(tracker.last_score_map)
     return results
 
 

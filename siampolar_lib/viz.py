@@ -110,3 +110,38 @@ def render_track(frame: np.ndarray, mask=None, polygon=None, score: float | None
         cv2.putText(out, text, (8, int(24 * scale / 0.7)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick,
                     cv2.LINE_AA)
     return out
+
+
+def render_objects(frame: np.ndarray, labels: np.ndarray, polygons=None, scores=None,
+                   label: str | None = None, alpha: float = 0.5) -> np.ndarray:
+    """Several tracked objects on one frame, a colour each (the DAVIS palette): (H, W, 3) uint8 RGB.
+
+    labels (H, W) uint8 label map (0 background, k = object k); polygons: N contours (R, 2) frame pixels, drawn
+    in their object's colour; scores: N floats, printed after `label`.
+    """
+    import cv2
+
+    from .multi import PALETTE
+
+    out = np.ascontiguousarray(frame.copy())
+    H, W = out.shape[:2]
+    thick = max(1, round(max(H, W) / 400))
+    fg = labels > 0
+    if fg.any():
+        colour = PALETTE[labels[fg]].astype(np.float32)
+        out[fg] = ((1 - alpha) * out[fg] + alpha * colour).clip(0, 255).astype(np.uint8)
+    for k, p in enumerate(polygons or [], start=1):
+        p = np.asarray(p, dtype=np.float64).reshape(-1, 2)
+        if np.all(np.isfinite(p)):
+            pts = np.round(p * 16).astype(np.int32).reshape(-1, 1, 2)
+            cv2.polylines(out, [pts], True, tuple(int(v) for v in PALETTE[k]), thick + 1, cv2.LINE_AA, shift=4)
+    parts = [label] if label else []
+    if scores is not None:
+        parts += [" ".join(f"{k}:{s:.2f}" for k, s in enumerate(scores, start=1))]
+    text = " ".join(parts)
+    if text:
+        scale = max(0.4, max(H, W) / 1200)
+        org = (8, int(24 * scale / 0.7))
+        cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+        cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return out

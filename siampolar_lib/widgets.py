@@ -1,6 +1,7 @@
 """The interactive demo's logic, kept out of the notebook so tests can call every callback headless.
 
-`DemoApp` holds the frames, the first-frame box, the tracking results and the display state. Its callbacks
+`DemoApp` holds the frames, the first-frame boxes (one or several objects), the tracking results and the display
+state, and runs the network with the engine it is given ("torch" or "onnxruntime"). Its callbacks
 (`on_box_drawn`, `on_track`, `on_frame_change`, `on_score_map_toggle`, `on_rays_toggle`) are plain methods: the
 widgets built by `box_widget()` and `player()` only forward their events to them, and `render(i)` returns
 the picture the player shows as an (H, W, 3) uint8 RGB array.
@@ -14,10 +15,12 @@ import cv2
 import numpy as np
 
 from .geometry.boxes import validate_box
+from .engine import make_engine
+from .multi import MultiTracker, label_map, track_objects
 from .tracker import Tracker, TrackerConfig
 from .video import write_video
-from .video_tracking import ScoreMapRecorder, render_results, track_frames
-from .viz import render_track
+from .video_tracking import render_results, track_frames
+from .viz import render_objects, render_track
 
 
 def encode_image(image: np.ndarray, fmt: str = "jpeg") -> bytes:
@@ -26,6 +29,15 @@ def encode_image(image: np.ndarray, fmt: str = "jpeg") -> bytes:
     if not ok:
         raise ValueError(f"OpenCV could not encode a {image.shape} image as {fmt}")
     return buf.tobytes()
+
+
+def bboxes_to_xywh(bboxes) -> np.ndarray:
+    """jupyter-bbox-widget boxes (a list of {'x', 'y', 'width', 'height', ...}, or one) -> (N, 4) xywh, drawing order."""
+    if isinstance(bboxes, dict):
+        bboxes = [bboxes]
+    if not bboxes:
+        raise ValueError("no box has been drawn yet")
+    return np.stack([bbox_to_xywh(b) for b in bboxes])
 
 
 def bbox_to_xywh(bbox) -> np.ndarray:
@@ -41,20 +53,26 @@ def bbox_to_xywh(bbox) -> np.ndarray:
 
 
 class DemoApp:
-    """Track one video from a box and browse the result: frames (list of (H, W, 3) uint8 RGB), a network."""
+    """Track one video from one or several boxes and browse the result: frames ((H, W, 3) uint8 RGB), a network.
+
+    engine: "torch" or "onnxruntime" (exported once per weights and cached; engine.make_engine). With several
+    boxes every object is tracked with its own template and drawn in its own colour (`object_results`).
+    """
 
     def __init__(self, model, frames: list[np.ndarray], box_xywh=None, tracker_cfg=None, device=None,
-                 fps: float = 12.0, title: str = ""):
+                 fps: float = 12.0, title: str = "", engine: str = "torch"):
         if not frames:
             raise ValueError("DemoApp needs at least one frame")
-        self.recorder = ScoreMapRecorder(model)
+        self.model = model
+        self.engine = make_engine(model, engine, device)  # built once: an ONNX export is not repeated per run
         self.frames = frames
         self.tracker_cfg = tracker_cfg
         self.device = device
         self.fps = fps
         self.title = title
-        self.box: np.ndarray | None = None
-        self.results: list | None = None  # one TrackResult per frame after run()
+        self.boxes: list[np.ndarray] = []  # first-frame boxes, one per object
+        self.results: list | None = None  # one TrackResult per frame after run() (the first object)
+        self.object_results: list | None = None  # per frame, one TrackResult per object
         self.score_maps: list | None = None  # one (h, w) score map per frame (None for frame 0)
         self.tracker_fps = float("nan")
         self.frame_index = 0
@@ -68,23 +86,38 @@ class DemoApp:
             self.set_box(box_xywh)
 
     # --- callbacks (plain methods, called by the widgets and by tests) -------------------------------
+    @property
+    def box(self) -> np.ndarray | None:
+        """The first object's box (x, y, w, h), or None before one is set."""
+        return self.boxes[0] if self.boxes else None
+
     def set_box(self, box_xywh) -> np.ndarray:
-        """Use box_xywh (x, y, w, h) frame-0 pixels as the target; drops results of an earlier box."""
-        self.box = validate_box(box_xywh, self.frames[0].shape[:2], name="first-frame box")
-        self.results, self.score_maps = None, None
-        if self._image is not None:  # the player shows the new box on frame 0 and "not tracked yet"
+        """Use box_xywh (x, y, w, h) frame-0 pixels as the only target; drops results of earlier boxes."""
+        return self.set_boxes([box_xywh])[0]
+
+    def set_boxes(self, boxes) -> list[np.ndarray]:
+        """Track several targets, one (x, y, w, h) frame-0 box each; drops results of earlier boxes."""
+        if len(boxes) == 0:
+            raise ValueError("give at least one box")
+        self.boxes = [validate_box(b, self.frames[0].shape[:2], name=f"first-frame box {k + 1}")
+                      for k, b in enumerate(boxes)]
+        self.results, self.object_results, self.score_maps = None, None, None
+        if self._image is not None:  # the player shows the new boxes on frame 0 and "not tracked yet"
             self.refresh()
             self._status.value = self.summary()
-        return self.box
+        return self.boxes
 
-    def on_box_drawn(self, bbox) -> np.ndarray:
-        """BBoxWidget callback: a box dict (or the widget's `bboxes` list, or a traitlets change) -> set_box."""
+    def on_box_drawn(self, bbox) -> list[np.ndarray]:
+        """BBoxWidget callback: the widget's `bboxes` list (or one box dict, or a traitlets change) -> set_boxes.
+
+        Every drawn box becomes a target, in drawing order.
+        """
         if isinstance(bbox, dict) and "new" in bbox and "x" not in bbox:
             bbox = bbox["new"]
-        return self.set_box(bbox_to_xywh(bbox))
+        return self.set_boxes(list(bboxes_to_xywh(bbox)))
 
     def on_track(self, _=None) -> str:
-        """Track button callback: track every frame from the current box, refresh the player; returns summary()."""
+        """Track button callback: track every frame from the current boxes, refresh the player; returns summary()."""
         self.run(progress=False)
         return self.summary()
 
@@ -112,13 +145,21 @@ class DemoApp:
 
     # --- work ----------------------------------------------------------------------------------------
     def run(self, progress: bool = True) -> list:
-        """Track all frames from the box with the network (tqdm progress bar); returns the TrackResults."""
-        if self.box is None:
+        """Track all frames from the boxes (tqdm progress bar); returns the first object's TrackResults."""
+        if not self.boxes:
             raise RuntimeError("draw or type a first-frame box before running the tracker")
-        tracker = Tracker(self.recorder, cfg=self.tracker_cfg or TrackerConfig(), device=self.device)
-        maps: list = []
-        self.results = track_frames(tracker, self.frames, self.box, progress=progress, score_maps=maps)
-        self.score_maps = maps
+        cfg = self.tracker_cfg or TrackerConfig()
+        if len(self.boxes) == 1:
+            tracker = Tracker(self.engine, cfg=cfg)
+            maps: list = []
+            self.results = track_frames(tracker, self.frames, self.box, progress=progress, score_maps=maps)
+            self.object_results = [[r] for r in self.results]
+            self.score_maps = maps
+        else:
+            tracker = MultiTracker(self.engine, cfg=cfg)
+            self.object_results = track_objects(tracker, self.frames, self.boxes, progress=progress)
+            self.results = [r[0] for r in self.object_results]
+            self.score_maps = None
         self.tracker_fps = tracker.fps
         self.refresh()
         return self.results
@@ -129,7 +170,14 @@ class DemoApp:
         frame = self.frames[i]
         label = f"{self.title} {i}".strip()
         if self.results is None:
-            return render_track(frame, box_xywh=self.box if i == 0 else None, label=label)
+            img = frame
+            for b in self.boxes[1:] if i == 0 else []:
+                img = render_track(img, box_xywh=b)
+            return render_track(img, box_xywh=self.box if i == 0 else None, label=label)
+        if len(self.boxes) > 1:
+            res = self.object_results[i]
+            return render_objects(frame, label_map(res, frame.shape), [r.polygon for r in res],
+                                  [r.score for r in res], label=label)
         r = self.results[i]
         smap = self.score_maps[i] if self.show_score_map and self.score_maps else None
         return render_track(frame, r.mask, r.polygon, r.score, box_xywh=self.box if i == 0 else None,
@@ -147,36 +195,44 @@ class DemoApp:
         """One line about frame i: score, lost flag, mask area."""
         if self.results is None:
             return f"frame {i}/{len(self.frames) - 1}: not tracked yet"
+        if len(self.boxes) > 1:
+            parts = [f"{k}: score {r.score:.2f}, {int(r.mask.sum())} px" + (" lost" if r.lost else "")
+                     for k, r in enumerate(self.object_results[i], start=1)]
+            return f"frame {i}/{len(self.frames) - 1}: " + "; ".join(parts)
         r = self.results[i]
         return (f"frame {i}/{len(self.frames) - 1}: score {r.score:.2f}, mask {int(r.mask.sum())} px"
                 + (", lost" if r.lost else ""))
 
     def summary(self) -> str:
-        """One line about the last run: frames, the box it started from, mean score, lost frames."""
+        """One line about the last run: frames, the boxes it started from, mean score, lost frames (first object)."""
         if self.results is None:
             return "not tracked yet: draw a box and press Track"
-        x, y, w, h = (int(round(v)) for v in self.box)
+        boxes = ", ".join("({}, {}, {}, {})".format(*(int(round(v)) for v in b)) for b in self.boxes)
         scores = [r.score for r in self.results[1:]]
         mean = f"{np.mean(scores):.2f}" if scores else "n/a"
-        return (f"tracked {len(self.results)} frames from box ({x}, {y}, {w}, {h}): mean score {mean}, "
+        what = "box" if len(self.boxes) == 1 else f"{len(self.boxes)} boxes"
+        return (f"tracked {len(self.results)} frames from {what} {boxes}: mean score {mean}, "
                 f"lost in {sum(r.lost for r in self.results)}")
 
     def export(self, path: str | os.PathLike, fps: float | None = None) -> Path:
         """Write the tracked video with overlays as .gif or .mp4 (chosen by suffix); returns the path."""
         if self.results is None:
             raise RuntimeError("run the tracker before exporting")
-        frames = render_results(self.frames, self.results, rays=self.show_rays)
+        if len(self.boxes) > 1:
+            frames = [self.render(i) for i in range(len(self.frames))]
+        else:
+            frames = render_results(self.frames, self.results, rays=self.show_rays)
         return write_video(path, frames, fps=fps or self.fps)
 
     # --- widgets (thin: they only forward events to the callbacks above) ------------------------------
     def box_widget(self):
-        """A jupyter-bbox-widget on frame 0: drawing a box calls on_box_drawn."""
+        """A jupyter-bbox-widget on frame 0: drawing boxes calls on_box_drawn with all of them (one target each)."""
         from jupyter_bbox_widget import BBoxWidget
 
         boxes = []
-        if self.box is not None:
-            x, y, w, h = (float(v) for v in self.box)
-            boxes = [{"x": x, "y": y, "width": w, "height": h, "label": "target"}]
+        for b in self.boxes:
+            x, y, w, h = (float(v) for v in b)
+            boxes.append({"x": x, "y": y, "width": w, "height": h, "label": "target"})
         wid = BBoxWidget(image_bytes=encode_image(self.frames[0]), classes=["target"], bboxes=boxes,
                          hide_buttons=True)
         wid.observe(lambda change: change["new"] and self.on_box_drawn(change["new"]), names=["bboxes"])

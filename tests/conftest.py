@@ -43,3 +43,18 @@ def synthetic_davis(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synthetic") / "DAVIS"
     make_synthetic_davis(out, sequences=4, frames=12, seed=0)
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory):
+    """Exported ONNX graphs go to this session's temp folder (tests never reuse another run's exports)."""
+    import os
+
+    old = os.environ.get("SIAMPOLAR_ONNX_CACHE")
+    folder = tmp_path_factory.mktemp("onnx_cache")
+    os.environ["SIAMPOLAR_ONNX_CACHE"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("SIAMPOLAR_ONNX_CACHE", None)
+    else:
+        os.environ["SIAMPOLAR_ONNX_CACHE"] = old

@@ -54,7 +54,7 @@ def test_box_drawn_then_run_then_scrub(app):
     app.on_box_drawn([{"x": 40, "y": 30, "width": 30, "height": 20, "label": "target"}])
     assert app.box.tolist() == [40, 30, 30, 20]
     results = app.run(progress=False)
-    assert len(results) == 5 and app.recorder.model.calls == 4, "frame 0 is the box, frames 1..4 are tracked"
+    assert len(results) == 5 and app.model.calls == 4, "frame 0 is the box, frames 1..4 are tracked"
     assert results[0].mask.sum() == 30 * 20
     for r in results[1:]:
         assert r.mask.shape == (90, 120) and r.mask.any() and r.polygon.shape == (36, 2)
@@ -148,3 +148,7 @@ def test_track_button_tracks_from_the_drawn_box(app, tmp_path):
     ui.children[0].children[3].value = True  # score map toggle shows the new run's map
     assert app._image.value == encode_image(app.render(app.frame_index))
     assert len(read_frames(app.export(tmp_path / "new.gif"))) == 5
+    wid.bboxes = [{"x": 60, "y": 40, "width": 30, "height": 30, "label": "target"},
+                  {"x": 5, "y": 5, "width": 20, "height": 20, "label": "target"}]  # a second box: two objects
+    track.click()
+    assert len(app.object_results[1]) == 2 and "2 boxes (60, 40, 30, 30), (5, 5, 20, 20)" in status.value

@@ -236,19 +236,25 @@ def polygon_to_mask(polygon, shape: tuple[int, int]) -> np.ndarray:
     y_hi = min(int(np.floor(p[:, 1].max())), H - 1)
     if y_hi < y_lo:
         return out
+    # Only the polygon's bounding columns are scanned (pixels left of x_lo or right of x_hi are outside).
+    x_lo = max(int(np.ceil(p[:, 0].min())), 0)
+    x_hi = min(int(np.floor(p[:, 0].max())), W - 1)
+    if x_hi < x_lo:
+        return out
     ys = np.arange(y_lo, y_hi + 1, dtype=np.float64)[:, None]  # (Y, 1) pixel-row centres
     x0, y0 = p[:, 0], p[:, 1]
     x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
     up = (y0 <= ys) & (ys < y1)  # half-open, so a vertex on a row is crossed once
     down = (y1 <= ys) & (ys < y0)
-    cross = up | down
+    r_idx, e_idx = np.nonzero(up | down)
     dy = np.where(y1 == y0, 1.0, y1 - y0)
-    xc = x0 + (ys - y0) * (x1 - x0) / dy  # (Y, E)
-    col = np.clip(np.ceil(xc), 0, W).astype(np.int64)
-    diff = np.zeros((ys.shape[0], W + 1), np.int32)
-    r_idx, e_idx = np.nonzero(cross)
-    np.add.at(diff, (r_idx, col[r_idx, e_idx]), np.where(up[r_idx, e_idx], 1, -1))
-    out[y_lo:y_hi + 1] = np.cumsum(diff, axis=1)[:, :W] != 0
+    xc = x0[e_idx] + (ys[r_idx, 0] - y0[e_idx]) * (x1 - x0)[e_idx] / dy[e_idx]  # crossing x of each (row, edge)
+    width = x_hi - x_lo + 2  # one spare column: a crossing right of every pixel centre
+    col = np.clip(np.ceil(xc), x_lo, x_hi + 1).astype(np.int64) - x_lo
+    sign = np.where(up[r_idx, e_idx], 1.0, -1.0)
+    diff = np.bincount(r_idx * width + col, weights=sign, minlength=ys.shape[0] * width)  # winding steps
+    winding = np.cumsum(diff.reshape(ys.shape[0], width), axis=1)[:, : width - 1]
+    out[y_lo:y_hi + 1, x_lo:x_hi + 1] = winding != 0
     return out
 
 

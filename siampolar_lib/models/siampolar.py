@@ -57,11 +57,15 @@ class SiamPolar(nn.Module):
         """Cache the template features for `track` (tracking API)."""
         self._zf = self.template_features(z)
 
-    def track(self, x: torch.Tensor) -> dict:
-        """Search (B, 3, 255, 255) against the cached template -> output dict (module docstring)."""
-        if self._zf is None:
+    def track(self, x: torch.Tensor, zf: list[torch.Tensor] | None = None) -> dict:
+        """Search (B, 3, 255, 255) against template features zf (default: the cached ones) -> output dict.
+
+        Passing zf (from `template_features`) lets several targets share one network without re-caching.
+        """
+        zf = self._zf if zf is None else zf
+        if zf is None:
             raise RuntimeError("call model.template(z) before model.track(x)")
-        return self._head(self._zf, x)
+        return self._head(zf, x)
 
     def forward(self, template: torch.Tensor, search: torch.Tensor) -> dict:
         """Training API: template (B, 3, 127, 127), search (B, 3, 255, 255), RGB 0..255 -> output dict."""

@@ -1,0 +1,178 @@
+"""Inference engines: the tracker's network step run by PyTorch (`torch`) or by ONNX Runtime (`onnxruntime`).
+
+An engine turns crops into score maps; the tracker (siampolar_lib.tracker) does everything else:
+
+    state  = engine.template(z)          z (127, 127, 3) uint8 RGB -> the target's template features
+    levels = engine.search(x, state)     x (255, 255, 3) uint8 RGB -> one dict per level:
+        score (H, W) float64 = sigmoid(cls) x sigmoid(ctr); rays (R, H, W) float64, crop pixels;
+        points (H, W, 2) float64, crop-pixel (x, y) of each location
+
+The engine returns the template state instead of keeping it, so several targets share one engine (one network,
+one ONNX Runtime session). `make_engine(model, "onnxruntime")` exports the network once per set of weights
+(siampolar_lib.export_onnx, cached on disk) and falls back to torch, with a one-line message, when it cannot.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .device import sync
+
+ENGINES = ("torch", "onnxruntime")
+DEFAULT_ENGINE = "onnxruntime"  # for tracking; training always uses torch
+
+
+def to_tensor(img: np.ndarray, device) -> torch.Tensor:
+    """(S, S, 3) uint8 RGB -> (1, 3, S, S) float32 RGB 0..255 on device (the model normalises inside)."""
+    device = torch.device(device)
+    if device.type != "cpu":  # send 1 byte a pixel, convert on the device
+        return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].to(device).float()
+    # numpy does the HWC -> CHW float copy: torch's strided uint8 -> float conversion is ~20x slower on CPU.
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32))[None]
+
+
+def location_score(cls: torch.Tensor, ctr: torch.Tensor) -> torch.Tensor:
+    """The tracker's score of every location: sigmoid(cls) x sigmoid(ctr), in [0, 1], computed in float32."""
+    return torch.sigmoid(cls.float()) * torch.sigmoid(ctr.float())
+
+
+def decode_levels(out: dict) -> list[dict]:
+    """Model output dict -> per level numpy dict: score (H, W), rays (R, H, W), points (H, W, 2), float64."""
+    levels = []
+    for cls, ctr, rays, pts in zip(out["cls"], out["ctr"], out["rays"], out["points"]):
+        score = location_score(cls[0, 0], ctr[0, 0])
+        levels.append({"score": score.cpu().numpy().astype(np.float64),
+                       "rays": rays[0].float().cpu().numpy().astype(np.float64),
+                       "points": pts.float().cpu().numpy().astype(np.float64)})
+    return levels
+
+
+class Engine:
+    """Base class of the engines (see the module docstring for `template` and `search`)."""
+
+    name = "engine"
+    device = torch.device("cpu")
+    config = None  # the network's ModelConfig (crop sizes, context, rays), which the tracker reads
+
+    def template(self, z: np.ndarray):
+        """z (127, 127, 3) uint8 RGB -> template state for `search`."""
+        raise NotImplementedError
+
+    def search(self, x: np.ndarray, state) -> list[dict]:
+        """x (255, 255, 3) uint8 RGB against a template state -> per level dict (module docstring)."""
+        raise NotImplementedError
+
+    def sync(self) -> None:
+        """Wait for queued device work (so a timer measures it)."""
+        sync(self.device)
+
+
+class TorchEngine(Engine):
+    """PyTorch eager: any module with the SiamPolar tracking API (`template(z)`, `track(x)` -> output dict)."""
+
+    name = "torch"
+
+    def __init__(self, model: torch.nn.Module, device=None):
+        if device is None:
+            p = next(iter(model.parameters()), None)
+            device = p.device if p is not None else torch.device("cpu")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.config = getattr(model, "config", None)
+
+    @torch.inference_mode()
+    def template(self, z: np.ndarray):
+        """Template features, one (1, C, k, k) tensor per level (None for a module without template_features)."""
+        t = to_tensor(z, self.device)
+        if hasattr(self.model, "template_features"):
+            return self.model.template_features(t)
+        self.model.template(t)  # a module that only caches (tests' fakes): one target at a time
+        return None
+
+    @torch.inference_mode()
+    def search(self, x: np.ndarray, state) -> list[dict]:
+        """The network on the search crop against `state` -> per level numpy dict."""
+        t = to_tensor(x, self.device)
+        out = self.model.track(t) if state is None else self.model.track(t, state)
+        return decode_levels(out)
+
+
+def level_points(meta: dict) -> list[np.ndarray]:
+    """Crop-pixel (x, y) of each location, per level of an exported graph's meta: (H, W, 2) float64 each."""
+    from .models.grid import location_grid
+
+    return [location_grid(h, w, s, meta["search_size"]).numpy().astype(np.float64)
+            for h, w, s in meta["levels"]]
+
+
+class OrtEngine(Engine):
+    """ONNX Runtime (CPUExecutionProvider) on graphs written by siampolar_lib.export_onnx."""
+
+    name = "onnxruntime"
+
+    def __init__(self, folder: str | os.PathLike, threads: int | None = None):
+        import onnxruntime as ort
+
+        from .export_onnx import META_NAME, SEARCH_NAME, TEMPLATE_NAME
+
+        folder = Path(folder)
+        self.folder = folder
+        from .models.config import get_config
+
+        self.meta = json.loads((folder / META_NAME).read_text())
+        self.config = get_config(self.meta["config"])
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3  # warnings about unused initialisers are not the user's business
+        providers = ["CPUExecutionProvider"]
+        self._template = ort.InferenceSession(str(folder / TEMPLATE_NAME), opts, providers=providers)
+        self._search = ort.InferenceSession(str(folder / SEARCH_NAME), opts, providers=providers)
+        self._zf_names = [i.name for i in self._search.get_inputs()][1:]
+        self._points = level_points(self.meta)
+
+    def template(self, z: np.ndarray) -> list[np.ndarray]:
+        """Template features, one (1, C, k, k) float32 array per level."""
+        return self._template.run(None, {"z": np.ascontiguousarray(z)[None]})
+
+    def search(self, x: np.ndarray, state: list[np.ndarray]) -> list[dict]:
+        """The exported step on the search crop -> per level numpy dict (score and rays computed in the graph)."""
+        feeds = {"x": np.ascontiguousarray(x)[None], **dict(zip(self._zf_names, state))}
+        outs = self._search.run(None, feeds)
+        return [{"score": outs[2 * i].astype(np.float64), "rays": outs[2 * i + 1].astype(np.float64),
+                 "points": pts} for i, pts in enumerate(self._points)]
+
+
+def make_engine(model, engine: str = DEFAULT_ENGINE, device=None, threads: int | None = None,
+                quiet: bool = False) -> Engine:
+    """An Engine for a network: `torch`, or `onnxruntime` (exported once per weights, cached on disk).
+
+    onnxruntime runs on the CPU: with a CUDA/MPS device, or a network that cannot be exported, it falls back
+    to torch and prints one line saying why (unless quiet). An Engine passed as `model` is returned as is.
+    """
+    if isinstance(model, Engine):
+        return model
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "torch":
+        return TorchEngine(model, device)
+    dev = torch.device(device) if device is not None else None
+    reason = None
+    if dev is not None and dev.type != "cpu":
+        reason = f"it runs on the CPU and the device is {dev.type}"
+    else:
+        from .export_onnx import ExportError, cached_export
+
+        try:
+            return OrtEngine(cached_export(model), threads=threads)
+        except (ExportError, ImportError) as err:
+            reason = str(err)
+    if not quiet:
+        print(f"engine onnxruntime unavailable ({reason}); using torch", file=sys.stderr)
+    return TorchEngine(model, device)

@@ -1,0 +1,126 @@
+"""Several targets in one video: one Tracker (own template, own state) per target, one shared engine and decode.
+
+    mt = MultiTracker(model, engine="onnxruntime")
+    first = mt.init(frame0, [box_a, box_b])     # one TrackResult per object (the boxes themselves)
+    results = mt.track(frame)                   # one TrackResult per object, in box order
+    labels = label_map(results, frame.shape)    # (H, W) uint8: 0 background, k = object k (1..N)
+
+Output follows DAVIS 2017: a palette PNG per frame whose pixel values are object ids (`write_label_png`);
+where two masks overlap, the pixel goes to the object with the higher tracking score (ties: the later object).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .engine import make_engine
+from .geometry.boxes import validate_box
+from .tracker import Tracker, TrackerConfig, TrackResult
+
+
+def davis_palette() -> np.ndarray:
+    """The DAVIS / PASCAL VOC colour palette: (256, 3) uint8 RGB, index 0 black, 1 red, 2 green, 3 yellow, ..."""
+    pal = np.zeros((256, 3), np.uint8)
+    for i in range(256):
+        c, r, g, b = i, 0, 0, 0
+        for j in range(8):  # bit-interleaved, as the VOC devkit's labelcolormap
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        pal[i] = (r, g, b)
+    return pal
+
+
+PALETTE = davis_palette()
+
+
+def label_map(results: list[TrackResult], shape: tuple[int, int]) -> np.ndarray:
+    """Object masks -> one (H, W) uint8 label map: 0 background, k for object k (results[k-1]).
+
+    Overlaps go to the higher score (objects painted in ascending score; a later object wins a tie).
+    """
+    H, W = shape[:2]
+    if len(results) > 255:
+        raise ValueError(f"at most 255 objects fit a uint8 label map, got {len(results)}")
+    labels = np.zeros((H, W), np.uint8)
+    order = sorted(range(len(results)), key=lambda k: (results[k].score, k))
+    for k in order:
+        labels[results[k].mask] = k + 1
+    return labels
+
+
+def write_label_png(path: str | os.PathLike, labels: np.ndarray) -> Path:
+    """Write an (H, W) uint8 label map as a DAVIS palette PNG (mode P), atomically (temp file, then rename)."""
+    path = Path(path)
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.dtype != np.uint8:
+        raise ValueError(f"{path}: a label map must be (H, W) uint8, got {labels.dtype} {labels.shape}")
+    im = Image.fromarray(labels, mode="P")
+    im.putpalette(PALETTE.reshape(-1).tolist())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            im.save(fh, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)  # never leave a half-written temp file behind
+        raise
+    return path
+
+
+class MultiTracker:
+    """Track N targets from N first-frame boxes; every object has its own template and state.
+
+    The network is exported/loaded once (one Engine shared by the per-object Trackers); each frame is decoded
+    once by the caller and cropped once per object (one network pass per object and frame).
+    """
+
+    def __init__(self, model, cfg: TrackerConfig = TrackerConfig(), device=None, engine: str = "torch"):
+        self.engine = make_engine(model, engine, device)
+        self.cfg = cfg
+        self.trackers: list[Tracker] = []
+
+    def init(self, frame: np.ndarray, boxes) -> list[TrackResult]:
+        """Start every object: frame (H, W, 3) uint8 RGB, boxes (N, 4) xywh -> frame 0's TrackResults (the boxes)."""
+        from .video_tracking import box_result
+
+        boxes = [np.asarray(b, dtype=np.float64) for b in boxes]
+        if not boxes:
+            raise ValueError("MultiTracker.init needs at least one box")
+        checked = [validate_box(b, frame.shape[:2], name=f"box {k + 1}") for k, b in enumerate(boxes)]
+        self.trackers = [Tracker(self.engine, self.cfg) for _ in checked]
+        for t, b in zip(self.trackers, checked):
+            t.init(frame, b)
+        return [box_result(frame.shape, b, self.engine.config.num_rays) for b in checked]
+
+    def track(self, frame: np.ndarray) -> list[TrackResult]:
+        """Track every object into the next frame; one TrackResult per object, in box order."""
+        if not self.trackers:
+            raise RuntimeError("MultiTracker.track called before MultiTracker.init(frame, boxes)")
+        return [t.track(frame) for t in self.trackers]
+
+    @property
+    def fps(self) -> float:
+        """Frames per second of the whole multi-object step (time of all objects' init + track summed)."""
+        elapsed = sum(t.elapsed_s for t in self.trackers)
+        return self.trackers[0].frames_done / elapsed if self.trackers and elapsed > 0 else float("nan")
+
+
+def track_objects(tracker: MultiTracker, frames, boxes, progress: bool = False) -> list[list[TrackResult]]:
+    """Run a MultiTracker over frames from first-frame boxes: per frame, one TrackResult per object."""
+    from tqdm.auto import tqdm
+
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise ValueError("no frames to track")
+    out = [tracker.init(first, boxes)]
+    for frame in tqdm(frames, desc="tracking", disable=not progress, unit="frame"):
+        out.append(tracker.track(frame))
+    return out
