@@ -2,7 +2,7 @@
 
 `DemoApp` holds the frames, the first-frame boxes (one or several objects), the tracking results and the display
 state, and runs the network with the engine it is given ("torch" or "onnxruntime"). Its callbacks
-(`on_box_drawn`, `on_frame_change`, `on_score_map_toggle`, `on_rays_toggle`) are plain methods: the
+(`on_box_drawn`, `on_track`, `on_frame_change`, `on_score_map_toggle`, `on_rays_toggle`) are plain methods: the
 widgets built by `box_widget()` and `player()` only forward their events to them, and `render(i)` returns
 the picture the player shows as an (H, W, 3) uint8 RGB array.
 """
@@ -81,6 +81,7 @@ class DemoApp:
         self._image = None  # the ipywidgets.Image of the player, once built
         self._info = None
         self._slider = None  # the player's frame slider, kept in step with on_frame_change
+        self._status = None  # the player's status line (Track and export messages)
         if box_xywh is not None:
             self.set_box(box_xywh)
 
@@ -101,6 +102,9 @@ class DemoApp:
         self.boxes = [validate_box(b, self.frames[0].shape[:2], name=f"first-frame box {k + 1}")
                       for k, b in enumerate(boxes)]
         self.results, self.object_results, self.score_maps = None, None, None
+        if self._image is not None:  # the player shows the new boxes on frame 0 and "not tracked yet"
+            self.refresh()
+            self._status.value = self.summary()
         return self.boxes
 
     def on_box_drawn(self, bbox) -> list[np.ndarray]:
@@ -111,6 +115,11 @@ class DemoApp:
         if isinstance(bbox, dict) and "new" in bbox and "x" not in bbox:
             bbox = bbox["new"]
         return self.set_boxes(list(bboxes_to_xywh(bbox)))
+
+    def on_track(self, _=None) -> str:
+        """Track button callback: track every frame from the current boxes, refresh the player; returns summary()."""
+        self.run(progress=False)
+        return self.summary()
 
     def on_frame_change(self, i) -> np.ndarray:
         """Slider callback: show frame i (an int or a traitlets change); returns the rendered image."""
@@ -194,6 +203,17 @@ class DemoApp:
         return (f"frame {i}/{len(self.frames) - 1}: score {r.score:.2f}, mask {int(r.mask.sum())} px"
                 + (", lost" if r.lost else ""))
 
+    def summary(self) -> str:
+        """One line about the last run: frames, the boxes it started from, mean score, lost frames (first object)."""
+        if self.results is None:
+            return "not tracked yet: draw a box and press Track"
+        boxes = ", ".join("({}, {}, {}, {})".format(*(int(round(v)) for v in b)) for b in self.boxes)
+        scores = [r.score for r in self.results[1:]]
+        mean = f"{np.mean(scores):.2f}" if scores else "n/a"
+        what = "box" if len(self.boxes) == 1 else f"{len(self.boxes)} boxes"
+        return (f"tracked {len(self.results)} frames from {what} {boxes}: mean score {mean}, "
+                f"lost in {sum(r.lost for r in self.results)}")
+
     def export(self, path: str | os.PathLike, fps: float | None = None) -> Path:
         """Write the tracked video with overlays as .gif or .mp4 (chosen by suffix); returns the path."""
         if self.results is None:
@@ -219,7 +239,7 @@ class DemoApp:
         return wid
 
     def player(self):
-        """Slider + play button, rays and score-map toggles, the frame image, an info line and an export button."""
+        """Slider + play, rays and score-map toggles, the frame image, an info line, Track and export buttons."""
         import ipywidgets as W
 
         n = len(self.frames)
@@ -233,11 +253,32 @@ class DemoApp:
         self._info = W.Label()
         name = W.Text(value="demo.gif", description="export", layout=W.Layout(width="30%"))
         button = W.Button(description="Export GIF/MP4")
-        status = W.Label()
+        track = W.Button(description="Track", button_style="primary", tooltip="track every frame from the drawn box")
+        status = W.Label(value=self.summary())
+        self._status = status
         slider.observe(self.on_frame_change, names=["value"])
         self._slider = slider
         rays.observe(self.on_rays_toggle, names=["value"])
         smap.observe(self.on_score_map_toggle, names=["value"])
-        button.on_click(lambda _: setattr(status, "value", f"wrote {self.export(name.value).name}"))
+        button.on_click(lambda _: self._report(lambda: f"wrote {self.export(name.value).name}"))
+
+        def on_track_click(_) -> None:
+            track.disabled = True
+            status.value = "tracking..."
+            try:
+                self._report(self.on_track)
+            finally:
+                track.disabled = False
+
+        track.on_click(on_track_click)
         self.refresh()
-        return W.VBox([W.HBox([play, slider, rays, smap]), self._image, self._info, W.HBox([name, button, status])])
+        return W.VBox([W.HBox([play, slider, rays, smap]), self._image, self._info,
+                       W.HBox([track, name, button, status])])
+
+    def _report(self, action) -> None:
+        """Run a button's action and put its message, or its error (no box, nothing tracked), in the status line."""
+        try:
+            self._status.value = action()
+        except (RuntimeError, ValueError) as e:
+            self._status.value = f"error: {e}"
+

@@ -1,5 +1,14 @@
 """Notebook 08 in a real JupyterLab driven by headless Debian Chromium: run all cells, move the frame slider,
-check that the overlay image changes, save a screenshot.
+check that the overlay image changes, draw a new box with the mouse, press Track, check the new result, save a
+screenshot.
+
+The notebook is run with "Run All Cells" on the kernel JupyterLab starts for it, once the server reports that
+kernel idle and connected. It used to be "Restart Kernel and Run All" clicked as soon as the page looked idle: that
+restarted a kernel still starting up, JupyterLab opened a second websocket for the same session, the server
+replaced the first one mid-handshake (500: 'NoneType' object has no attribute 'kernel_ws_protocol') and could then
+read the browser's binary widget messages in the wrong framing (struct.error in deserialize_binary_message), so
+the widgets' messages were lost and the slider never appeared. Whether it failed depended only on timing (load),
+not on --basetemp: with the same --basetemp one run passed and the next failed. A fresh kernel needs no restart.
 
 Never downloads a browser: it uses /usr/bin/chromium through Playwright's `executable_path` and is skipped
 (with the reason) when that binary is absent. The server serves a temporary copy of the notebook (with a
@@ -10,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -29,6 +39,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 FRAMES = 6  # frames tracked in the browser run (the committed notebook uses more)
+DRAWN_BOX = (540, 250, 160, 150)  # x, y, w, h in frame pixels: right of blackswan's first box, on the water
 SERVER_START_S = 90
 RUN_ALL_S = 300
 
@@ -65,7 +76,7 @@ def lab_settings(folder: Path) -> Path:
 
 def checkpoint_for_kernel(tmp_path: Path) -> Path:
     """The shipped checkpoint, or (before it ships) an untrained 'quick' network saved in tmp_path."""
-    from siampolar_lib.demo import default_checkpoint
+    from siampolar_lib.paths import default_checkpoint
 
     try:
         return default_checkpoint()
@@ -91,6 +102,30 @@ def wait_for_server(proc: subprocess.Popen, url: str, timeout_s: float, log: Pat
         except OSError:
             time.sleep(0.5)
     pytest.fail(f"JupyterLab did not answer within {timeout_s} s")
+
+
+def wait_for_idle_kernel(base: str, token: str, timeout_s: float) -> None:
+    """Poll /api/kernels until one kernel is idle with a browser connected (the page's kernel is ready)."""
+    deadline, kernels = time.monotonic() + timeout_s, []
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=5) as r:
+            kernels = json.loads(r.read())
+        if any(k.get("execution_state") == "idle" and k.get("connections", 0) >= 1 for k in kernels):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"no idle, connected kernel within {timeout_s} s: {kernels}")
+
+
+def drag_box(page, img, box_xywh: tuple[float, float, float, float]) -> None:
+    """Draw box_xywh (frame pixels) on a displayed <img> with the mouse: press, move in steps, release."""
+    rect = img.bounding_box()
+    natural_w = page.evaluate("(el) => el.naturalWidth", img.element_handle())
+    k = rect["width"] / natural_w  # displayed pixels per frame pixel
+    x, y, w, h = box_xywh
+    page.mouse.move(rect["x"] + x * k, rect["y"] + y * k)
+    page.mouse.down()
+    page.mouse.move(rect["x"] + (x + w) * k, rect["y"] + (y + h) * k, steps=8)
+    page.mouse.up()
 
 
 def shutdown_server(server: subprocess.Popen, shutdown_url: str) -> None:
@@ -184,11 +219,12 @@ def test_notebook_08_in_jupyterlab(tmp_path):
                 page.goto(f"{base}/lab/tree/{NOTEBOOK.name}?token={token}&reset", timeout=90_000)
                 page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=90_000)
                 page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+                wait_for_idle_kernel(base, token, SERVER_START_S)
 
-                # The notebook toolbar's "Restart the kernel and run all cells" button, then its dialog.
-                page.locator(".jp-NotebookPanel-toolbar [data-command='notebook:restart-run-all']").first.click()
-                page.locator(".jp-Dialog .jp-mod-accept").click()
-                done = page.get_by_text("player and export checks passed")
+                # Run > Run All Cells on the fresh kernel (see the module docstring for why not restart-and-run-all).
+                page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+                page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+                done = page.get_by_text("self-check passed: results, player and export")
                 try:
                     done.wait_for(timeout=RUN_ALL_S * 1000)
                 except sync_api.TimeoutError:
@@ -223,8 +259,34 @@ def test_notebook_08_in_jupyterlab(tmp_path):
                 assert moved_to == target
                 assert after[0] != before[0], "the overlay image was not replaced"
                 assert after[1] != before[1], "the new overlay has the same pixels as the starting frame's"
+
+                # Draw a new box on frame 0 with the mouse (outside the current box, whose inside drags it): it
+                # becomes a second target. Press Track; the status line must name the drawn box, last, and the
+                # player must show a new picture.
+                status = player.get_by_text(re.compile(r"^tracked \d+ frames from"))
+                old_status = status.inner_text()
+                box_cell = page.locator(".jp-CodeCell", has_text="app.box_widget()").first
+                canvas = box_cell.locator(".jp-OutputArea-output img").first
+                canvas.scroll_into_view_if_needed()
+                drag_box(page, canvas, DRAWN_BOX)
+                page.get_by_text("not tracked yet: draw a box and press Track").wait_for(timeout=30_000)
+                player.scroll_into_view_if_needed()
+                tracked_before = image_digest(page, img)
+                player.get_by_role("button", name="Track").click()
+                status.wait_for(timeout=RUN_ALL_S * 1000)
+                text = status.inner_text()
+                boxes = re.findall(r"\((-?\d+), (-?\d+), (\d+), (\d+)\)", text)
+                assert len(boxes) == 2, f"the typed box and the drawn one should both be tracked: {text}"
+                got = [int(v) for v in boxes[-1]]
+                assert all(abs(g - d) <= 3 for g, d in zip(got, DRAWN_BOX)), f"tracked {got}, drawn {DRAWN_BOX}"
+                assert text != old_status
+                page.wait_for_function("([el, s]) => el.getAttribute('src') !== s",
+                                       arg=[img.element_handle(), tracked_before[0]], timeout=30_000)
+                wait_until_stable(page, img)
+                assert image_digest(page, img)[1] != tracked_before[1], "Track did not refresh the player"
                 player.screenshot(path=str(screenshot))
-                print(f"\nplayer moved from frame {start} to {moved_to}; screenshot: {screenshot}")
+                print(f"\nplayer moved from frame {start} to {moved_to}; drew {DRAWN_BOX}, tracked from {got}: "
+                      f"{text}; screenshot: {screenshot}")
             finally:
                 browser.close()
     finally:

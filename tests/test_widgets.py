@@ -149,3 +149,31 @@ def test_onnxruntime_engine_falls_back_for_a_fake_network(capsys):
     app = DemoApp(CentreModel(), frames(), box_xywh=(40, 30, 30, 20), engine="onnxruntime")
     assert app.engine.name == "torch" and "using torch" in capsys.readouterr().err
     assert len(app.run(progress=False)) == 5
+
+
+def test_track_button_tracks_from_the_drawn_box(app, tmp_path):
+    ui = app.player()
+    track, status = ui.children[3].children[0], ui.children[3].children[-1]
+    assert track.description == "Track" and "not tracked yet" in status.value
+    track.click()  # no box yet: the status line says so, nothing is tracked
+    assert status.value.startswith("error:") and "box" in status.value and app.results is None
+    wid = app.box_widget()
+    wid.bboxes = [{"x": 20, "y": 25, "width": 40, "height": 30, "label": "target"}]
+    assert app._image.value == encode_image(app.render(app.frame_index))
+    track.click()
+    assert app.results is not None and len(app.results) == 5 and app.results[0].mask.sum() == 40 * 30
+    assert status.value.startswith("tracked 5 frames from box (20, 25, 40, 30)")
+    first = app.results
+    wid.bboxes = [{"x": 60, "y": 40, "width": 30, "height": 30, "label": "target"}]
+    assert app.results is None and "not tracked yet" in status.value
+    track.click()
+    assert app.results is not first and app.results[0].mask.sum() == 30 * 30
+    assert "box (60, 40, 30, 30)" in status.value
+    ui.children[0].children[3].value = True  # score map toggle shows the new run's map
+    assert app._image.value == encode_image(app.render(app.frame_index))
+    assert len(read_frames(app.export(tmp_path / "new.gif"))) == 5
+    wid.bboxes = [{"x": 60, "y": 40, "width": 30, "height": 30, "label": "target"},
+                  {"x": 5, "y": 5, "width": 20, "height": 20, "label": "target"}]  # a second box: two objects
+    track.click()
+    assert len(app.object_results[1]) == 2 and "2 boxes (60, 40, 30, 30), (5, 5, 20, 20)" in status.value
+
