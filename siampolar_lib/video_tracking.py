@@ -35,9 +35,9 @@ class ScoreMapRecorder(torch.nn.Module):
         """Cache the template features (the wrapped model's `template`)."""
         return self.model.template(z)
 
-    def track(self, x: torch.Tensor) -> dict:
-        """The wrapped model's `track(x)`; records the finest level's score map of the first crop."""
-        out = self.model.track(x)
+    def track(self, x: torch.Tensor, zf: list[torch.Tensor] | None = None) -> dict:
+        """The wrapped model's `track(x, zf)`; records the finest level's score map of the first crop."""
+        out = self.model.track(x) if zf is None else self.model.track(x, zf)
         self.last_score_map = location_score(out["cls"][0][0, 0], out["ctr"][0][0, 0]).detach().cpu().numpy()
         return out
 

@@ -77,7 +77,7 @@ def test_ray_count_and_search_size_are_one_line_changes(synthetic_davis, tmp_pat
     seen = []
     recorder = ScoreMapRecorder(net)
     original = net.track
-    net.track = lambda x: (seen.append(tuple(x.shape)), original(x))[1]
+    net.track = lambda x, zf=None: (seen.append(tuple(x.shape)), original(x, zf))[1]
     seq = load_sequence(synthetic_davis, folder_sequences(synthetic_davis)[0])
     frames = [read_frame(p) for p in seq.frame_paths[:3]]
     box = mask_to_box(read_mask(seq.mask_paths[0]))
