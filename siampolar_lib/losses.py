@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
 
-from .geometry.polar import polar_iou
 
 
 @dataclass(frozen=True)
@@ -50,6 +49,13 @@ def _flatten_levels(outputs: dict, targets: Sequence[dict]) -> tuple[torch.Tenso
         trays.append(t["rays"].to(dev, torch.float32).reshape(-1, R))
         tctr.append(t["centerness"].to(dev, torch.float32).reshape(-1))
     return tuple(torch.cat(x, dim=0) for x in (cls, ctr, rays, lab, trays, tctr))
+
+
+def polar_iou(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Polar IoU sum(min(d, d*)) / sum(max(d, d*)) over rays: (..., R), (..., R) -> (...,), differentiable."""
+    inter = torch.minimum(pred, target).sum(dim=-1)
+    union = torch.maximum(pred, target).sum(dim=-1)
+    return (inter + eps) / (union + eps)
 
 
 def polar_iou_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

@@ -23,9 +23,16 @@ import numpy as np
 import torch
 
 from .geometry.boxes import mask_to_box
-from .geometry.polar import NUM_RAYS, mask_to_rays, mass_centre, polar_centerness
+from .geometry.polar import NUM_RAYS, mask_to_rays, mass_centre
 from .models.config import ModelConfig
 from .models.grid import location_grid
+
+
+def polar_centerness(rays: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Polar centerness sqrt(min d / max d): rays (..., R) -> (...,), in [0, 1]; 0 for all-zero rays."""
+    mn = rays.min(dim=-1).values
+    mx = rays.max(dim=-1).values
+    return torch.sqrt(torch.clamp(mn, min=0.0) / torch.clamp(mx, min=eps))
 
 
 def _as_mask_array(search_masks) -> np.ndarray:

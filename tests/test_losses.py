@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from siampolar_lib.losses import LossConfig, compute_losses, polar_iou_loss
+from siampolar_lib.losses import LossConfig, compute_losses, polar_iou, polar_iou_loss
 
 
 def sig(x: float) -> float:
@@ -102,8 +102,8 @@ def test_several_levels_are_concatenated():
     L1 = compute_losses(out, tg)
     L2 = compute_losses(out2, tg + [neg])
     extra = sum(focal(x, 0) for x in (2.0, -1.0, 0.5, -3.0)) / 2
-    assert L2["cls"].item() == pytest.approx(float(L1["cls"]) + extra, rel=1e-5)
-    assert L2["rays"].item() == pytest.approx(float(L1["rays"]), rel=1e-6)
+    assert L2["cls"].item() == pytest.approx(L1["cls"].item() + extra, rel=1e-5)
+    assert L2["rays"].item() == pytest.approx(L1["rays"].item(), rel=1e-6)
 
 
 def test_mismatched_levels_or_shapes_are_clear_errors():
@@ -113,3 +113,23 @@ def test_mismatched_levels_or_shapes_are_clear_errors():
     bad = [dict(labels=torch.zeros(1, 3, 3), rays=torch.zeros(1, 3, 3, 4), centerness=torch.zeros(1, 3, 3))]
     with pytest.raises(ValueError, match="do not match"):
         compute_losses(out, bad)
+
+
+def test_polar_iou_matches_hand_values():
+    pred = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    tgt = torch.tensor([2.0, 2.0, 2.0, 2.0])
+    # min: 1 + 2 + 2 + 2 = 7; max: 2 + 2 + 3 + 4 = 11
+    assert abs(polar_iou(pred, tgt).item() - 7.0 / 11.0) < 1e-6
+    assert abs(polar_iou(tgt, tgt).item() - 1.0) < 1e-6
+
+
+def test_polar_iou_gradients_are_finite():
+    torch.manual_seed(0)
+    pred = (torch.rand(8, 36, dtype=torch.float64) * 20 + 1).requires_grad_()
+    tgt = torch.rand(8, 36, dtype=torch.float64) * 20 + 1
+    assert torch.autograd.gradcheck(lambda p: polar_iou(p, tgt), (pred,))
+    (-torch.log(polar_iou(pred, tgt))).sum().backward()
+    assert torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
+    zero = torch.zeros(2, 36, requires_grad=True)
+    polar_iou(zero, zero).sum().backward()
+    assert torch.isfinite(zero.grad).all()

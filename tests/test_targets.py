@@ -7,7 +7,7 @@ import torch
 
 from siampolar_lib.geometry.polar import mask_to_rays, mass_centre
 from siampolar_lib.models.grid import location_grid
-from siampolar_lib.targets import build_targets
+from siampolar_lib.targets import build_targets, polar_centerness
 
 S = 255
 
@@ -178,7 +178,8 @@ def test_worker_targets_equal_the_step_targets(synthetic_davis):
     from torch.utils.data import DataLoader, default_collate
 
     from siampolar_lib import build_model
-    from siampolar_lib.data.pairs import PairDataset, videos_from_davis, worker_loader_kwargs
+    from siampolar_lib.data.pairs import PairDataset, worker_loader_kwargs
+    from siampolar_lib.data.sources import videos_from_davis
     from siampolar_lib.models.config import QUICK
     from siampolar_lib.targets import TargetCollate, model_targets
 
@@ -196,3 +197,16 @@ def test_worker_targets_equal_the_step_targets(synthetic_davis):
             assert all(torch.equal(got[k], want[k]) for k in want)
         positives += int(sum(t["labels"].sum() for t in batch["targets"]))
     assert positives > 0  # the comparison covered positive locations, not only empty maps
+
+
+def test_polar_centerness_matches_hand_values_and_has_finite_gradients():
+    """sqrt(min(d) / max(d)) over the rays; 0 for all-zero rays, with finite gradients there too."""
+    rays = torch.tensor([[1.0, 4.0, 2.0, 4.0], [3.0, 3.0, 3.0, 3.0], [0.0, 0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(polar_centerness(rays).numpy(), [0.5, 1.0, 0.0], atol=1e-6)
+    torch.manual_seed(0)
+    pred = (torch.rand(8, 36, dtype=torch.float64) * 20 + 1).requires_grad_()
+    polar_centerness(pred).sum().backward()
+    assert torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
+    zero = torch.zeros(2, 36, requires_grad=True)
+    polar_centerness(zero).sum().backward()
+    assert torch.isfinite(zero.grad).all()

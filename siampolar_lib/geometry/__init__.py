@@ -1,1 +1,1 @@
-"""Pure geometry: boxes, crops and the polar representation (numpy/torch, nothing of ours)."""
+"""Pure geometry: boxes, crops, the polar representation and polygon voting (numpy and OpenCV; nothing of ours)."""

@@ -1,4 +1,4 @@
-"""Square crops with context, as SiamFC/pysot take them (sizes from `models.config.ModelConfig`).
+"""Square crops with context, as SiamFC/pysot take them; the default crop geometry lives here.
 
 A crop is an axis-aligned similarity transform: crop_xy = (frame_xy - centre) * scale + (out - 1) / 2,
 so the frame point `centre` lands on the crop's middle pixel (127 of 255, 63 of 127). Pixels outside
@@ -11,12 +11,20 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..models.config import ModelConfig
+# The default crop geometry (pysot's EXEMPLAR_SIZE, INSTANCE_SIZE, CONTEXT_AMOUNT). models.config.ModelConfig
+# takes its defaults from here; a trained network's own sizes are `model.config.*`.
+TEMPLATE_SIZE: int = 127  # exemplar crop side, pixels
+SEARCH_SIZE: int = 255  # instance crop side, pixels
+CONTEXT: float = 0.5  # context amount: p = CONTEXT * (w + h)
 
-# The default crop geometry; its one home is ModelConfig (a model's own sizes are `model.config.*`).
-TEMPLATE_SIZE: int = ModelConfig.template_size  # exemplar crop side, pixels
-SEARCH_SIZE: int = ModelConfig.search_size  # instance crop side, pixels
-CONTEXT: float = ModelConfig.context  # context amount: p = CONTEXT * (w + h)
+
+@dataclass(frozen=True)
+class CropGeometry:
+    """The three numbers a pair of crops follows; any object with these fields (a ModelConfig) serves as one."""
+
+    template_size: int = TEMPLATE_SIZE  # template crop side, pixels
+    search_size: int = SEARCH_SIZE  # search crop side, pixels
+    context: float = CONTEXT  # context amount around a target box
 
 
 def context_side(w, h, context: float = CONTEXT):

@@ -25,11 +25,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import torch
 
-from ..models.config import ModelConfig
-
-NUM_RAYS: int = ModelConfig.num_rays  # default ray count (its home is ModelConfig; a model's own: model.config)
+NUM_RAYS: int = 36  # default ray count; models.config.ModelConfig.num_rays reads it (a model's own: model.config)
 _SQUARE_RADIUS = 0.5 * np.sqrt(2.0)  # a pixel square lies within this distance of its centre
 
 
@@ -46,7 +43,7 @@ def mass_centre(mask: np.ndarray) -> np.ndarray:
     return np.array([xs.mean(), ys.mean()])
 
 
-def box_centre(mask: np.ndarray) -> np.ndarray:
+def mask_box_centre(mask: np.ndarray) -> np.ndarray:
     """Centre (x, y) of the mask's tight box: (2,) float64, pixels. An empty mask raises ValueError."""
     ys, xs = np.nonzero(mask)
     if xs.size == 0:
@@ -268,20 +265,6 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union)
 
 
-def polar_centerness(rays: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Polar centerness sqrt(min d / max d): rays (..., R) -> (...,), in [0, 1]; 0 for all-zero rays."""
-    mn = rays.min(dim=-1).values
-    mx = rays.max(dim=-1).values
-    return torch.sqrt(torch.clamp(mn, min=0.0) / torch.clamp(mx, min=eps))
-
-
-def polar_iou(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Polar IoU sum(min(d, d*)) / sum(max(d, d*)) over rays: (..., R), (..., R) -> (...,), differentiable."""
-    inter = torch.minimum(pred, target).sum(dim=-1)
-    union = torch.maximum(pred, target).sum(dim=-1)
-    return (inter + eps) / (union + eps)
-
-
 def _fit_on_box(m: np.ndarray, centres: np.ndarray, n_rays: int, method: str) -> np.ndarray:
     """Round-trip IoU for each centre on an already cropped mask: centres (N, 2) -> (N,) float64."""
     rays = mask_to_rays(m, centres, n_rays, method=method)
@@ -311,7 +294,7 @@ def best_centre(mask: np.ndarray, n_rays: int = NUM_RAYS, grid: int = 5, method:
     gy = np.linspace(ys.min(), ys.max(), grid)
     cand = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
     cand = cand[crop[np.rint(cand[:, 1]).astype(int), np.rint(cand[:, 0]).astype(int)]]
-    cand = np.vstack([cand, mass_centre(crop), box_centre(crop)])
+    cand = np.vstack([cand, mass_centre(crop), mask_box_centre(crop)])
     ious = _fit_on_box(crop, cand, n_rays, method)
     best, best_iou = cand[np.argmax(ious)], ious.max()
     step = max(xs.max() - xs.min(), ys.max() - ys.min(), 1) / max(grid - 1, 1)
@@ -338,7 +321,7 @@ def polar_fit_iou(mask: np.ndarray, n_rays: int = NUM_RAYS, centre="mass", metho
     if isinstance(centre, str):
         if centre not in ("mass", "box", "best"):
             raise ValueError(f"unknown centre {centre!r}: use 'mass', 'box', 'best' or an (x, y) point")
-        c = {"mass": mass_centre, "box": box_centre}.get(centre, lambda q: best_centre(q, n_rays, method=method))(m)
+        c = {"mass": mass_centre, "box": mask_box_centre}.get(centre, lambda q: best_centre(q, n_rays, method=method))(m)
     else:
         c = np.asarray(centre, np.float64).reshape(2)
     crop, off = _crop(m)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+from ..geometry.crops import CONTEXT, SEARCH_SIZE, TEMPLATE_SIZE
+from ..geometry.polar import NUM_RAYS
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -24,10 +27,10 @@ class ModelConfig:
     channels: int = 128  # neck / head width
     tower_convs: int = 2  # 3x3 conv + GroupNorm + ReLU per head tower
     gn_groups: int = 32  # GroupNorm groups in the head towers
-    num_rays: int = 36  # rays per location, angles 2 pi k / num_rays
-    template_size: int = 127  # template crop side, pixels
-    search_size: int = 255  # search crop side, pixels
-    context: float = 0.5  # context amount around a target box: p = context * (w + h), crop side sqrt((w+p)(h+p))
+    num_rays: int = NUM_RAYS  # rays per location, angles 2 pi k / num_rays
+    template_size: int = TEMPLATE_SIZE  # template crop side, pixels
+    search_size: int = SEARCH_SIZE  # search crop side, pixels
+    context: float = CONTEXT  # context amount around a target box: p = context * (w + h), crop side sqrt((w+p)(h+p))
     # per output level (lo, hi]: a location is a positive on this level when the object's max
     # (l, t, r, b) extent from it, in search-crop pixels, lies in the range (FCOS-style assignment)
     regress_ranges: tuple[tuple[float, float], ...] = ((-1.0, 48.0), (48.0, math.inf))
@@ -37,10 +40,9 @@ class ModelConfig:
     frozen_stages: int = 2  # backbone stages kept frozen (lite0: stem + blocks 0-1; ResNet: stem + layer1)
     bn_mode: str = "frozen"  # backbone BatchNorm: "frozen" (eval statistics, no grad) or "train"
 
-
     def to_dict(self) -> dict:
         """Every field as plain data (tuples become lists), for checkpoints and logs."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: to_plain(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
@@ -49,17 +51,19 @@ class ModelConfig:
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"unknown ModelConfig field(s) {unknown}")
-        return cls(**{k: _tuple(v) for k, v in d.items()})
+        return cls(**{k: to_tuples(v) for k, v in d.items()})
 
 
-def _plain(v):
-    """Tuples (nested) -> lists."""
-    return [_plain(x) for x in v] if isinstance(v, (tuple, list)) else v
+def to_plain(v):
+    """Config values -> plain data: tuples become lists, inside dicts and lists too (checkpoint meta, YAML)."""
+    if isinstance(v, dict):
+        return {k: to_plain(x) for k, x in v.items()}
+    return [to_plain(x) for x in v] if isinstance(v, (tuple, list)) else v
 
 
-def _tuple(v):
-    """Lists (nested) -> tuples, so a config read back from a dict compares equal to the original."""
-    return tuple(_tuple(x) for x in v) if isinstance(v, (tuple, list)) else v
+def to_tuples(v):
+    """Lists (nested) -> tuples, so a config read back from plain data compares equal to the original."""
+    return tuple(to_tuples(x) for x in v) if isinstance(v, (tuple, list)) else v
 
 
 LITE0 = ModelConfig(name="lite0", backbone="lite0", channels=96, tower_convs=2)

@@ -1,4 +1,4 @@
-"""Polygon voting (geometry.fusion) and the tracker's vote / ray-scale options."""
+"""Polygon voting (geometry.voting) and the tracker's vote / ray-scale options."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from siampolar_lib import build_model
-from siampolar_lib.geometry.fusion import vote_mask
+from siampolar_lib.geometry.voting import vote_mask
 from siampolar_lib.geometry.polar import polygon_to_mask, rays_to_polygon
-from siampolar_lib.tracker import Tracker, TrackerConfig
+from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
 
 
 def _square(cx: float, cy: float, half: float) -> np.ndarray:
