@@ -60,44 +60,35 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
-def read_mask_png(path: str | os.PathLike) -> np.ndarray:
-    """(H, W) bool mask from a PNG: 0/255 grey, or palette indices (object ids); foreground = > 0.
+def read_label_png(path: str | os.PathLike, rgb: bool = True) -> np.ndarray:
+    """Object ids of a mask PNG: (H, W) uint8, 0 = background; the one mask reader of the library.
 
-    A missing file is FileNotFoundError, an unreadable one ValueError, each naming the file.
+    Palette PNGs (DAVIS 2017) give their indices; grey 0/255 masks (DAVIS 2016) give 0/1; other grey values
+    are ids; RGB(A) colour-coded masks give 1 where any colour channel is set (rgb=False refuses them, as
+    ground truth must be palette or grey). A missing file is FileNotFoundError, an unreadable one ValueError,
+    each naming the file.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing mask file")
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im)  # mode P gives palette indices, L gives grey values
-    except (OSError, SyntaxError, ValueError) as err:  # PIL: unidentified, truncated or broken files
-        raise ValueError(f"{path}: not a readable mask image ({' '.join(str(err).split())})") from None
-    if arr.ndim == 3:  # RGB(A) colour-coded objects: any colour channel set = foreground
-        arr = arr[..., :3].any(axis=-1)
-    return arr > 0
-
-
-def read_label_png(path: str | os.PathLike) -> np.ndarray:
-    """Object ids of a mask PNG, (H, W) uint8, 0 = background (DAVIS 2017 palette PNGs give their indices).
-
-    Grey 0/255 masks (DAVIS 2016) give 0/1, other grey values are ids, RGB(A) colour-coded masks give 1 where
-    any channel is set. Missing: FileNotFoundError; unreadable: ValueError, each naming the file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"missing mask file: {path}")
+        raise FileNotFoundError(f"{path}: mask file is missing")
     try:
         with Image.open(path) as im:
             mode = im.mode
-            arr = np.asarray(im)
-    except OSError as err:
-        raise ValueError(f"{path}: not a readable mask image ({err})") from err
+            arr = np.asarray(im.convert("L") if mode == "1" else im)
+    except (OSError, SyntaxError, ValueError) as err:  # PIL: unidentified, truncated or broken files
+        raise ValueError(f"{path}: not a readable mask image ({' '.join(str(err).split())})") from None
+    if not rgb and mode not in ("P", "L", "1"):
+        raise ValueError(f"{path}: mask mode {mode!r}: expected a palette (P) or grey (L) PNG")
     if arr.ndim == 3:
         return arr[..., :3].any(axis=-1).astype(np.uint8)
     if arr.dtype != np.uint8 or (mode != "P" and np.isin(arr, (0, 255)).all()):
         return (arr > 0).astype(np.uint8)
     return arr
+
+
+def read_mask_png(path: str | os.PathLike) -> np.ndarray:
+    """(H, W) bool mask from a PNG (any format `read_label_png` reads): foreground = any object."""
+    return read_label_png(path) > 0
 
 
 def write_mask_png(path: str | os.PathLike, mask: np.ndarray) -> Path:
@@ -110,3 +101,33 @@ def write_mask_png(path: str | os.PathLike, mask: np.ndarray) -> Path:
     if not ok:
         raise OSError(f"could not encode PNG for {path}")
     return write_bytes(path, buf.tobytes())
+
+
+def davis_palette() -> np.ndarray:
+    """The DAVIS / PASCAL VOC colour palette: (256, 3) uint8 RGB, index 0 black, 1 red, 2 green, 3 yellow, ..."""
+    pal = np.zeros((256, 3), np.uint8)
+    for i in range(256):
+        c, r, g, b = i, 0, 0, 0
+        for j in range(8):  # bit-interleaved, as the VOC devkit's labelcolormap
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        pal[i] = (r, g, b)
+    return pal
+
+
+PALETTE = davis_palette()
+
+
+def write_label_png(path: str | os.PathLike, labels: np.ndarray) -> Path:
+    """Write an (H, W) uint8 label map as a DAVIS palette PNG (mode P), atomically; returns the path."""
+    path = Path(path)
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.dtype != np.uint8:
+        raise ValueError(f"{path}: a label map must be (H, W) uint8, got {labels.dtype} {labels.shape}")
+    im = Image.fromarray(labels, mode="P")
+    im.putpalette(PALETTE.reshape(-1).tolist())
+    with atomic_write(path) as tmp:
+        im.save(tmp, format="PNG")
+    return path

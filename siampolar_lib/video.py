@@ -1,4 +1,4 @@
-"""Video in and out: read a video file or a folder of frames as RGB frames; write GIF/MP4 and PNG masks.
+"""Video in and out: read a video file or a folder of frames as RGB frames; write GIF/MP4 and PNG frames.
 
 Frames are (H, W, 3) uint8 RGB (OpenCV's BGR is converted on read and write); masks (H, W) bool.
 Every writer writes a temporary file beside the target and renames it, so a crash never leaves half a file
@@ -13,14 +13,11 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from .io import atomic_write, read_mask_png, write_mask_png
+from .errors import VideoError
+from .io import atomic_write
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".gif", ".mp4")
-
-
-class VideoError(ValueError):
-    """A video or frame folder that cannot be read, or an output that cannot be written."""
 
 
 def list_frame_files(folder: str | os.PathLike) -> list[Path]:
@@ -195,22 +192,6 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
         if not cv2.imwrite(str(tmp), data):
             raise VideoError(f"{path}: OpenCV could not write the PNG")
     return path
-
-
-def write_masks(folder: str | os.PathLike, masks, start: int = 0) -> list[Path]:
-    """Write masks ((H, W) bool each) as 0/255 PNGs named 00000.png, 00001.png, ... in folder (DAVIS style)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, m in enumerate(masks, start=start):
-        m = np.asarray(m)
-        if m.ndim != 2:
-            raise ValueError(f"mask {i} must be (H, W), got {m.shape}")
-        paths.append(write_mask_png(folder / f"{i:05d}.png", m))
-    return paths
-
-
-read_mask = read_mask_png  # a mask PNG as (H, W) bool: the library's one mask reader (siampolar_lib.io)
 
 
 class VideoSink:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from siampolar_lib.geometry.polar import rays_to_polygon
-from siampolar_lib.video import (VideoError, read_frames, read_mask, video_fps, write_gif, write_mp4, write_masks,
-                                 write_png, write_video)
+from siampolar_lib.errors import VideoError
+from siampolar_lib.video import read_frames, video_fps, write_gif, write_mp4, write_png, write_video
 from siampolar_lib.viz import polygon_centre, render_track
 
 
@@ -57,14 +57,6 @@ def test_frame_folder_sorted_and_max_frames(tmp_path):
     got = read_frames(tmp_path)
     assert len(got) == 4 and all(np.array_equal(a, b) for a, b in zip(got, frames))
     assert len(read_frames(tmp_path, max_frames=2)) == 2
-
-
-def test_masks_round_trip(tmp_path):
-    masks = [np.zeros((10, 12), bool), np.eye(10, 12, dtype=bool)]
-    paths = write_masks(tmp_path / "m", masks)
-    assert [p.name for p in paths] == ["00000.png", "00001.png"]
-    assert np.array_equal(read_mask(paths[1]), masks[1])
-    assert cv2.imread(str(paths[1]), cv2.IMREAD_GRAYSCALE).max() == 255
 
 
 def test_bad_inputs_are_clear_errors(tmp_path):

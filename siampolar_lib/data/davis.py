@@ -19,19 +19,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from siampolar_lib.errors import DavisError, VideoError
 from siampolar_lib.geometry.boxes import mask_to_box
+from siampolar_lib.io import read_label_png
+from siampolar_lib.video import check_jpeg_complete, read_image
 
 FRAME_DIR = Path("JPEGImages") / "480p"
 MASK_DIR = Path("Annotations") / "480p"
 FALLBACK_SPLIT = "all"  # the split name used when a folder has no ImageSets
-
-
-class DavisError(ValueError):
-    """A DAVIS folder problem; `path` is the file or folder at fault."""
-
-    def __init__(self, path: str | os.PathLike, problem: str):
-        self.path = Path(path)
-        super().__init__(f"{self.path}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -142,8 +137,6 @@ def read_frame(path: str | os.PathLike) -> np.ndarray:
 
     The one frame reader (`video.read_image`) under DAVIS's error type.
     """
-    from ..video import VideoError, read_image
-
     try:
         return read_image(path)
     except VideoError as err:
@@ -160,8 +153,6 @@ def frame_size(path: str | os.PathLike) -> tuple[int, int]:
         fh.seek(max(0, path.stat().st_size - 64))
         tail = fh.read()
     if path.suffix.lower() in (".jpg", ".jpeg"):
-        from ..video import VideoError, check_jpeg_complete
-
         try:
             check_jpeg_complete(path, head + b"\x00" * 64 + tail)
         except VideoError as err:
@@ -175,52 +166,20 @@ def frame_size(path: str | os.PathLike) -> tuple[int, int]:
 
 
 def read_labels(path: str | os.PathLike) -> np.ndarray:
-    """Object ids of a mask PNG: (H, W) uint8, 0 = background.
+    """Object ids of a ground-truth mask PNG (palette or grey): (H, W) uint8, 0 = background (`io.read_label_png`).
 
-    Palette PNGs (DAVIS 2017) give their indices; grey 0/255 masks (DAVIS 2016) give 0/1; other grey
-    values are taken as ids.
+    Errors are DavisError naming the file: missing, unreadable, or colour (RGB) rather than palette/grey.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DavisError(path, "mask file is missing")
     try:
-        with Image.open(path) as im:
-            mode = im.mode
-            if mode not in ("P", "L", "1"):
-                raise DavisError(path, f"mask mode {mode!r}: expected a palette (P) or grey (L) PNG")
-            arr = np.array(im.convert("L") if mode == "1" else im)
-    except OSError as e:  # truncated or not a PNG
-        raise DavisError(path, f"corrupt mask: {e}") from e
-    if arr.ndim != 2:
-        raise DavisError(path, f"mask has shape {arr.shape}, expected (H, W)")
-    arr = arr.astype(np.uint8, copy=False)
-    if mode != "P" and np.isin(arr, (0, 255)).all():
-        return (arr > 0).astype(np.uint8)  # binary grey mask: one object, id 1
-    return arr
+        return read_label_png(path, rgb=False)
+    except (FileNotFoundError, ValueError) as err:
+        raise DavisError(path, str(err)[len(str(path)) + 2:]) from None
 
 
 def read_mask(path: str | os.PathLike, object_id: int | None = None) -> np.ndarray:
     """A mask: (H, W) bool; object_id=None gives the union of all objects, else that one object."""
     labels = read_labels(path)
     return labels > 0 if object_id is None else labels == object_id
-
-
-def object_ids(path: str | os.PathLike) -> list[int]:
-    """The object ids present in one mask PNG (background 0 excluded), ascending."""
-    return [int(v) for v in np.unique(read_labels(path)) if v != 0]
-
-
-def check_sizes(seq: DavisSequence) -> None:
-    """Raise DavisError naming the mask when a mask's size differs from its frame's (headers only)."""
-    for f, m in zip(seq.frame_paths, seq.mask_paths):
-        fh, fw = frame_size(f)
-        try:
-            with Image.open(m) as im:
-                mw, mh = im.size
-        except OSError as e:
-            raise DavisError(m, f"corrupt mask: {e}") from e
-        if (mh, mw) != (fh, fw):
-            raise DavisError(m, f"mask is {mw}x{mh} but its frame {f.name} is {fw}x{fh}")
 
 
 def sequence_masks(seq: DavisSequence, object_id: int | None = None) -> np.ndarray:
