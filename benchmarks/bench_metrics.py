@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.timing import interleaved_best
-from siampolar_lib.scoring import annotations_dir, binarise_folder, evaluate_folder
+from siampolar_lib.evaluation.folders import annotations_dir, binarise_folder, evaluate_folder
 from siampolar_lib.paths import SHARED_DATA, davis_root
 
 

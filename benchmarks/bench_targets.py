@@ -18,11 +18,13 @@ from pathlib import Path
 import torch
 
 from benchmarks.timing import median_ms
-from siampolar_lib.data.pairs import PairDataset, videos_from_davis
+from siampolar_lib.data.pairs import PairDataset
+from siampolar_lib.data.sources import videos_from_davis
 from siampolar_lib.data.synthetic import make_synthetic_davis
 from siampolar_lib.models.config import get_config
 from siampolar_lib.targets import config_points, config_targets
-from siampolar_lib.train import OptimConfig, TrainConfig, train
+from siampolar_lib.experiment import OptimConfig, TrainConfig
+from siampolar_lib.train import train
 from siampolar_lib.trainlog import read_log
 
 

@@ -19,12 +19,12 @@ import torch
 
 from siampolar_lib.checkpoint import load_model
 from siampolar_lib.data.davis import load_sequence, sequence_masks
-from siampolar_lib.evaluate import run_sequence
+from siampolar_lib.evaluation.benchmark import run_sequence
 from siampolar_lib.geometry.boxes import box_iou, mask_to_box
-from siampolar_lib.metrics import evaluate_sequence, mean_over_sequences, scored_slice
+from siampolar_lib.evaluation.metrics import evaluate_sequence, mean_over_sequences, scored_slice
 from siampolar_lib.paths import davis_train_sample_root
 from siampolar_lib.splits import REAL_VAL_SEQUENCES, VALIDATION_FOLD_SEQUENCES
-from siampolar_lib.tracker import Tracker, TrackerConfig
+from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
 
 
 def parse_setting(text: str) -> dict:

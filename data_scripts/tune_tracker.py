@@ -3,7 +3,7 @@
     python data_scripts/tune_tracker.py --checkpoint checkpoints/siampolar_lite0.pt \
         [--davis-root ../shared/data/davis_train_sample] [--max-frames 30] [--workers 2] [--json tune.json]
 
-Two stages, each scored by J&F mean (official per-sequence protocol, `siampolar_lib.metrics`):
+Two stages, each scored by J&F mean (official per-sequence protocol, `siampolar_lib.evaluation.metrics`):
 1. each --thresholds pair "lost_score:empty_score" with pysot's k, lambda and LR. The thresholds come
    first because they decide how often the state is updated at all: a lost frame keeps the old state,
    so k, lambda and LR only act on frames above lost_score;
@@ -28,12 +28,12 @@ import torch
 
 from siampolar_lib.checkpoint import CheckpointError, load_checkpoint, load_model
 from siampolar_lib.data.davis import list_sequences
-from siampolar_lib.evaluate import load_eval_sequence, track_and_score
+from siampolar_lib.evaluation.benchmark import load_eval_sequence, track_and_score
 from siampolar_lib.io import write_text
-from siampolar_lib.metrics import mean_over_sequences
+from siampolar_lib.evaluation.metrics import mean_over_sequences
 from siampolar_lib.paths import davis_train_sample_root
 from siampolar_lib.splits import REAL_VAL_SEQUENCES
-from siampolar_lib.tracker import Tracker, TrackerConfig
+from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
 
 PYSOT = TrackerConfig(penalty_k=0.04, window_influence=0.44, size_lr=0.4, lost_score=0.2, empty_score=0.1)
 TUNED_KEYS = ("penalty_k", "window_influence", "size_lr", "lost_score", "empty_score")

@@ -1,8 +1,9 @@
 """What every command-line tool shares: one-line errors, output checks, run ownership, stale temp files.
 
-A tool's `main(argv)` is wrapped with `@cli_main`: a `UserError` or one of the library's clear errors (a
-missing file, a bad value, an unreadable checkpoint, frame or DAVIS folder) becomes ONE line on stderr,
-`error: <file>: <problem>`, and exit status 2, with no traceback. Anything else is a bug and still raises.
+A tool's `main(argv)` is wrapped with `@cli_main`: a `UserError` or one of the library's clear errors
+(`errors.USER_ERRORS`: a missing file, a bad value, an unreadable checkpoint, frame or DAVIS folder)
+becomes ONE line on stderr, `error: <file>: <problem>`, and exit status 2, with no traceback. Anything else is a
+bug and still raises.
 Arguments and output paths are checked before any work is done or any frame is read.
 """
 from __future__ import annotations
@@ -19,25 +20,12 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from .errors import USER_ERRORS, UserError
+
 try:  # POSIX advisory locks; elsewhere runs are not protected against concurrent writers
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
-
-
-class UserError(ValueError):
-    """Bad input from the user: the message names the file or argument and the problem."""
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """The exception types a CLI reports as one line (exit 2): user input problems, never bugs."""
-    from .checkpoint import CheckpointError
-    from .data.davis import DavisError
-    from .device import DeviceUnavailable
-    from .video import VideoError
-
-    return (UserError, CheckpointError, DavisError, VideoError, DeviceUnavailable, ValueError,
-            FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
 
 
 def one_line(err: BaseException) -> str:
@@ -55,7 +43,7 @@ def cli_main(fn: Callable[..., int]) -> Callable[..., int]:
     def wrapper(*args, **kwargs) -> int:
         try:
             return fn(*args, **kwargs)
-        except user_errors() as err:
+        except USER_ERRORS as err:
             print(f"error: {one_line(err)}", file=sys.stderr)
             return 2
 
@@ -84,11 +72,6 @@ def join_negative_values(argv: Sequence[str] | None, options: Sequence[str]) -> 
         out.append(a)
         i += 1
     return out
-
-
-def fmt_numbers(values) -> str:
-    """(x, y, w, h)-style numbers as plain text: '(-10, 5.5, 20, 20)' (no np.float64(...))."""
-    return "(" + ", ".join(f"{float(v):g}" for v in values) + ")"
 
 
 # ------------------------------------------------------------------------------------ checks
@@ -236,17 +219,22 @@ def clean_stale_temps(folder: str | os.PathLike, patterns: Sequence[str]) -> lis
     return removed
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write a text file atomically (temp file beside it, then rename); no temp is left on an error."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+@contextlib.contextmanager
+def owned_output(out: str | os.PathLike, stale: Sequence[str] = (), lock: str | os.PathLike | None = None
+                 ) -> Iterator[Path]:
+    """Own an output folder for one run: yields a fresh staging folder beside `out`, swapped in on success.
+
+    Holds `output_lock` (on `lock`, default `out`) while the run writes, removes the temps a killed run left
+    beside `out` (`.<name>.partial-*`, `.<name>.old-*` and the extra glob patterns `stale`), and on any error
+    deletes the staging folder, so `out` keeps what it had (or stays missing) and never mixes two runs.
+    """
+    out = Path(os.path.abspath(out))
+    with output_lock(lock if lock is not None else out):
+        clean_stale_temps(out.parent, [f".{out.name}.partial-*", f".{out.name}.old-*", *stale])
+        staging = fresh_folder_beside(out)
+        try:
+            yield staging
+            swap_in(staging, out)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)

@@ -2,35 +2,34 @@
 
 It tracks all 15 real DAVIS-2016 val sequences (none trained on) with the shipped checkpoint when a DAVIS folder is
 found (`paths.davis_root()`), else a synthetic DAVIS set it generates under OUT; scores the model and the
-baselines (static, oracle_box, polar_bound, csrt) with `evaluate.evaluate_tracker`, prints the J&F tables,
+baselines (static, oracle_box, polar_bound, csrt) with `evaluation.benchmark`, prints the J&F tables,
 and writes under OUT: `results.json` (the model), `<method>/...` (masks and per-method results),
 `summary.txt` (the J&F table of every method) and `<sequence>.gif` (one sequence with its overlays).
 """
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import cv2
 import torch
 
-from .cli import (ArgumentParser, UserError, check_min_frames, clean_stale_temps, cli_main, fresh_folder_beside,
-                  output_lock, swap_in)
 from .checkpoint import load_model
+from .cli import ArgumentParser, check_min_frames, cli_main, owned_output
 from .data.davis import first_box, list_sequences, load_sequence, read_frame
 from .data.synthetic import make_synthetic_davis
 from .device import describe_device, pick_device, seed_everything
-from .baselines import NAMES as BASELINE_NAMES
-from .engine import DEFAULT_ENGINE, ENGINES, make_engine
-from .evaluate import MODEL_METHODS, check_eval_output, evaluate_into
+from .errors import UserError
+from .evaluation.benchmark import MODEL_METHODS, check_eval_output, evaluate_into
+from .evaluation.report import format_table
 from .io import write_text
-from .paths import SHIPPED_CHECKPOINT, davis_available, davis_root, default_checkpoint  # noqa: F401
-from .results import format_table
+from .paths import davis_available, davis_root, default_checkpoint
 from .splits import REAL_VAL_SEQUENCES
-from .tracker import Tracker
+from .tracking.baselines import NAMES as BASELINE_NAMES
+from .tracking.engine import DEFAULT_ENGINE, ENGINES, make_engine
+from .tracking.tracker import Tracker, track_frames
 from .video import write_gif
-from .video_tracking import render_results, track_frames
+from .viz import render_results
 
 DEMO_BASELINES = ("static", "oracle_box", "polar_bound", "csrt")
 
@@ -68,7 +67,7 @@ def sequence_gif(path: str | os.PathLike, model, root: str | os.PathLike, name: 
     return write_gif(path, images, fps=fps)
 
 
-def run_demo(out: str | os.PathLike = "runs/demo", checkpoint: str | os.PathLike | None = None,
+def run_demo(out: str | os.PathLike = "runs/demo", *, checkpoint: str | os.PathLike | None = None,
              sequences: list[str] | int | None = None, max_frames: int | None = None,
              baselines=DEMO_BASELINES, device: str = "auto", progress: bool = True,
              overwrite: bool | None = None, engine: str = DEFAULT_ENGINE) -> dict:
@@ -76,9 +75,9 @@ def run_demo(out: str | os.PathLike = "runs/demo", checkpoint: str | os.PathLike
 
     sequences: names, or an int N >= 1 for the first N of the default list (DAVIS-2016 val or synthetic val).
     max_frames: at least 3 (the DAVIS protocol scores neither the first nor the last frame). The demo owns
-    `out` like `evaluate.evaluate_tracker` (see `check_eval_output` for overwrite): written into a fresh
-    folder and swapped in when done. engine: "onnxruntime" (exported once, cached; torch when it cannot) or
-    "torch".
+    `out` like `evaluation.benchmark.evaluate_tracker` (see `check_eval_output` for overwrite): written into a
+    fresh folder and swapped in when done. engine: "onnxruntime" (exported once, cached; torch when it cannot)
+    or "torch".
     Returns {"data": "real"|"synthetic", "sequences": [...], "methods": evaluate_tracker's dict, "gif": path}.
     """
     # Every argument is checked before any work.
@@ -92,32 +91,23 @@ def run_demo(out: str | os.PathLike = "runs/demo", checkpoint: str | os.PathLike
     dev = pick_device(device)
     model = load_model(ckpt, device=dev)  # a bad checkpoint fails here, before any work
     model = make_engine(model, engine, dev)  # one export (or cache hit) for the evaluation and the GIF
-    with output_lock(out):
-        clean_stale_temps(Path(os.path.abspath(out)).parent, [f".{out.name}.partial-*", f".{out.name}.old-*"])
-        staging = fresh_folder_beside(out)
-        try:
-            root, names, real = demo_data(staging)
-            if isinstance(sequences, int):
-                names = names[:sequences]
-            elif sequences:
-                names = list(sequences)
-            data = "real DAVIS-2016 val" if real else "synthetic DAVIS"
-            print(f"SiamPolar demo: checkpoint {ckpt.name}, {data} ({len(names)} sequence{'s' * (len(names) != 1)}: "
-                  f"{', '.join(names)}), device {describe_device(dev)}, engine {model.name}")
-            methods = evaluate_into(model, root, staging, sequences=names, baselines=list(baselines), device=dev,
-                                    max_frames=max_frames, progress=progress, verbose=False, checkpoint=ckpt)
-            table = format_table({m: r["summary"] for m, r in methods.items()},
-                                 columns=("JF_M", "J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "fps"))
-            print("\nJ&F on", "DAVIS-2016 val" if real else "synthetic val", "(percent; fps = frames/s):")
-            print(table)
-            write_text(staging / "summary.txt", table + "\n")
-            sequence_gif(staging / f"{names[0]}.gif", model, root, names[0], max_frames=max_frames, device=dev)
-            swap_in(staging, out)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
-    if not real:  # the synthetic set now lives under out
-        root = out / "synthetic_davis"
+    with owned_output(out) as staging:
+        root, names, real = demo_data(staging)
+        if isinstance(sequences, int):
+            names = names[:sequences]
+        elif sequences:
+            names = list(sequences)
+        data = "real DAVIS-2016 val" if real else "synthetic DAVIS"
+        print(f"SiamPolar demo: checkpoint {ckpt.name}, {data} ({len(names)} sequence{'s' * (len(names) != 1)}: "
+              f"{', '.join(names)}), device {describe_device(dev)}, engine {model.name}")
+        methods = evaluate_into(model, root, staging, sequences=names, baselines=list(baselines), device=dev,
+                                max_frames=max_frames, progress=progress, verbose=False, checkpoint=ckpt)
+        table = format_table({m: r["summary"] for m, r in methods.items()},
+                             columns=("JF_M", "J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "fps"))
+        print("\nJ&F on", "DAVIS-2016 val" if real else "synthetic val", "(percent; fps = frames/s):")
+        print(table)
+        write_text(staging / "summary.txt", table + "\n")
+        sequence_gif(staging / f"{names[0]}.gif", model, root, names[0], max_frames=max_frames, device=dev)
     gif = out / f"{names[0]}.gif"
     model_method = MODEL_METHODS["search"]
     jf = methods[model_method]["summary"]["JF_M"]
@@ -128,7 +118,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", checkpoint: str | os.PathLike
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (2 for bad input, with a one-line message)."""
-    ap = ArgumentParser(prog="python -m siampolar_lib.demo", description=__doc__.splitlines()[0])
+    ap = ArgumentParser(prog="siampolar-demo", description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="runs/demo", help="output folder (default runs/demo; new or empty)")
     ap.add_argument("--overwrite", action="store_true", help="replace a non-empty --out (as a whole, when done)")
     ap.add_argument("--checkpoint", default=None, help="default: the shipped checkpoints/siampolar_lite0.pt")
@@ -152,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise UserError(f"--baselines: unknown baseline(s) {', '.join(unknown)}; "
                         f"choose from {', '.join(BASELINE_NAMES)}")
-    run_demo(args.out, args.checkpoint, seqs, args.max_frames, baselines, args.device,
-             progress=not args.no_progress, overwrite=args.overwrite, engine=args.engine)
+    run_demo(args.out, checkpoint=args.checkpoint, sequences=seqs, max_frames=args.max_frames, baselines=baselines,
+             device=args.device, progress=not args.no_progress, overwrite=args.overwrite, engine=args.engine)
     return 0
 
 

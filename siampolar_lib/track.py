@@ -1,28 +1,32 @@
-"""Track any video with a SiamPolar checkpoint: `python -m siampolar_lib.track --checkpoint CKPT --video V --box x,y,w,h --out OUT`.
+"""Track any video with a SiamPolar checkpoint: `siampolar-track --checkpoint CKPT --video V --box x,y,w,h --out OUT`
+(or `python -m siampolar_lib.track`).
 
 OUT ending in .mp4 or .gif gets the overlaid video, and the masks go to a sibling folder `<stem>_masks/`;
 any other OUT is a folder that gets `overlay.mp4` and `masks/`. One mask PNG per frame (frame 0's mask is
 the given box, as the tracker starts from a box, not a mask): 0/255 for one `--box`; with several (`--box`
 repeated) DAVIS-2017 palette PNGs, 0 background and k for the k-th box (overlaps go to the higher score), and
 an overlay with a colour per object. `--engine onnxruntime` (the default) runs the network in ONNX Runtime
-(exported once and cached, siampolar_lib.export_onnx); `--engine torch` in PyTorch.
+(exported once and cached, `tracking.export`); `--engine torch` in PyTorch.
 """
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from .cli import (ArgumentParser, UserError, check_output_file, check_output_folder, clean_stale_temps, cli_main,
-                  fresh_folder_beside, is_empty_folder, join_negative_values, output_lock, swap_in)
-from .engine import DEFAULT_ENGINE, ENGINES
+from .checkpoint import load_model
+from .cli import (ArgumentParser, check_output_file, check_output_folder, cli_main, is_empty_folder,
+                  join_negative_values, owned_output)
+from .device import pick_device
+from .errors import UserError
 from .geometry.boxes import check_box_size, validate_box
-from .multi import MultiTracker, label_map, write_label_png
+from .io import write_label_png
+from .tracking.engine import DEFAULT_ENGINE, ENGINES
+from .tracking.multi import MultiTracker, label_map
+from .tracking.tracker import TrackResult
 from .video import VideoSink, check_source, iter_frames, video_fps, write_png
-# Moved to siampolar_lib.video_tracking; re-exported here for older imports (deprecated).
-from .video_tracking import ScoreMapRecorder, box_result, render_results, track_frames  # noqa: F401
 from .viz import render_objects, render_track
 
 
@@ -90,81 +94,80 @@ def check_track_outputs(video: str | os.PathLike, out: str | os.PathLike,
     return video_path, masks_dir
 
 
-def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xywh, out: str | os.PathLike,
+def _as_boxes(box_xywh) -> np.ndarray:
+    """One box (4,) or "x,y,w,h", or several (N, 4) -> (N, 4) float64; UserError for any other shape."""
+    boxes = parse_box(box_xywh) if isinstance(box_xywh, str) else np.asarray(box_xywh, dtype=np.float64)
+    boxes = boxes[None] if boxes.ndim == 1 else boxes
+    if boxes.ndim != 2 or boxes.shape[1] != 4 or len(boxes) == 0:
+        raise UserError(f"boxes must be (4,) or (N, 4) x,y,w,h, got shape {boxes.shape}")
+    return boxes
+
+
+def _write_frame(mask_path: Path, sink: VideoSink, frame: np.ndarray, res: list[TrackResult], n: int) -> None:
+    """Frame n's mask PNG (0/255 for one object, a palette label map for several) and its overlay frame."""
+    if len(res) == 1:
+        r = res[0]
+        write_png(mask_path, r.mask.astype(np.uint8) * 255)
+        sink.write(render_track(frame, r.mask, r.polygon, r.score, rays=True, label=f"{n}"))
+    else:
+        labels = label_map(res, frame.shape)
+        write_label_png(mask_path, labels)
+        sink.write(render_objects(frame, labels, [r.polygon for r in res], [r.score for r in res], label=f"{n}"))
+
+
+def _track_stream(tracker: MultiTracker, video, boxes: np.ndarray, max_frames: int | None, masks_dir: Path,
+                  sink: VideoSink, progress: bool) -> tuple[int, int]:
+    """Track the video one frame at a time, writing each mask and overlay at once: (frames, lost object-frames)."""
+    n, lost = 0, 0
+    for frame in tqdm(iter_frames(video, max_frames), desc="tracking", disable=not progress, unit="frame"):
+        if n == 0:
+            for k, b in enumerate(boxes):
+                name = f"--box {k + 1}" if len(boxes) > 1 else "--box"
+                validate_box(b, frame.shape[:2], name=f"{name} for {Path(video).name}")
+            res = tracker.init(frame, boxes)
+        else:
+            res = tracker.track(frame)
+        _write_frame(masks_dir / f"{n:05d}.png", sink, frame, res, n)
+        lost += sum(bool(r.lost) for r in res)
+        n += 1
+    return n, lost
+
+
+def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xywh, out: str | os.PathLike, *,
                 device: str = "auto", max_frames: int | None = None, progress: bool = True,
                 overwrite: bool | None = None, engine: str = DEFAULT_ENGINE) -> dict:
     """Track a video file or frame folder from first-frame boxes; write the overlay video and mask PNGs.
 
     box_xywh: one box (4,) or "x,y,w,h", or several (N, 4): one object each, palette PNGs (module docstring);
     the frame is decoded once and each object tracked with its own template. engine: "onnxruntime" or "torch"
-    (engine.make_engine; torch, with a one-line message, when the network cannot be exported).
+    (`tracking.engine.make_engine`; torch, with a one-line message, when the network cannot be exported).
     Streams: frames are read one at a time and each frame's mask and overlay are written at once, so memory
     does not grow with the video's length. Every argument (box, outputs, source, checkpoint) is checked
     before the first frame is read. Outputs are written to temporary names and renamed when the last frame
-    is done, so a failed run leaves the previous outputs as they were and no temp behind. An existing
-    output is refused (overwrite False), replaced (True), or replaced only if an earlier track run wrote it
-    (None, the library's default; the CLI passes --overwrite).
+    is done (`cli.owned_output`), so a failed run leaves the previous outputs as they were and no temp behind.
+    An existing output is refused (overwrite False), replaced (True), or replaced only if an earlier track run
+    wrote it (None, the library's default; the CLI passes --overwrite).
     Returns a summary dict: frames, objects, video (path), masks (folder), fps (tracker frames/s, all objects),
     lost (object-frames), engine (its name).
     Errors: UserError (box, --out, --max-frames), VideoError (an unreadable video or frame, naming it),
     CheckpointError, DeviceUnavailable -- each naming the file or argument.
     """
-    from tqdm.auto import tqdm
-
-    from .checkpoint import load_model
-    from .device import pick_device
-    boxes = parse_box(box_xywh) if isinstance(box_xywh, str) else np.asarray(box_xywh, dtype=np.float64)
-    boxes = boxes[None] if boxes.ndim == 1 else boxes
-    if boxes.ndim != 2 or boxes.shape[1] != 4 or len(boxes) == 0:
-        raise UserError(f"boxes must be (4,) or (N, 4) x,y,w,h, got shape {boxes.shape}")
+    boxes = _as_boxes(box_xywh)
     if max_frames is not None and max_frames < 1:
         raise UserError(f"--max-frames {max_frames}: track at least 1 frame")
     video_path, masks_dir = check_track_outputs(video, out, overwrite)
     check_source(video)
     dev = pick_device(device)
     tracker = MultiTracker(load_model(checkpoint, device=dev), device=dev, engine=engine)
-    fps_out = min(video_fps(video), 25.0)
     folder_out = not Path(out).suffix
-
-    with output_lock(video_path if not folder_out else out):
-        target = Path(out) if folder_out else masks_dir
-        clean_stale_temps(Path(os.path.abspath(target)).parent,
-                          [f".{target.name}.partial-*", f".{target.name}.old-*",
-                           f".{video_path.stem}.*{video_path.suffix}"])
-        staging = fresh_folder_beside(target)
-        try:
-            masks_tmp = staging / "masks" if folder_out else staging
-            masks_tmp.mkdir(exist_ok=True)
-            sink = VideoSink(staging / video_path.name if folder_out else video_path, fps=fps_out)
-            with sink:
-                n, lost = 0, 0
-                frames = iter_frames(video, max_frames)
-                for frame in tqdm(frames, desc="tracking", disable=not progress, unit="frame"):
-                    if n == 0:
-                        for k, b in enumerate(boxes):
-                            name = f"--box {k + 1}" if len(boxes) > 1 else "--box"
-                            validate_box(b, frame.shape[:2], name=f"{name} for {Path(video).name}")
-                        res = tracker.init(frame, boxes)
-                    else:
-                        res = tracker.track(frame)
-                    if len(res) == 1:
-                        r = res[0]
-                        write_png(masks_tmp / f"{n:05d}.png", (r.mask.astype(np.uint8) * 255))
-                        sink.write(render_track(frame, r.mask, r.polygon, r.score, rays=True, label=f"{n}"))
-                    else:
-                        labels = label_map(res, frame.shape)
-                        write_label_png(masks_tmp / f"{n:05d}.png", labels)
-                        sink.write(render_objects(frame, labels, [r.polygon for r in res], [r.score for r in res],
-                                                  label=f"{n}"))
-                    lost += sum(bool(r.lost) for r in res)
-                    n += 1
-                if not folder_out:
-                    swap_in(staging, masks_dir)
-            if folder_out:
-                swap_in(staging, Path(out))
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
+    target = Path(out) if folder_out else masks_dir
+    stale = [f".{video_path.stem}.*{video_path.suffix}"]  # VideoSink's temporary file
+    with owned_output(target, stale, lock=out if folder_out else video_path) as staging:
+        masks_tmp = staging / "masks" if folder_out else staging
+        masks_tmp.mkdir(exist_ok=True)
+        sink_path = staging / video_path.name if folder_out else video_path
+        with VideoSink(sink_path, fps=min(video_fps(video), 25.0)) as sink:
+            n, lost = _track_stream(tracker, video, boxes, max_frames, masks_tmp, sink, progress)
     return {"frames": n, "objects": len(boxes), "video": str(video_path), "masks": str(masks_dir),
             "fps": round(tracker.fps, 2), "lost": lost, "engine": tracker.engine.name}
 
@@ -172,7 +175,7 @@ def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xyw
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (2 for bad input, with a one-line message)."""
-    ap = ArgumentParser(prog="python -m siampolar_lib.track", description=__doc__.splitlines()[0])
+    ap = ArgumentParser(prog="siampolar-track", description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", required=True, help="a SiamPolar checkpoint (.pt)")
     ap.add_argument("--video", required=True, help="a video file (.mp4, .avi, .gif, ...) or a folder of frames")
     ap.add_argument("--box", required=True, action="append",

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import inspect
 
+import cv2
 import numpy as np
 
 from .geometry.polar import ray_angles
+from .io import PALETTE
 
 
 def show_source(obj) -> None:
@@ -61,8 +63,6 @@ def polygon_centre(polygon) -> np.ndarray:
 
 def score_map_image(score_map: np.ndarray, side: int) -> np.ndarray:
     """A (h, w) score map in [0, 1] as a side x side (3-channel) uint8 RGB heat map (OpenCV's JET)."""
-    import cv2
-
     s = np.clip(np.nan_to_num(np.asarray(score_map, dtype=np.float64)), 0.0, 1.0)
     heat = cv2.applyColorMap((s * 255).astype(np.uint8), cv2.COLORMAP_JET)
     heat = cv2.resize(heat, (side, side), interpolation=cv2.INTER_NEAREST)
@@ -77,8 +77,6 @@ def render_track(frame: np.ndarray, mask=None, polygon=None, score: float | None
     score_map (h, w) in [0, 1], drawn in the top-right corner. Returns (H, W, 3) uint8 RGB (a new array).
     Drawn with OpenCV so it runs headless and fast (no matplotlib figure per frame).
     """
-    import cv2
-
     out = np.ascontiguousarray(frame.copy())
     H, W = out.shape[:2]
     thick = max(1, round(max(H, W) / 400))
@@ -119,10 +117,6 @@ def render_objects(frame: np.ndarray, labels: np.ndarray, polygons=None, scores=
     labels (H, W) uint8 label map (0 background, k = object k); polygons: N contours (R, 2) frame pixels, drawn
     in their object's colour; scores: N floats, printed after `label`.
     """
-    import cv2
-
-    from .multi import PALETTE
-
     out = np.ascontiguousarray(frame.copy())
     H, W = out.shape[:2]
     thick = max(1, round(max(H, W) / 400))
@@ -145,3 +139,9 @@ def render_objects(frame: np.ndarray, labels: np.ndarray, polygons=None, scores=
         cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
         cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
     return out
+
+
+def render_results(frames, results, rays: bool = True) -> list[np.ndarray]:
+    """Overlay every TrackResult (mask, polygon, score) on its frame with `render_track`: list of (H, W, 3) uint8."""
+    return [render_track(f, r.mask, r.polygon, r.score, rays=rays, label=f"{i}")
+            for i, (f, r) in enumerate(zip(frames, results))]

@@ -15,12 +15,11 @@ import cv2
 import numpy as np
 
 from .geometry.boxes import validate_box
-from .engine import make_engine
-from .multi import MultiTracker, label_map, track_objects
-from .tracker import Tracker, TrackerConfig
+from .tracking.engine import make_engine
+from .tracking.multi import MultiTracker, label_map, track_objects
+from .tracking.tracker import Tracker, TrackerConfig, track_frames
 from .video import write_video
-from .video_tracking import render_results, track_frames
-from .viz import render_objects, render_track
+from .viz import render_objects, render_results, render_track
 
 
 def encode_image(image: np.ndarray, fmt: str = "jpeg") -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from siampolar_lib.baselines import CSRT, OracleBox, PolarBound, StaticBox, box_mask, ellipse_mask, make_baseline
+from siampolar_lib.tracking.baselines import CSRT, OracleBox, PolarBound, StaticBox, box_mask, ellipse_mask, make_baseline
 from siampolar_lib.geometry.boxes import mask_to_box
 from siampolar_lib.geometry.polar import mask_iou
 

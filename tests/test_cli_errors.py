@@ -17,8 +17,11 @@ import numpy as np
 import pytest
 import torch
 
-from siampolar_lib import demo, evaluate, metrics, track
+from siampolar_lib import demo, track
+from siampolar_lib.evaluation import benchmark, folders
 from siampolar_lib import train as train_mod
+from siampolar_lib.checkpoint import check_resume
+from siampolar_lib.experiment import TrainConfig
 from siampolar_lib.cli import output_lock
 from siampolar_lib.trainlog import read_log
 
@@ -113,12 +116,12 @@ def test_2_evaluate_refuses_a_used_out_and_overwrite_replaces_it_whole(tiny_davi
     out = tmp_path / "eval"
     args = ["--davis-root", str(tiny_davis), "--baselines", "static", "--out", str(out), "--no-progress",
             "--checkpoint", str(ckpt), "--max-frames", "4"]
-    assert evaluate.main(args) == 0
+    assert benchmark.main(args) == 0
     capsys.readouterr()
     (out / "static" / "stale_from_another_run.png").write_bytes(b"x")
-    refused(capsys, evaluate.main(args), str(out), "not empty", "--overwrite")
+    refused(capsys, benchmark.main(args), str(out), "not empty", "--overwrite")
     assert (out / "static" / "stale_from_another_run.png").exists()
-    assert evaluate.main(args + ["--overwrite"]) == 0
+    assert benchmark.main(args + ["--overwrite"]) == 0
     assert not (out / "static" / "stale_from_another_run.png").exists()  # replaced whole: nothing mixed
     doc = json.loads((out / "results.json").read_text())
     run = doc["run"]
@@ -132,7 +135,7 @@ def test_2_evaluate_refuses_a_used_out_and_overwrite_replaces_it_whole(tiny_davi
 def test_2_a_concurrent_run_into_the_same_out_is_refused(tiny_davis, tmp_path, capsys, frames_dir, ckpt):
     out = tmp_path / "busy"
     with output_lock(out):  # another run holds it
-        rc = evaluate.main(["--davis-root", str(tiny_davis), "--baselines", "static", "--out", str(out),
+        rc = benchmark.main(["--davis-root", str(tiny_davis), "--baselines", "static", "--out", str(out),
                             "--no-progress"])
         refused(capsys, rc, str(out), "another run is writing")
         refused(capsys, track.main(trk(ckpt, frames_dir, out, "--box", "30,40,40,40")), "another run is writing")
@@ -195,17 +198,17 @@ def test_5_metrics_errors_are_one_line(tiny_davis, tmp_path, capsys):
 
     shutil.copytree(gt, pred)
     args = ["--gt", str(tiny_davis), "--pred", str(pred), "--out", str(tmp_path / "m"), "--processes", "1"]
-    assert metrics.main(args) == 0
+    assert folders.main(args) == 0
     capsys.readouterr()
     (pred / seq / "00003.png").unlink()
-    refused(capsys, metrics.main(args), f"{seq}/00003.png", "missing prediction")
+    refused(capsys, folders.main(args), f"{seq}/00003.png", "missing prediction")
     cv2.imwrite(str(pred / seq / "00003.png"), np.zeros((10, 10), np.uint8))
-    refused(capsys, metrics.main(args), f"{seq}/00003.png", "size mismatch")
+    refused(capsys, folders.main(args), f"{seq}/00003.png", "size mismatch")
     data = (gt / seq / "00003.png").read_bytes()
     (pred / seq / "00003.png").write_bytes(data[: len(data) // 2])
-    refused(capsys, metrics.main(args), f"{seq}/00003.png", "not a readable mask image")
-    refused(capsys, metrics.main(["--gt", str(tiny_davis), "--pred", str(tmp_path / "nope")]), "nope", "not found")
-    refused(capsys, metrics.main(["--gt", str(tmp_path / "nogt"), "--pred", str(pred)]), "nogt", "not found")
+    refused(capsys, folders.main(args), f"{seq}/00003.png", "not a readable mask image")
+    refused(capsys, folders.main(["--gt", str(tiny_davis), "--pred", str(tmp_path / "nope")]), "nope", "not found")
+    refused(capsys, folders.main(["--gt", str(tmp_path / "nogt"), "--pred", str(pred)]), "nogt", "not found")
 
 
 # ------------------------------------------------------------------------------------ 6. train errors
@@ -236,14 +239,14 @@ def test_6_train_errors_are_one_line(tiny_davis, tmp_path, capsys, ckpt):
 
 # ------------------------------------------------- 7. checkpoint and log in one step; 8. stale temps
 
-def _cfg(data, out, **kw) -> train_mod.TrainConfig:
+def _cfg(data, out, **kw) -> TrainConfig:
     from siampolar_lib.experiment import OptimConfig
     from siampolar_lib.models.config import get_config
 
     base = dict(model=get_config("quick"), data=(str(data),), out=str(out), iters=4, batch=2,
                 optim=OptimConfig(lr=0.01, warmup=2), ckpt_every=1, device="cpu", seed=3, progress=False,
                 pretrained=False)
-    return train_mod.TrainConfig(**{**base, **kw})
+    return TrainConfig(**{**base, **kw})
 
 
 @pytest.mark.slow
@@ -349,7 +352,7 @@ def test_9_track_checks_the_checkpoint_before_reading_a_frame(tmp_path, capsys, 
 def test_9_track_streams_frames_one_at_a_time(tmp_path, frames_dir, ckpt, monkeypatch):
     """When frame k is tracked, only frames 0..k have been read and masks 0..k-1 are already on disk."""
     from siampolar_lib import video
-    from siampolar_lib.tracker import Tracker
+    from siampolar_lib.tracking.tracker import Tracker
 
     reads, seen = [], []
     real_read, real_track = video.read_image, Tracker.track
@@ -427,11 +430,11 @@ def test_12_demo_refuses_no_sequences(tmp_path, capsys, ckpt, value):
 def test_12_resume_with_other_data_warns(tmp_path, capsys):
     saved = {"meta": {"train_config": {"data": ["/data/a"], "batch": 2}}, "config": "quick",
              "optimizer": {}, "scheduler": {}, "scaler": {}, "rng": {}}
-    cfg = train_mod.TrainConfig(data=("/data/b",), batch=2)
-    train_mod._check_resume(saved, Path("last.pt"), cfg)
+    cfg = TrainConfig(data=("/data/b",), batch=2)
+    check_resume(saved, Path("last.pt"), cfg)
     err = capsys.readouterr().err
     assert "warning: resuming with --data ['/data/b'], the run used ['/data/a']" in err
-    train_mod._check_resume(saved, Path("last.pt"), train_mod.TrainConfig(data=("/data/a",), batch=2))
+    check_resume(saved, Path("last.pt"), TrainConfig(data=("/data/a",), batch=2))
     assert capsys.readouterr().err == ""
 
 
@@ -440,17 +443,17 @@ def test_12_resume_with_other_data_warns(tmp_path, capsys):
 @pytest.mark.slow  # ten interpreter starts, each importing torch
 @pytest.mark.parametrize("argv, needle", [
     (["-m", "siampolar_lib.train", "--data", "/nonexistent/d", "--out", "{tmp}/r", "--iters", "2"], "/nonexistent/d"),
-    (["-m", "siampolar_lib.evaluate", "--baselines", "static", "--max-frames", "1", "--out", "{tmp}/e"],
+    (["-m", "siampolar_lib.evaluation.benchmark", "--baselines", "static", "--max-frames", "1", "--out", "{tmp}/e"],
      "--max-frames 1"),
     (["-m", "siampolar_lib.track", "--checkpoint", "{tmp}/none.pt", "--video", "{tmp}", "--box", "-1,2,3",
       "--out", "{tmp}/t"], "four numbers"),
-    (["-m", "siampolar_lib.metrics", "--gt", "{tmp}/nogt", "--pred", "{tmp}"], "nogt"),
+    (["-m", "siampolar_lib.evaluation.folders", "--gt", "{tmp}/nogt", "--pred", "{tmp}"], "nogt"),
     (["-m", "siampolar_lib.demo", "--sequences", "0", "--out", "{tmp}/d"], "--sequences 0"),
     (["data_scripts/davis2coco.py", "--davis-root", "{tmp}/nodavis", "--out", "{tmp}/c"], "nodavis"),
     (["data_scripts/export_checkpoint.py", "--runs", "{tmp}/norun", "--out", "{tmp}/m.pt"], "norun"),
     (["data_scripts/polar_upper_bound.py", "--davis-root", "{tmp}/nodavis"], "nodavis"),
     (["data_scripts/make_synthetic_davis.py", "--out", "{tmp}/s", "--size", "10"], "854x480"),
-    (["-m", "siampolar_lib.evaluate", "--bogus-flag", "--out", "{tmp}/e"], "--bogus-flag"),
+    (["-m", "siampolar_lib.evaluation.benchmark", "--bogus-flag", "--out", "{tmp}/e"], "--bogus-flag"),
 ])
 def test_every_cli_in_a_real_process(tmp_path, argv, needle):
     args = [a.replace("{tmp}", str(tmp_path)) for a in argv]

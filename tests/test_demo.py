@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from siampolar_lib import demo
+from siampolar_lib import paths
 from siampolar_lib.paths import checkpoints_dir, shipped_train_log
 from siampolar_lib.video import read_frames
 
@@ -25,16 +26,16 @@ def checkpoint(tmp_path_factory) -> Path:
 def test_default_checkpoint_names_the_missing_file(tmp_path, monkeypatch):
     monkeypatch.setenv("SIAMPOLAR_CHECKPOINT", str(tmp_path / "nope.pt"))
     with pytest.raises(FileNotFoundError, match="nope.pt"):
-        demo.default_checkpoint()
+        paths.default_checkpoint()
     (tmp_path / "nope.pt").write_bytes(b"x")
-    assert demo.default_checkpoint() == tmp_path / "nope.pt"
+    assert paths.default_checkpoint() == tmp_path / "nope.pt"
     monkeypatch.delenv("SIAMPOLAR_CHECKPOINT")
-    shipped = checkpoints_dir() / demo.SHIPPED_CHECKPOINT
+    shipped = checkpoints_dir() / paths.SHIPPED_CHECKPOINT
     if shipped.is_file():
-        assert demo.default_checkpoint() == shipped
+        assert paths.default_checkpoint() == shipped
     else:
         with pytest.raises(FileNotFoundError, match="siampolar_lite0.pt"):
-            demo.default_checkpoint()
+            paths.default_checkpoint()
 
 
 @pytest.mark.slow
@@ -60,7 +61,7 @@ def test_demo_quick_run_on_real_val(tmp_path, checkpoint, real_davis, monkeypatc
 def test_demo_falls_back_to_synthetic(tmp_path, checkpoint, monkeypatch, capsys):
     monkeypatch.setenv("SIAMPOLAR_DAVIS_ROOT", str(tmp_path / "no_davis_here"))
     out = tmp_path / "demo"
-    result = demo.run_demo(out, checkpoint, sequences=1, max_frames=4, baselines=("static",), progress=False)
+    result = demo.run_demo(out, checkpoint=checkpoint, sequences=1, max_frames=4, baselines=("static",), progress=False)
     assert result["data"] == "synthetic" and len(result["sequences"]) == 1
     assert (out / "synthetic_davis" / "JPEGImages").is_dir() and (out / "results.json").is_file()
     assert "synthetic DAVIS" in capsys.readouterr().out

@@ -9,11 +9,11 @@ import torch
 
 from siampolar_lib import build_model
 from siampolar_lib.checkpoint import save_checkpoint
-from siampolar_lib.engine import OrtEngine, TorchEngine, make_engine
-from siampolar_lib.export_onnx import (META_NAME, SEARCH_NAME, TEMPLATE_NAME, ExportError, cached_export, export_onnx,
+from siampolar_lib.tracking.engine import OrtEngine, TorchEngine, make_engine
+from siampolar_lib.tracking.export import (META_NAME, SEARCH_NAME, TEMPLATE_NAME, ExportError, cached_export, export_onnx,
                                        main, model_digest, sample_crops)
 from siampolar_lib.geometry.polar import mask_iou
-from siampolar_lib.tracker import Tracker
+from siampolar_lib.tracking.tracker import Tracker
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ import torch
 
 from siampolar_lib.checkpoint import CheckpointError, export_weights, load_model
 from siampolar_lib.models.config import QUICK
-from siampolar_lib.train import OptimConfig, TrainConfig, train
+from siampolar_lib.experiment import OptimConfig, TrainConfig
+from siampolar_lib.train import train
 from siampolar_lib.trainlog import concat_logs, read_log
 
 REPO = Path(__file__).resolve().parent.parent

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from siampolar_lib import metrics as M
-from siampolar_lib.results import format_table, write_results_json
+from siampolar_lib import io
+from siampolar_lib.evaluation import folders
+from siampolar_lib.evaluation import metrics as M
+from siampolar_lib.evaluation.report import format_table, write_results_json
 
 H, W = 480, 854
 FAST_SEQS = ["motocross-jump", "scooter-black", "blackswan"]  # the shortest; two are multi-object
@@ -170,11 +172,11 @@ def test_pooled_protocol_equals_per_sequence_for_one_sequence_only():
 # ------------------------------------------------------------------------------------------- files
 def test_write_mask_png_round_trip(tmp_path):
     m = box(5, 20, 3, 30, shape=(40, 50))
-    path = M.write_mask_png(tmp_path / "seq" / "00000.png", m)
+    path = io.write_mask_png(tmp_path / "seq" / "00000.png", m)
     with Image.open(path) as im:
         assert im.mode == "L"
         assert sorted(np.unique(np.asarray(im)).tolist()) == [0, 255]
-    np.testing.assert_array_equal(M.read_mask_png(path), m)
+    np.testing.assert_array_equal(io.read_mask_png(path), m)
     assert [p.name for p in path.parent.iterdir()] == ["00000.png"]  # no temp file left
 
 
@@ -184,14 +186,14 @@ def test_palette_png_is_read_as_object_indices(tmp_path):
     im = Image.fromarray(idx, mode="P")
     im.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (256 * 3 - 9))
     im.save(tmp_path / "p.png")
-    np.testing.assert_array_equal(M.read_mask_png(tmp_path / "p.png"), idx > 0)
+    np.testing.assert_array_equal(io.read_mask_png(tmp_path / "p.png"), idx > 0)
 
 
 def _tiny_davis(root: Path, n_frames: int = 4, shape=(30, 40)) -> Path:
     """Annotations/480p/seq with n_frames 0/255 masks; returns the Annotations/480p folder."""
     ann = root / "Annotations" / "480p"
     for t in range(n_frames):
-        M.write_mask_png(ann / "seq" / f"{t:05d}.png", box(5 + t, 20, 5, 25, shape))
+        io.write_mask_png(ann / "seq" / f"{t:05d}.png", box(5 + t, 20, 5, 25, shape))
     return ann
 
 
@@ -200,22 +202,22 @@ def test_missing_prediction_names_the_file(tmp_path):
     shutil.copytree(ann, tmp_path / "pred")
     (tmp_path / "pred" / "seq" / "00002.png").unlink()
     with pytest.raises(FileNotFoundError, match=r"00002\.png"):
-        M.evaluate_folder(tmp_path / "DAVIS", tmp_path / "pred", processes=1)
+        folders.evaluate_folder(tmp_path / "DAVIS", tmp_path / "pred", processes=1)
     with pytest.raises(FileNotFoundError, match="nope"):
-        M.evaluate_folder(tmp_path / "DAVIS", tmp_path / "pred", sequences=["nope"], processes=1)
+        folders.evaluate_folder(tmp_path / "DAVIS", tmp_path / "pred", sequences=["nope"], processes=1)
 
 
 def test_size_mismatch_names_both_files(tmp_path):
     ann = _tiny_davis(tmp_path / "DAVIS")
     shutil.copytree(ann, tmp_path / "pred")
-    M.write_mask_png(tmp_path / "pred" / "seq" / "00001.png", np.zeros((31, 40), bool))
+    io.write_mask_png(tmp_path / "pred" / "seq" / "00001.png", np.zeros((31, 40), bool))
     with pytest.raises(ValueError, match=r"size mismatch.*00001\.png.*00001\.png"):
-        M.evaluate_folder(ann, tmp_path / "pred", processes=1)
+        folders.evaluate_folder(ann, tmp_path / "pred", processes=1)
 
 
 def test_synthetic_folder_scored_against_itself_is_perfect(synthetic_davis):
     ann = synthetic_davis / "Annotations" / "480p"
-    r = M.evaluate_folder(synthetic_davis, ann, processes=2)
+    r = folders.evaluate_folder(synthetic_davis, ann, processes=2)
     assert len(r["sequences"]) == 4
     assert r["J_M"] == 1.0 and r["F_M"] == 1.0 and r["JF_M"] == 1.0 and r["J_D"] == 0.0
 
@@ -243,10 +245,10 @@ def test_write_results_json_schema(tmp_path):
 def test_cli_writes_results_and_never_into_gt(tmp_path, capsys):
     ann = _tiny_davis(tmp_path / "DAVIS", n_frames=5)
     shutil.copytree(ann, tmp_path / "pred")
-    assert M.main(["--gt", str(tmp_path / "DAVIS"), "--pred", str(tmp_path / "pred"), "--processes", "1"]) == 0
+    assert folders.main(["--gt", str(tmp_path / "DAVIS"), "--pred", str(tmp_path / "pred"), "--processes", "1"]) == 0
     assert "mean over sequences" in capsys.readouterr().out
     assert json.loads((tmp_path / "pred" / "results.json").read_text())["J_M"] == 1.0
-    assert M.main(["--gt", str(tmp_path / "DAVIS"), "--pred", str(tmp_path / "pred"),
+    assert folders.main(["--gt", str(tmp_path / "DAVIS"), "--pred", str(tmp_path / "pred"),
                    "--out", str(tmp_path / "DAVIS" / "out")]) == 2
     assert "inside the ground-truth folder" in capsys.readouterr().err
     assert not (tmp_path / "DAVIS" / "out").exists()
@@ -266,7 +268,7 @@ def _vos_benchmark_scores(gt: Path, pred: Path, seqs: list[str], tmp_path: Path)
     by pixel value); its VideoEvaluator is called directly, so nothing exits or writes results.csv."""
     from vos_benchmark.benchmark import VideoEvaluator
 
-    copy = M.binarise_folder(pred, tmp_path / "binary", seqs)
+    copy = folders.binarise_folder(pred, tmp_path / "binary", seqs)
     ev = VideoEvaluator(str(gt), str(copy))
     out = {}
     for s in seqs:
@@ -278,7 +280,7 @@ def _vos_benchmark_scores(gt: Path, pred: Path, seqs: list[str], tmp_path: Path)
 
 def _cross_check(real_davis, osvos_results, tmp_path, seqs):
     ann = real_davis / "Annotations" / "480p"
-    ours = M.evaluate_folder(real_davis, osvos_results, sequences=seqs, processes=2)
+    ours = folders.evaluate_folder(real_davis, osvos_results, sequences=seqs, processes=2)
     ref = _readme_reference(osvos_results)
     peer = _vos_benchmark_scores(ann, osvos_results, seqs, tmp_path)
     for s in seqs:

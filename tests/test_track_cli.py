@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from siampolar_lib.track import main, output_paths, parse_box, track_video
-from siampolar_lib.video import VideoError, read_frames, read_mask
+from siampolar_lib.errors import VideoError
+from siampolar_lib.io import read_mask_png
+from siampolar_lib.video import read_frames
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -54,7 +56,7 @@ def test_cli_writes_overlay_and_masks(tmp_path, checkpoint):
     assert len(read_frames(out)) == 6
     masks = sorted((tmp_path / "result_masks").glob("*.png"))
     assert [m.name for m in masks] == [f"{i:05d}.png" for i in range(6)]
-    first = read_mask(masks[0])
+    first = read_mask_png(masks[0])
     assert first.shape == (120, 160) and first.sum() == 36 * 36, "frame 0's mask is the given box"
 
 

@@ -136,7 +136,7 @@ def test_two_drawn_boxes_are_tracked_in_their_colours(app, tmp_path):
     assert len(app.object_results) == 5 and all(len(r) == 2 for r in app.object_results)
     assert app.model.calls == 2 * 4, "one network pass per object and tracked frame"
     img = app.render(0)
-    from siampolar_lib.multi import PALETTE
+    from siampolar_lib.io import PALETTE
 
     tint = img.astype(int) - app.frames[0].astype(int)
     assert tint[20, 20, 0] > 0 and tint[65, 85, 1] > 0, "object 1 tinted red, object 2 green"

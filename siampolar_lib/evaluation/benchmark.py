@@ -1,4 +1,5 @@
-"""Track DAVIS sequences and score them: `python -m siampolar_lib.evaluate --checkpoint CKPT --out DIR`.
+"""Track DAVIS sequences and score them: `siampolar-evaluate --checkpoint CKPT --out DIR`
+(or `python -m siampolar_lib.evaluation.benchmark`).
 
 Every sequence is tracked from the box of its first annotated mask (frame 0 in DAVIS-2016). That frame's
 output is its ground-truth mask (SiamMask's convention; the DAVIS protocol does not score it), earlier
@@ -7,7 +8,7 @@ baseline): `<method>/<seq>/<frame>.png` (0/255), `<method>/results.json` and the
 CSVs `<method>/global_results-<split>.csv` and `<method>/per-sequence_results-<split>.csv` (sequence names
 `<seq>_1`); the model's results and CSVs also go to `<out>/`. `--engine onnxruntime` (the CLI's default) runs
 the network in ONNX Runtime, `--engine torch` in PyTorch. Statistics follow the DAVIS protocol
-(siampolar_lib.metrics: frames [1:-1], per sequence, then the mean over sequences).
+(`evaluation.metrics`: frames [1:-1], per sequence, then the mean over sequences).
 
 Speed: fps of a sequence = timed frames / time in `init` + `track` (image reading and scoring excluded;
 the tracker synchronises the device before its clock stops); the overall fps is the mean over sequences
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Sequence
@@ -26,21 +26,22 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .baselines import NAMES as BASELINE_NAMES
-from .baselines import make_baseline
-from .checkpoint import load_model
-from .cli import (ArgumentParser, UserError, check_min_frames, check_output_folder, clean_stale_temps, cli_main,
-                  fresh_folder_beside, is_empty_folder, output_lock, package_version, sha256, swap_in)
-from .data.davis import DavisError, first_nonempty, list_sequences, load_sequence, read_frame, sequence_masks
-from .io import write_text
-from .device import describe_device, pick_device
-from .geometry.boxes import mask_to_box
-from .models.siampolar import build_model
-from .paths import davis_root as resolve_root
-from .metrics import evaluate_sequence, mean_over_sequences, write_mask_png
-from .engine import DEFAULT_ENGINE, ENGINES, Engine, make_engine
-from .results import format_table, write_davis_csvs, write_results_json
-from .tracker import Tracker, TrackerConfig
+from ..checkpoint import load_model
+from ..cli import (ArgumentParser, check_min_frames, check_output_folder, cli_main, is_empty_folder, owned_output,
+                   package_version, sha256)
+from ..data.davis import DavisSequence, first_nonempty, list_sequences, load_sequence, read_frame, sequence_masks
+from ..device import describe_device, pick_device
+from ..errors import DavisError, UserError
+from ..geometry.boxes import mask_to_box
+from ..io import write_mask_png, write_text
+from ..models.siampolar import build_model
+from ..paths import davis_root as resolve_root
+from ..tracking.baselines import NAMES as BASELINE_NAMES
+from ..tracking.baselines import make_baseline
+from ..tracking.engine import DEFAULT_ENGINE, ENGINES, Engine, make_engine
+from ..tracking.tracker import Tracker, TrackerConfig
+from .metrics import evaluate_sequence, mean_over_sequences
+from .report import format_table, write_davis_csvs, write_results_json
 
 MODEL_METHODS = {"search": "siampolar", "full_frame": "siampolar_full_frame"}
 RUN_FILE = "run.json"  # what produced an evaluation folder (see run_record)
@@ -117,7 +118,7 @@ def check_eval_output(out: str | os.PathLike, overwrite: bool | None) -> Path:
 def run_record(model, checkpoint: str | os.PathLike | None, methods: Sequence[str], mode: str, names: Sequence[str],
                frames: dict[str, int], max_frames: int | None, split: str, root: Path) -> dict:
     """What produced an evaluation (written to run.json and results.json): methods, mode, checkpoint + sha256, data."""
-    rec = {"tool": "siampolar_lib.evaluate", "version": package_version(), "methods": list(methods), "mode": mode,
+    rec = {"tool": "siampolar-evaluate", "version": package_version(), "methods": list(methods), "mode": mode,
            "checkpoint": None, "checkpoint_sha256": None, "model": None, "davis_root": str(root), "split": split,
            "sequences": list(names), "frames": dict(frames), "max_frames": max_frames}
     if checkpoint is not None:
@@ -128,76 +129,83 @@ def run_record(model, checkpoint: str | os.PathLike | None, methods: Sequence[st
 
 
 def evaluate_tracker(model: torch.nn.Module | Engine | str | os.PathLike | None,
-                     davis_root: str | os.PathLike | None = None,
-                     out: str | os.PathLike = "runs/eval", split: str = "val",
-                     sequences: Sequence[str] | None = None, baselines: Sequence[str] = (), mode: str = "search",
-                     device: str | torch.device = "auto", cfg: TrackerConfig | None = None,
-                     max_frames: int | None = None, progress: bool = True, verbose: bool = True,
-                     overwrite: bool | None = None, checkpoint: str | os.PathLike | None = None,
-                     engine: str = "torch") -> dict:
-    """Track and score DAVIS sequences with a model (an nn.Module or a checkpoint path) and baselines.
+                     davis_root: str | os.PathLike | None = None, out: str | os.PathLike = "runs/eval", *,
+                     overwrite: bool | None = None, **options) -> dict:
+    """Track and score DAVIS sequences with a model (an nn.Module, an Engine or a checkpoint path) and baselines.
 
-    model None runs only the baselines. max_frames keeps the first N >= 3 frames of each sequence (smoke runs).
-    engine: "torch" or "onnxruntime" for the model (engine.make_engine: exported once, torch on failure).
+    model None runs only the baselines. `options` are `evaluate_into`'s (split, sequences, baselines, mode,
+    device, cfg, max_frames, progress, verbose, checkpoint, engine).
     Returns {method: {"summary": {J_M.., JF_M, fps}, "sequences": {seq: {J_M.., fps, lost, J, F}}}} and
     writes PNGs and results.json files under `out` (see the module docstring); prints one table per method
-    when verbose. The run owns `out`: it is written into a fresh folder beside it and swapped in when done
-    (never two runs mixed; a concurrent run into the same `out` is refused); see `check_eval_output` for
-    `overwrite`. `checkpoint` names the file an nn.Module came from, for the record.
+    when verbose. The run owns `out` (`cli.owned_output`): it is written into a fresh folder beside it and
+    swapped in when done (never two runs mixed; a concurrent run into the same `out` is refused); see
+    `check_eval_output` for `overwrite`.
     """
     out = check_eval_output(out, overwrite)
-    check_min_frames(max_frames)
-    with output_lock(out):
-        clean_stale_temps(Path(os.path.abspath(out)).parent, [f".{out.name}.partial-*", f".{out.name}.old-*"])
-        staging = fresh_folder_beside(out)
-        try:
-            results = evaluate_into(model, davis_root, staging, split, sequences, baselines, mode, device, cfg,
-                                    max_frames, progress, verbose, checkpoint, engine)
-            swap_in(staging, out)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
-    return results
+    with owned_output(out) as staging:
+        return evaluate_into(model, davis_root, staging, **options)
 
 
-def evaluate_into(model: torch.nn.Module | Engine | str | os.PathLike | None, davis_root: str | os.PathLike | None,
-                  out: Path, split: str = "val", sequences: Sequence[str] | None = None, baselines: Sequence[str] = (),
-                  mode: str = "search", device: str | torch.device = "auto", cfg: TrackerConfig | None = None,
-                  max_frames: int | None = None, progress: bool = True, verbose: bool = True,
-                  checkpoint: str | os.PathLike | None = None, engine: str = "torch") -> dict:
-    """`evaluate_tracker` writing straight into the folder `out` (no ownership checks, lock or swap)."""
-    check_min_frames(max_frames)
-    root = resolve_root(davis_root)
-    out = Path(out)
-    dev = device if isinstance(device, torch.device) else pick_device(device)
+def _check_methods(model, baselines: Sequence[str], mode: str) -> list[str]:
+    """The methods an evaluation runs: the model's (by mode) and the baselines; ValueError for unknown ones."""
     unknown = [b for b in baselines if b not in BASELINE_NAMES]
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}: choose from {', '.join(BASELINE_NAMES)}")
     if mode not in MODEL_METHODS:
         raise ValueError(f"mode must be one of {sorted(MODEL_METHODS)}, got {mode!r}")
-    names = list(sequences) if sequences else list_sequences(root, split)
-    if not names:
-        raise ValueError(f"no sequences to evaluate in {root} (split {split!r})")
-    methods: list[str] = []
-    net = None
-    if model is not None:
-        if not isinstance(model, (torch.nn.Module, Engine)):
-            checkpoint = model
-        net = model if isinstance(model, (torch.nn.Module, Engine)) else load_tracker_model(model, None, dev)
-        net = make_engine(net, engine, dev)  # once: every sequence's Tracker shares it
-        methods.append(MODEL_METHODS[mode])
-    methods += list(baselines)
+    methods = ([MODEL_METHODS[mode]] if model is not None else []) + list(baselines)
     if not methods:
         raise ValueError("nothing to evaluate: give a model and/or baselines")
-    tcfg = cfg if cfg is not None else TrackerConfig(mode=mode)
-    if tcfg.mode != mode:
-        raise ValueError(f"cfg.mode {tcfg.mode!r} disagrees with mode {mode!r}")
-    seqs = {name: load_sequence(root, name) for name in names}  # every sequence checked before any tracking
+    return methods
+
+
+def _load_checked(root: Path, names: Sequence[str]) -> dict[str, DavisSequence]:
+    """Every sequence, checked before any tracking: DavisError naming those with fewer than 3 frames."""
+    seqs = {name: load_sequence(root, name) for name in names}
     short = [f"{n} ({len(s.frame_paths)})" for n, s in seqs.items() if len(s.frame_paths) < 3]
     if short:
         raise DavisError(root, f"sequences with fewer than 3 frames have no frame the DAVIS protocol scores "
                                f"(it skips the first and the last): {', '.join(short)}")
+    return seqs
 
+
+def _write_method(out: Path, method: str, rows: dict[str, dict], record: dict, split: str, is_model: bool) -> dict:
+    """One method's summary (means over sequences + mean fps), written as results.json and the official CSVs."""
+    summary = mean_over_sequences(rows)
+    summary["fps"] = float(np.mean([r["fps"] for r in rows.values()]))
+    for folder in (out / method, out) if is_model else (out / method,):
+        write_results_json(folder / "results.json", summary, rows, run={**record, "method": method})
+        write_davis_csvs(folder, rows, split)
+    return summary
+
+
+def evaluate_into(model: torch.nn.Module | Engine | str | os.PathLike | None, davis_root: str | os.PathLike | None,
+                  out: str | os.PathLike, *, split: str = "val", sequences: Sequence[str] | None = None,
+                  baselines: Sequence[str] = (), mode: str = "search", device: str | torch.device = "auto",
+                  cfg: TrackerConfig | None = None, max_frames: int | None = None, progress: bool = True,
+                  verbose: bool = True, checkpoint: str | os.PathLike | None = None, engine: str = "torch") -> dict:
+    """`evaluate_tracker` writing straight into the folder `out` (no ownership checks, lock or swap).
+
+    max_frames keeps the first N >= 3 frames of each sequence (smoke runs). engine: "torch" or "onnxruntime"
+    for the model (`tracking.engine.make_engine`: exported once, torch on failure). `checkpoint` names the file
+    an nn.Module came from, for the record.
+    """
+    check_min_frames(max_frames)
+    root, out = resolve_root(davis_root), Path(out)
+    dev = device if isinstance(device, torch.device) else pick_device(device)
+    methods = _check_methods(model, baselines, mode)
+    names = list(sequences) if sequences else list_sequences(root, split)
+    if not names:
+        raise ValueError(f"no sequences to evaluate in {root} (split {split!r})")
+    net = None
+    if model is not None:
+        if not isinstance(model, (torch.nn.Module, Engine)):
+            checkpoint, model = model, load_tracker_model(model, None, dev)
+        net = make_engine(model, engine, dev)  # once: every sequence's Tracker shares it
+    tcfg = cfg if cfg is not None else TrackerConfig(mode=mode)
+    if tcfg.mode != mode:
+        raise ValueError(f"cfg.mode {tcfg.mode!r} disagrees with mode {mode!r}")
+    _load_checked(root, names)
     rows: dict[str, dict[str, dict]] = {m: {} for m in methods}
     frames: dict[str, int] = {}
     for name in tqdm(names, desc="sequences", disable=not progress, unit="seq"):
@@ -205,27 +213,19 @@ def evaluate_into(model: torch.nn.Module | Engine | str | os.PathLike | None, da
         frames[name] = len(frame_paths)
         t0 = first_nonempty(gt) or 0  # first annotated frame (run_sequence refuses an all-empty sequence)
         for method in methods:
-            if method in MODEL_METHODS.values():
-                tracker = Tracker(net, tcfg, device=dev)
-            else:
-                tracker = make_baseline(method, gt_masks=gt[t0:])
+            tracker = Tracker(net, tcfg, device=dev) if method in MODEL_METHODS.values() \
+                else make_baseline(method, gt_masks=gt[t0:])
             preds, rows[method][name] = track_and_score(tracker, frame_paths, gt, progress, desc=f"{method}/{name}")
             for t, p in enumerate(frame_paths):
                 write_mask_png(out / method / name / (Path(p).stem + ".png"), preds[t])
-
     record = run_record(net, checkpoint, methods, mode, names, frames, max_frames, split, root)
     results = {}
     for method in methods:
-        summary = mean_over_sequences(rows[method])
-        summary["fps"] = float(np.mean([r["fps"] for r in rows[method].values()]))
+        is_model = method in MODEL_METHODS.values()
+        summary = _write_method(out, method, rows[method], record, split, is_model)
         results[method] = {"summary": summary, "sequences": rows[method]}
-        write_results_json(out / method / "results.json", summary, rows[method], run={**record, "method": method})
-        write_davis_csvs(out / method, rows[method], split)
-        if method in MODEL_METHODS.values():
-            write_results_json(out / "results.json", summary, rows[method], run={**record, "method": method})
-            write_davis_csvs(out, rows[method], split)
         if verbose:
-            print(f"\n== {method} ({describe_device(dev) if method in MODEL_METHODS.values() else 'cpu'}) ==")
+            print(f"\n== {method} ({describe_device(dev) if is_model else 'cpu'}) ==")
             print(format_table({**rows[method], "overall": summary}))
     write_text(out / RUN_FILE, json.dumps(record, indent=2) + "\n")
     return results
@@ -234,7 +234,7 @@ def evaluate_into(model: torch.nn.Module | Engine | str | os.PathLike | None, da
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (2 for bad input, with a one-line message)."""
-    ap = ArgumentParser(prog="python -m siampolar_lib.evaluate", description=__doc__.splitlines()[0])
+    ap = ArgumentParser(prog="siampolar-evaluate", description=__doc__.splitlines()[0])
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", help="a SiamPolar checkpoint (.pt)")
     src.add_argument("--model", help="an untrained build_model(NAME) instead of a checkpoint (smoke runs only)")

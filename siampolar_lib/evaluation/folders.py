@@ -1,9 +1,10 @@
 """Score DAVIS-format prediction folders against annotations, and the command line that does it.
 
-    python -m siampolar_lib.scoring --gt DIR --pred DIR [--out DIR] [--sequences a,b] [--processes N]
+    siampolar-score --gt DIR --pred DIR [--out DIR] [--sequences a,b] [--processes N]
+    (or python -m siampolar_lib.evaluation.folders ...)
 
 Predictions are `<pred>/<sequence>/00000.png ...` mask PNGs; the measures and statistics are
-`siampolar_lib.metrics` (the DAVIS protocol), written to results.json (`siampolar_lib.results`) and to the
+`evaluation.metrics` (the DAVIS protocol), written to results.json (`evaluation.report`) and to the
 official davis2017-evaluation CSVs `global_results-val.csv` and `per-sequence_results-val.csv`.
 
 Objects (DAVIS 2017): a sequence whose first ground-truth frame holds ids 1..N (palette PNGs) is scored per
@@ -21,10 +22,11 @@ from typing import Sequence
 
 import numpy as np
 
-from .cli import ArgumentParser, UserError, check_output_folder, cli_main, package_version
-from .io import read_label_png, read_mask_png, write_mask_png
-from .metrics import BOUND_TH, _sequence_row, f_measure, jaccard, mean_over_sequences
-from .results import STAT_KEYS, format_table, write_davis_csvs, write_results_json
+from ..cli import ArgumentParser, cli_main, check_output_folder, package_version
+from ..errors import UserError
+from ..io import read_label_png, read_mask_png, write_mask_png
+from .metrics import BOUND_TH, STAT_KEYS, f_measure, jaccard, mean_over_sequences, sequence_statistics
+from .report import format_table, write_davis_csvs, write_results_json
 
 
 def binarise_folder(src: str | os.PathLike, dst: str | os.PathLike,
@@ -58,33 +60,6 @@ def annotations_dir(gt: str | os.PathLike) -> Path:
     return gt
 
 
-def evaluate_sequence_folder(gt_seq_dir: str | os.PathLike, pred_seq_dir: str | os.PathLike,
-                             bound_th: float = BOUND_TH) -> dict:
-    """Score one sequence folder of PNGs; every GT frame needs a prediction of the same name and size."""
-    gt_seq_dir, pred_seq_dir = Path(gt_seq_dir), Path(pred_seq_dir)
-    names = sorted(p.name for p in gt_seq_dir.glob("*.png"))
-    if not names:
-        raise FileNotFoundError(f"{gt_seq_dir}: no ground-truth PNGs")
-    if len(names) < 3:
-        raise ValueError(f"{gt_seq_dir}: {len(names)} ground-truth frame(s); the DAVIS protocol scores frames "
-                         "[1:-1], so a sequence needs at least 3")
-    j = np.empty(len(names))
-    f = np.empty(len(names))
-    for i, name in enumerate(names):
-        gt = read_mask_png(gt_seq_dir / name)
-        pred_path = pred_seq_dir / name
-        if not pred_path.is_file():
-            raise FileNotFoundError(f"{pred_path}: missing prediction (the ground truth has {gt_seq_dir / name})")
-        pred = read_mask_png(pred_path)
-        if pred.shape != gt.shape:
-            raise ValueError(f"{pred_path}: size mismatch: prediction {pred_path.name} is "
-                             f"{pred.shape[1]}x{pred.shape[0]}, "
-                             f"ground truth {gt_seq_dir / name} is {gt.shape[1]}x{gt.shape[0]}")
-        j[i] = jaccard(pred, gt)
-        f[i] = f_measure(pred, gt, bound_th)
-    return _sequence_row(j, f)
-
-
 def evaluate_sequence_objects(gt_seq_dir: str | os.PathLike, pred_seq_dir: str | os.PathLike,
                               bound_th: float = BOUND_TH) -> dict[int, dict]:
     """Score one sequence folder per object: {object id: row} (module docstring, "Objects").
@@ -111,12 +86,12 @@ def evaluate_sequence_objects(gt_seq_dir: str | os.PathLike, pred_seq_dir: str |
     if n_obj <= 1:  # one object (or none): DAVIS 2016, the prediction's union against the truth
         j = np.array([jaccard(p, g) for p, g in zip(preds, gts)])
         f = np.array([f_measure(p, g, bound_th) for p, g in zip(preds, gts)])
-        return {1: _sequence_row(j, f)}
+        return {1: sequence_statistics(j, f)}
     rows = {}
     for k in range(1, n_obj + 1):
         j = np.array([jaccard(p == k, g == k) for p, g in zip(preds, gts)])
         f = np.array([f_measure(p == k, g == k, bound_th) for p, g in zip(preds, gts)])
-        rows[k] = _sequence_row(j, f)
+        rows[k] = sequence_statistics(j, f)
     return rows
 
 
@@ -174,7 +149,7 @@ def evaluate_folder(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike,
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     """Score a prediction folder, print the table, write results.json and the official CSVs (never into the GT)."""
-    ap = ArgumentParser(prog="python -m siampolar_lib.scoring",
+    ap = ArgumentParser(prog="siampolar-score",
                         description="Score a prediction folder, print the table, write results.json and the "
                                     "official davis2017-evaluation CSVs.")
     ap.add_argument("--gt", required=True, help="DAVIS root or its Annotations/480p folder")
@@ -199,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = {k: res[k] for k in STAT_KEYS}
     print(format_table({**per_seq, "mean over sequences": summary},
                        columns=("J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "JF_M")))
-    run = {"tool": "siampolar_lib.scoring", "version": package_version(), "gt": str(gt_root),
+    run = {"tool": "siampolar-score", "version": package_version(), "gt": str(gt_root),
            "pred": str(Path(args.pred).resolve()), "sequences": list(per_seq),
            "frames": {s: len(r["J"]) for s, r in res["sequences"].items()}}
     path = write_results_json(out_dir / "results.json", {**summary, "fps": None}, per_seq, run=run)

@@ -12,22 +12,20 @@ Follows the official DAVIS code (fperazzi/davis, davis2017-evaluation) exactly:
 - Sequences with fewer than 3 frames have no frame the protocol would score; we then score all
   frames, so results stay finite (the official tools return NaN there).
 
-Scoring folders of PNGs (and its command line) is `siampolar_lib.scoring`.
+Scoring folders of PNGs (and its command line) is `evaluation.folders`. This module needs numpy and OpenCV only.
 """
 from __future__ import annotations
 
-import sys
 from functools import lru_cache
 from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
 
-from siampolar_lib.geometry.polar import mask_iou
-from siampolar_lib.io import read_mask_png, write_mask_png  # noqa: F401  (moved to siampolar_lib.io; deprecated here)
-from siampolar_lib.results import STAT_KEYS
+from ..geometry.polar import mask_iou
 
 BOUND_TH = 0.008  # boundary tolerance as a fraction of the image diagonal (DAVIS default)
+STAT_KEYS = ("J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "JF_M")  # a sequence's statistics (fractions 0..1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,11 +191,11 @@ def evaluate_sequence(pred_masks: np.ndarray, gt_masks: np.ndarray, bound_th: fl
         raise ValueError(f"evaluate_sequence wants (T, H, W) masks with T >= 1, got {preds.shape}")
     j = batched_jaccard(preds, gts)
     f = batched_f_measure(preds, gts, bound_th)
-    return _sequence_row(j, f)
+    return sequence_statistics(j, f)
 
 
-def _sequence_row(j: np.ndarray, f: np.ndarray) -> dict:
-    """Statistics dict of one sequence from its per-frame J and F over all frames."""
+def sequence_statistics(j: np.ndarray, f: np.ndarray) -> dict:
+    """One sequence's row from its per-frame J and F (T,) over all frames: STAT_KEYS on frames [1:-1], plus J and F."""
     sl = scored_slice(len(j))
     j_m, j_o, j_d = db_statistics(j[sl])
     f_m, f_o, f_d = db_statistics(f[sl])
@@ -226,21 +224,3 @@ def pooled_statistics(per_frame: Sequence[Sequence[float]], keep_first_last: boo
     if not keep_first_last:
         parts = [v[scored_slice(len(v))] for v in parts]
     return db_statistics(np.concatenate(parts), wrap_uint8=wrap_uint8)
-
-
-_MOVED_TO_SCORING = ("binarise_folder", "annotations_dir", "evaluate_sequence_folder", "evaluate_folder", "main")
-
-
-def __getattr__(name: str):
-    """Folder scoring moved to siampolar_lib.scoring; the old names still resolve here (deprecated)."""
-    if name in _MOVED_TO_SCORING:
-        from . import scoring
-
-        return getattr(scoring, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-if __name__ == "__main__":  # the old command line, `python -m siampolar_lib.metrics`
-    from siampolar_lib.scoring import main as _main
-
-    sys.exit(_main())

@@ -1,4 +1,4 @@
-"""Results reporting shared by the metrics and evaluation CLIs: a text table and the results.json writer.
+"""Results reporting shared by the scoring and benchmark CLIs: a text table, results.json and the official CSVs.
 
 results.json schema (statistics as fractions 0..1, fps in frames per second or null):
     {"J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "JF_M", "fps", "sequences": {seq: {same keys}},
@@ -12,9 +12,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from .io import write_text
-
-STAT_KEYS = ("J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "JF_M")
+from ..io import write_text
+from .metrics import STAT_KEYS
 # davis2017-evaluation's CSV columns and the keys they come from (fractions; Recall = our O, Decay = our D)
 GLOBAL_CSV_COLUMNS = (("J&F-Mean", "JF_M"), ("J-Mean", "J_M"), ("J-Recall", "J_O"), ("J-Decay", "J_D"),
                       ("F-Mean", "F_M"), ("F-Recall", "F_O"), ("F-Decay", "F_D"))

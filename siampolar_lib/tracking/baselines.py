@@ -14,8 +14,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .geometry.boxes import box_mask, mask_to_box, polygon_box, validate_box
-from .geometry.polar import NUM_RAYS, mask_to_rays, mass_centre, polygon_to_mask, ray_angles, rays_to_polygon
+from ..geometry.boxes import box_mask, mask_to_box, polygon_box, validate_box
+from ..geometry.polar import NUM_RAYS, mask_to_rays, mass_centre, polygon_to_mask, ray_angles, rays_to_polygon
 from .tracker import TrackResult
 
 NAMES = ("static", "oracle_box", "polar_bound", "csrt")

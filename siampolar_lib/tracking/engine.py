@@ -1,6 +1,6 @@
 """Inference engines: the tracker's network step run by PyTorch (`torch`) or by ONNX Runtime (`onnxruntime`).
 
-An engine turns crops into score maps; the tracker (siampolar_lib.tracker) does everything else:
+An engine turns crops into score maps; the tracker (siampolar_lib.tracking.tracker) does everything else:
 
     state  = engine.template(z)          z (127, 127, 3) uint8 RGB -> the target's template features
     levels = engine.search(x, state)     x (255, 255, 3) uint8 RGB -> one dict per level:
@@ -21,7 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .device import sync
+from ..device import sync
+from ..errors import ExportError
+from ..models.config import get_config
+from ..models.grid import location_grid
+from .export import META_NAME, SEARCH_NAME, TEMPLATE_NAME, cached_export
 
 ENGINES = ("torch", "onnxruntime")
 DEFAULT_ENGINE = "onnxruntime"  # for tracking; training always uses torch
@@ -103,26 +107,20 @@ class TorchEngine(Engine):
 
 def level_points(meta: dict) -> list[np.ndarray]:
     """Crop-pixel (x, y) of each location, per level of an exported graph's meta: (H, W, 2) float64 each."""
-    from .models.grid import location_grid
-
     return [location_grid(h, w, s, meta["search_size"]).numpy().astype(np.float64)
             for h, w, s in meta["levels"]]
 
 
 class OrtEngine(Engine):
-    """ONNX Runtime (CPUExecutionProvider) on graphs written by siampolar_lib.export_onnx."""
+    """ONNX Runtime (CPUExecutionProvider) on graphs written by siampolar_lib.tracking.export."""
 
     name = "onnxruntime"
 
     def __init__(self, folder: str | os.PathLike, threads: int | None = None):
         import onnxruntime as ort
 
-        from .export_onnx import META_NAME, SEARCH_NAME, TEMPLATE_NAME
-
         folder = Path(folder)
         self.folder = folder
-        from .models.config import get_config
-
         self.meta = json.loads((folder / META_NAME).read_text())
         self.config = get_config(self.meta["config"])
         opts = ort.SessionOptions()
@@ -166,8 +164,6 @@ def make_engine(model, engine: str = DEFAULT_ENGINE, device=None, threads: int |
     if dev is not None and dev.type != "cpu":
         reason = f"it runs on the CPU and the device is {dev.type}"
     else:
-        from .export_onnx import ExportError, cached_export
-
         try:
             return OrtEngine(cached_export(model), threads=threads)
         except (ExportError, ImportError) as err:

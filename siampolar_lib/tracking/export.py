@@ -1,4 +1,5 @@
-"""Export a SiamPolar network to ONNX: `python -m siampolar_lib.export_onnx --checkpoint CKPT --out DIR`.
+"""Export a SiamPolar network to ONNX: `siampolar-export-onnx --checkpoint CKPT --out DIR`
+(or `python -m siampolar_lib.tracking.export`).
 
 Writes into DIR (each file atomically: a temporary file, then a rename):
     template.onnx        z (1, 127, 127, 3) uint8 RGB -> zf0, zf1: template features (1, C, k, k) per level
@@ -13,14 +14,12 @@ sequence when a DAVIS folder is found, else a synthetic frame) and compares ever
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import io
 import json
 import os
 import shutil
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -29,17 +28,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from .models.xcorr import xcorr_depthwise
+from ..checkpoint import load_model
+from ..cli import ArgumentParser, cli_main
+from ..data.davis import first_box, list_sequences, load_sequence, read_frame
+from ..errors import ExportError
+from ..geometry.crops import context_side, crop_square
+from ..models.xcorr import xcorr_depthwise
+from ..paths import davis_available
+from ..paths import davis_root as resolve_davis_root
 
 TEMPLATE_NAME = "template.onnx"
 SEARCH_NAME = "search.onnx"
 META_NAME = "siampolar_onnx.json"
 FORMAT = "siampolar-onnx-v1"  # bump when the graphs' inputs or outputs change (invalidates the cache)
 ATOL, RTOL = 1e-3, 1e-4  # |ort - torch| <= ATOL + RTOL |torch| for every output (measured: <= 1.1e-4 on rays)
-
-
-class ExportError(RuntimeError):
-    """The network could not be exported or its export does not reproduce PyTorch; the message says why."""
 
 
 class TemplateStep(nn.Module):
@@ -85,16 +87,10 @@ def sample_crops(model: nn.Module, davis_root=None) -> tuple[np.ndarray, np.ndar
     Real: frame 0 of the first DAVIS val sequence, around its first mask's box, the search crop from frame 1.
     Otherwise a synthetic frame (seeded noise with a bright disk). Returns (z, x, description).
     """
-    from .geometry.crops import context_side, crop_square
-    from .paths import davis_available
-    from .paths import davis_root as resolve
-
     cfg = model.config
-    root = resolve(davis_root)
+    root = resolve_davis_root(davis_root)
     frames = None
     if davis_available(root):
-        from .data.davis import first_box, list_sequences, load_sequence, read_frame
-
         names = list_sequences(root, "val")
         if names:
             seq = load_sequence(root, names[0])
@@ -132,6 +128,35 @@ def _export_graph(module: nn.Module, args: tuple, path: Path, input_names, outpu
         onnx_program.save(str(path), external_data=False)
 
 
+def _check_graphs(folder: Path, z: np.ndarray, x: np.ndarray, zf: tuple, ref: tuple, names: list[str],
+                  what: str, threads: int | None) -> dict[str, float]:
+    """Run both exported graphs in ONNX Runtime and compare every output with PyTorch's: {name: max |diff|}.
+
+    The search graph is fed PyTorch's template features, so each graph is checked on its own. ExportError when
+    an output's shape differs or a value differs by more than ATOL + RTOL |torch|.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+    opts.log_severity_level = 3
+    st = ort.InferenceSession(str(folder / TEMPLATE_NAME), opts, providers=["CPUExecutionProvider"])
+    ss = ort.InferenceSession(str(folder / SEARCH_NAME), opts, providers=["CPUExecutionProvider"])
+    n = len(zf)
+    ozf = st.run(None, {"z": z[None]})
+    oout = ss.run(None, {"x": x[None], **{k: t.numpy() for k, t in zip(names[:n], zf)}})
+    diffs = {}
+    for name, a, b in zip(names, ozf + oout, list(zf) + list(ref)):
+        b = b.numpy()
+        if a.shape != b.shape:
+            raise ExportError(f"ONNX output {name} has shape {a.shape}, PyTorch {b.shape}")
+        diffs[name] = float(np.abs(a - b).max())
+        if (np.abs(a - b) > ATOL + RTOL * np.abs(b)).any():
+            raise ExportError(f"ONNX output {name} differs from PyTorch by up to {diffs[name]:.3g} on {what}")
+    return diffs
+
+
 def export_onnx(model: nn.Module, out: str | os.PathLike, davis_root=None, threads: int | None = None) -> dict:
     """Export `model` (a SiamPolar network) to out/template.onnx, out/search.onnx and out/siampolar_onnx.json.
 
@@ -147,16 +172,14 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, davis_root=None, threa
         raise ExportError(f"{out}: exists and is not a folder")
     model = model.to("cpu").eval()
     cfg = model.config
-    n = len(cfg.strides)
     z, x, what = sample_crops(model, davis_root)
-    zt = torch.from_numpy(z)[None]
-    xt = torch.from_numpy(x)[None]
+    zt, xt = torch.from_numpy(z)[None], torch.from_numpy(x)[None]
     tstep, sstep = TemplateStep(model).eval(), SearchStep(model).eval()
     with torch.inference_mode():
         zf = tstep(zt)
         ref = sstep(xt, *zf)
-    zf_names = [f"zf{i}" for i in range(n)]
-    out_names = [f"{k}{i}" for i in range(n) for k in ("score", "rays")]
+    zf_names = [f"zf{i}" for i in range(len(cfg.strides))]
+    out_names = [f"{k}{i}" for i in range(len(cfg.strides)) for k in ("score", "rays")]
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".onnx-export-", dir=out.parent) as tmp:
         tmp = Path(tmp)
@@ -166,24 +189,7 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, davis_root=None, threa
         except Exception as err:  # the exporter raises many types (torch._dynamo, onnxscript, ...): all mean "cannot"
             first = (str(err).strip().splitlines() or [""])[0][:300]
             raise ExportError(f"torch.onnx.export failed for {cfg.name}: {type(err).__name__}: {first}") from err
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-        opts.log_severity_level = 3
-        st = ort.InferenceSession(str(tmp / TEMPLATE_NAME), opts, providers=["CPUExecutionProvider"])
-        ss = ort.InferenceSession(str(tmp / SEARCH_NAME), opts, providers=["CPUExecutionProvider"])
-        ozf = st.run(None, {"z": z[None]})
-        # the search graph is fed PyTorch's template features, so each graph is checked on its own
-        oout = ss.run(None, {"x": x[None], **{k: t.numpy() for k, t in zip(zf_names, zf)}})
-        diffs = {}
-        for name, a, b in zip(zf_names + out_names, ozf + oout, list(zf) + list(ref)):
-            b = b.numpy()
-            if a.shape != b.shape:
-                raise ExportError(f"ONNX output {name} has shape {a.shape}, PyTorch {b.shape}")
-            diffs[name] = float(np.abs(a - b).max())
-            bad = np.abs(a - b) > ATOL + RTOL * np.abs(b)
-            if bad.any():
-                raise ExportError(f"ONNX output {name} differs from PyTorch by up to {diffs[name]:.3g} on {what}")
+        diffs = _check_graphs(tmp, z, x, zf, ref, zf_names + out_names, what, threads)
         meta = {"format": FORMAT, "config": cfg.to_dict(), "torch": torch.__version__, "onnxruntime": ort.__version__,
                 "search_size": cfg.search_size, "template_size": cfg.template_size,
                 "levels": [[int(r.shape[0]), int(r.shape[1]), int(s)] for r, s in zip(ref[0::2], cfg.strides)],
@@ -225,27 +231,21 @@ def cached_export(model: nn.Module) -> Path:
     return folder
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (2 for bad input, with a one-line message)."""
-    ap = argparse.ArgumentParser(prog="python -m siampolar_lib.export_onnx", description=__doc__.splitlines()[0])
+    ap = ArgumentParser(prog="siampolar-export-onnx", description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", required=True, help="a SiamPolar checkpoint (.pt)")
     ap.add_argument("--out", required=True, help="folder for template.onnx, search.onnx and siampolar_onnx.json")
     ap.add_argument("--davis-root", default=None, help="DAVIS folder for the check frame (default: $SIAMPOLAR_DAVIS_ROOT)")
     args = ap.parse_args(argv)
-    from .checkpoint import CheckpointError, load_model
-    from .data.davis import DavisError
-
     out = Path(args.out)
-    try:
-        if out.exists() and not out.is_dir():
-            raise ExportError(f"--out {out}: exists and is not a folder")
-        if Path(args.checkpoint).resolve() in [(out / n).resolve() for n in (TEMPLATE_NAME, SEARCH_NAME, META_NAME)]:
-            raise ExportError(f"--out {out} would overwrite the checkpoint {args.checkpoint}")
-        model = load_model(args.checkpoint, device="cpu")
-        meta = export_onnx(model, out, davis_root=args.davis_root)
-    except (CheckpointError, ExportError, DavisError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out}: exists and is not a folder")
+    if Path(args.checkpoint).resolve() in [(out / n).resolve() for n in (TEMPLATE_NAME, SEARCH_NAME, META_NAME)]:
+        raise ExportError(f"--out {out} would overwrite the checkpoint {args.checkpoint}")
+    model = load_model(args.checkpoint, device="cpu")
+    meta = export_onnx(model, out, davis_root=args.davis_root)
     worst = max(meta["max_abs_diff"].values())
     print(f"wrote {out / TEMPLATE_NAME}, {out / SEARCH_NAME} and {out / META_NAME} ({meta['config']['name']}); "
           f"ONNX Runtime matches PyTorch on {meta['checked_on']} (max abs difference {worst:.2g})")

@@ -5,38 +5,17 @@
     results = mt.track(frame)                   # one TrackResult per object, in box order
     labels = label_map(results, frame.shape)    # (H, W) uint8: 0 background, k = object k (1..N)
 
-Output follows DAVIS 2017: a palette PNG per frame whose pixel values are object ids (`write_label_png`);
+Output follows DAVIS 2017: a palette PNG per frame whose pixel values are object ids (`io.write_label_png`);
 where two masks overlap, the pixel goes to the object with the higher tracking score (ties: the later object).
 """
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 import numpy as np
-from PIL import Image
+from tqdm.auto import tqdm
 
+from ..geometry.boxes import validate_box
 from .engine import make_engine
-from .geometry.boxes import validate_box
-from .tracker import Tracker, TrackerConfig, TrackResult
-
-
-def davis_palette() -> np.ndarray:
-    """The DAVIS / PASCAL VOC colour palette: (256, 3) uint8 RGB, index 0 black, 1 red, 2 green, 3 yellow, ..."""
-    pal = np.zeros((256, 3), np.uint8)
-    for i in range(256):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):  # bit-interleaved, as the VOC devkit's labelcolormap
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        pal[i] = (r, g, b)
-    return pal
-
-
-PALETTE = davis_palette()
+from .tracker import Tracker, TrackerConfig, TrackResult, box_result
 
 
 def label_map(results: list[TrackResult], shape: tuple[int, int]) -> np.ndarray:
@@ -54,26 +33,6 @@ def label_map(results: list[TrackResult], shape: tuple[int, int]) -> np.ndarray:
     return labels
 
 
-def write_label_png(path: str | os.PathLike, labels: np.ndarray) -> Path:
-    """Write an (H, W) uint8 label map as a DAVIS palette PNG (mode P), atomically (temp file, then rename)."""
-    path = Path(path)
-    labels = np.asarray(labels)
-    if labels.ndim != 2 or labels.dtype != np.uint8:
-        raise ValueError(f"{path}: a label map must be (H, W) uint8, got {labels.dtype} {labels.shape}")
-    im = Image.fromarray(labels, mode="P")
-    im.putpalette(PALETTE.reshape(-1).tolist())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            im.save(fh, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)  # never leave a half-written temp file behind
-        raise
-    return path
-
-
 class MultiTracker:
     """Track N targets from N first-frame boxes; every object has its own template and state.
 
@@ -88,8 +47,6 @@ class MultiTracker:
 
     def init(self, frame: np.ndarray, boxes) -> list[TrackResult]:
         """Start every object: frame (H, W, 3) uint8 RGB, boxes (N, 4) xywh -> frame 0's TrackResults (the boxes)."""
-        from .video_tracking import box_result
-
         boxes = [np.asarray(b, dtype=np.float64) for b in boxes]
         if not boxes:
             raise ValueError("MultiTracker.init needs at least one box")
@@ -114,8 +71,6 @@ class MultiTracker:
 
 def track_objects(tracker: MultiTracker, frames, boxes, progress: bool = False) -> list[list[TrackResult]]:
     """Run a MultiTracker over frames from first-frame boxes: per frame, one TrackResult per object."""
-    from tqdm.auto import tqdm
-
     frames = iter(frames)
     first = next(frames, None)
     if first is None:

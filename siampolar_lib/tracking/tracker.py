@@ -1,5 +1,7 @@
 """The SiamPolar tracker: template once, then per frame search crop -> score maps -> best polygon -> mask.
 
+`Tracker` has the pysot API (`init(frame, box)`, `track(frame)`); `track_frames` runs one over a list of frames.
+
 Two modes (TrackerConfig.mode):
 - "search" (default, pysot/SiamCAR style, docs/design.md): a search crop (model.config.search_size) centred on the
   previous state with context, score = sigmoid(cls) x sigmoid(ctr), a scale/aspect change penalty and a
@@ -21,13 +23,13 @@ from functools import lru_cache
 import cv2
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from .device import sync  # noqa: F401 (re-exported)
-from .engine import Engine, decode_levels, location_score, make_engine, to_tensor  # noqa: F401 (re-exported)
-from .geometry.boxes import polygon_box, validate_box
-from .geometry.crops import context_side, crop_square
-from .geometry.fusion import vote_mask
-from .geometry.polar import ray_angles, rays_to_polygon, polygon_to_mask
+from ..geometry.boxes import box_mask, clip_box, polygon_box, validate_box
+from ..geometry.crops import context_side, crop_square
+from ..geometry.polar import NUM_RAYS, mask_to_rays, polygon_to_mask, ray_angles, rays_to_polygon
+from ..geometry.voting import vote_mask
+from .engine import Engine, make_engine
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,6 @@ class Tracker:
         self.cfg = cfg
         self.engine = make_engine(model, engine, device)
         self.device = self.engine.device
-        self.model = model
         self.geometry = self.engine.config  # ModelConfig: template_size, search_size, context, num_rays
         self.template_state = None  # the target's template features (engine.template)
         self.last_levels: list[dict] | None = None  # the network's per-level output on the last search crop
@@ -300,3 +301,35 @@ class Tracker:
         self.low_run = self.low_run + 1 if score < cfg.empty_score else 0
         mask = np.zeros((H, W), bool) if self.low_run >= cfg.empty_after else polygon_to_mask(poly, (H, W))
         return TrackResult(mask=mask, polygon=poly, box=polygon_box(poly), score=score, lost=lost)
+
+
+def box_result(frame_shape: tuple[int, int], box_xywh, num_rays: int = NUM_RAYS) -> TrackResult:
+    """Frame 0's result: the given box as mask (H, W) bool and as a num_rays polygon, score 1, not lost."""
+    H, W = frame_shape[:2]
+    x, y, w, h = clip_box(box_xywh, (H, W))
+    mask = box_mask((x, y, w, h), (H, W))
+    centre = np.array([x + w / 2.0 - 0.5, y + h / 2.0 - 0.5])
+    polygon = rays_to_polygon(centre, mask_to_rays(mask, centre, num_rays)) if mask.any() \
+        else np.repeat(centre[None], num_rays, 0)
+    return TrackResult(mask=mask, polygon=polygon, box=np.array([x, y, w, h]), score=1.0, lost=False)
+
+
+def track_frames(tracker, frames: list[np.ndarray], box_xywh, progress: bool = False,
+                 score_maps: list | None = None, desc: str = "tracking") -> list[TrackResult]:
+    """Run a Tracker over frames from a first-frame box: one TrackResult per frame (frame 0 = the box).
+
+    frames: list of (H, W, 3) uint8 RGB; box_xywh (4,) frame pixels. When `score_maps` is a list, each frame's
+    score map (Tracker.last_score_map, the finest level) is appended to it (None for frame 0).
+    """
+    if not frames:
+        raise ValueError("no frames to track")
+    box = validate_box(box_xywh, frames[0].shape[:2], name="first-frame box")
+    tracker.init(frames[0], box)
+    results = [box_result(frames[0].shape, box, tracker.geometry.num_rays)]
+    if score_maps is not None:
+        score_maps.append(None)
+    for frame in tqdm(frames[1:], desc=desc, disable=not progress, unit="frame"):
+        results.append(tracker.track(frame))
+        if score_maps is not None:
+            score_maps.append(tracker.last_score_map)
+    return results

@@ -1,0 +1,8 @@
+"""Tracking: the SiamPolar tracker and what runs it.
+
+- `tracker`: `Tracker` (pysot API `init(frame, box)` / `track(frame)`), `TrackerConfig`, `TrackResult`, `track_frames`
+- `engine`: the network step in PyTorch or ONNX Runtime (`make_engine`)
+- `export`: the ONNX export behind the `onnxruntime` engine (`siampolar-export-onnx`)
+- `multi`: several targets in one video (`MultiTracker`, `label_map`)
+- `baselines`: static box, oracle box, polar bound and CSRT, with the tracker's API
+"""

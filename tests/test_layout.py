@@ -1,0 +1,149 @@
+"""The library's shape: no import cycle, no upward import, small functions and modules, light command lines."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "siampolar_lib"
+MAX_FUNCTION_LINES = 60
+MAX_MODULE_LINES = 400
+
+# What each layer may import from the library (prefixes of module names below siampolar_lib). Entry points
+# (train, track, demo, widgets) may import anything below them; nothing imports an entry point.
+ALLOWED = {
+    "geometry": ("geometry",),
+    "errors": (),
+    "io": ("errors",),
+    "evaluation.metrics": ("geometry",),
+    "models": ("geometry", "models"),
+    "data": ("data", "geometry", "io", "video", "errors"),
+    "tracking": ("tracking", "geometry", "models", "checkpoint", "cli", "data.davis", "device", "errors", "io",
+                 "paths", "video"),
+    "evaluation": ("evaluation", "tracking", "geometry", "models", "checkpoint", "cli", "data.davis", "device",
+                   "errors", "io", "paths", "splits"),
+}
+ENTRY_POINTS = ("train", "track", "demo", "widgets")
+
+
+def module_name(path: Path) -> str:
+    """siampolar_lib/a/b.py -> 'a.b'; a package's __init__.py -> its folder's name."""
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def library_imports(path: Path) -> set[str]:
+    """Modules of ours that a file imports anywhere (top level or inside functions), as names below the package."""
+    name = module_name(path)
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            elif node.module and node.module.startswith("siampolar_lib"):
+                target = node.module[len("siampolar_lib."):] if node.module != "siampolar_lib" else ""
+            else:
+                continue
+            for alias in node.names:  # `from . import x` names a module
+                sub = f"{target}.{alias.name}" if target else alias.name
+                found.add(sub if (PACKAGE / (sub.replace(".", "/") + ".py")).is_file() else target)
+        elif isinstance(node, ast.Import):
+            found |= {a.name[len("siampolar_lib."):] for a in node.names if a.name.startswith("siampolar_lib.")}
+    return {m for m in found if m and m != name}
+
+
+def graph() -> dict[str, set[str]]:
+    return {module_name(p): library_imports(p) for p in PACKAGE.rglob("*.py")}
+
+
+def _layer(name: str) -> str | None:
+    for layer in sorted(ALLOWED, key=len, reverse=True):
+        if name == layer or name.startswith(layer + "."):
+            return layer
+    return None
+
+
+def test_no_import_cycle():
+    g = graph()
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(g.get(node, ())):
+            nxt = nxt if nxt in g else nxt.rsplit(".", 1)[0]
+            if state.get(nxt) == 1:
+                pytest.fail("import cycle: " + " -> ".join(trail[trail.index(nxt):] + [nxt]))
+            if nxt in g and state.get(nxt) is None:
+                visit(nxt, trail + [nxt])
+        state[node] = 2
+
+    for node in sorted(g):
+        if node not in state:
+            visit(node, [node])
+
+
+def test_no_upward_import():
+    bad = []
+    for name, imports in sorted(graph().items()):
+        for target in sorted(imports):
+            if target.split(".")[0] in ENTRY_POINTS and name.split(".")[0] != target.split(".")[0]:
+                bad.append(f"{name} imports the entry point {target}")
+            layer = _layer(name)
+            if layer is None or not target:
+                continue
+            if not any(target == a or target.startswith(a + ".") for a in ALLOWED[layer]):
+                bad.append(f"{name} ({layer}) imports {target}")
+    assert not bad, "\n".join(bad)
+
+
+def test_functions_and_modules_are_small():
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text()
+        if text.count("\n") > MAX_MODULE_LINES:
+            long.append(f"{path.relative_to(PACKAGE)}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}: {n} lines")
+    assert not long, "\n".join(long)
+
+
+def test_layout_checks_catch_a_cycle_and_an_upward_import(tmp_path, monkeypatch):
+    """The checks above can fail: a fake package with both faults is caught."""
+    fake = tmp_path / "siampolar_lib"
+    (fake / "geometry").mkdir(parents=True)
+    (fake / "geometry" / "__init__.py").write_text("")
+    (fake / "geometry" / "a.py").write_text("from ..models import b\n")
+    (fake / "models").mkdir()
+    (fake / "models" / "__init__.py").write_text("")
+    (fake / "models" / "b.py").write_text("from siampolar_lib.geometry import a\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
+    with pytest.raises(AssertionError, match="geometry.a .geometry. imports models.b"):
+        test_no_upward_import()
+    with pytest.raises(pytest.fail.Exception, match="import cycle"):
+        test_no_import_cycle()
+
+
+@pytest.mark.parametrize("module", ["siampolar_lib.evaluation.folders", "siampolar_lib.evaluation.metrics",
+                                    "siampolar_lib.geometry.polar", "siampolar_lib.geometry.crops"])
+def test_torch_free_modules_do_not_import_torch(module):
+    code = f"import sys, {module}; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_scoring_help_does_not_import_torch():
+    code = ("import sys, runpy\nsys.argv = ['siampolar-score', '--help']\n"
+            "try:\n    runpy.run_module('siampolar_lib.evaluation.folders', run_name='__main__')\n"
+            "except SystemExit:\n    pass\nprint('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "--gt" in out.stdout and out.stdout.strip().endswith("False")
