@@ -15,7 +15,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from siampolar_lib import build_model
-from siampolar_lib.data.pairs import PairConfig, PairDataset, videos_from_davis, worker_loader_kwargs
+from siampolar_lib.data.pairs import PairConfig, PairDataset, worker_loader_kwargs
+from siampolar_lib.data.sources import videos_from_davis
 from siampolar_lib.device import describe_device, pick_device, sync
 from siampolar_lib.losses import compute_losses
 from siampolar_lib.models.config import get_config

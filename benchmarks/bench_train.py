@@ -17,7 +17,8 @@ import torch
 from siampolar_lib.data.synthetic import make_synthetic_davis
 from siampolar_lib.device import describe_device, pick_device
 from siampolar_lib.models.config import get_config
-from siampolar_lib.train import OptimConfig, TrainConfig, train
+from siampolar_lib.experiment import OptimConfig, TrainConfig
+from siampolar_lib.train import train
 from siampolar_lib.trainlog import read_log
 
 

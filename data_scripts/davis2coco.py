@@ -9,8 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from siampolar_lib.cli import (ArgumentParser, UserError, check_output_folder, clean_stale_temps,
+from siampolar_lib.cli import (ArgumentParser, check_output_folder, clean_stale_temps,
                                cli_main, output_lock)
+from siampolar_lib.errors import UserError
 from siampolar_lib.data.coco import davis_to_coco, verify_coco
 from siampolar_lib.data.davis import folder_sequences
 from siampolar_lib.paths import REPO_ROOT, davis_root

@@ -14,29 +14,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from siampolar_lib.checkpoint import CheckpointError, export_weights, load_checkpoint
-from siampolar_lib.cli import ArgumentParser, UserError, check_output_file, cli_main, sha256
-from siampolar_lib.trainlog import concat_logs, read_log, save_loss_curve, write_log
-
-
-def run_log(ckpt: dict, ckpt_path: Path, log_path: Path) -> list[dict]:
-    """A run's log rows, steps 1..its checkpoint's step: from the checkpoint when it holds them, else the CSV.
-
-    A CSV that does not end at the checkpoint's step (a run killed between the two writes, before the log
-    moved into the checkpoint) is a CheckpointError: the export would label the weights with the wrong step.
-    """
-    step = int(ckpt["step"])
-    rows = [dict(r) for r in ckpt["log"]] if "log" in ckpt else read_log(log_path)
-    steps = [r["step"] for r in rows]
-    if steps != list(range(1, step + 1)):
-        last = steps[-1] if steps else 0
-        raise CheckpointError(f"{log_path}: the log holds steps up to {last} ({len(steps)} rows) but {ckpt_path} "
-                              f"is at step {step}; resume the run once (`--resume`) to rebuild the log")
-    return rows
+from siampolar_lib.checkpoint import checkpoint_log, export_weights, load_checkpoint
+from siampolar_lib.cli import ArgumentParser, check_output_file, cli_main, sha256
+from siampolar_lib.errors import UserError
+from siampolar_lib.trainlog import concat_logs, save_loss_curve, write_log
 
 
 def export_runs(runs: list[Path], out: Path) -> dict:
-    """Export runs[-1]/last.pt to out with the concatenated log and curve; returns what was written."""
+    """Export runs[-1]/last.pt to out with the concatenated log and curve.
+
+    Returns {"checkpoint", "log", "curve": Path, "steps": int (total), "phases": [(run folder, steps), ...]}.
+    """
     check_export_outputs(runs, out)
     phases, logs = [], []
     for run in runs:
@@ -49,7 +37,7 @@ def export_runs(runs: list[Path], out: Path) -> dict:
         if "log" not in ckpt and not log_path.is_file():
             raise FileNotFoundError(f"{log_path}: missing (each --runs folder needs last.pt and train_log.csv)")
         meta = ckpt.get("meta") or {}
-        rows = run_log(ckpt, ckpt_path, log_path)
+        rows = checkpoint_log(ckpt, ckpt_path, log_path)  # steps 1..the checkpoint's, each once
         phases.append({"run": str(run), "steps": len(rows), "train_config": meta.get("train_config", {})})
         logs.append(rows)
     rows = concat_logs(logs)

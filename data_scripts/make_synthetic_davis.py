@@ -8,7 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from siampolar_lib.cli import ArgumentParser, UserError, check_output_folder, cli_main
+from siampolar_lib.cli import ArgumentParser, check_output_folder, cli_main
+from siampolar_lib.errors import UserError
 from siampolar_lib.data.synthetic import make_synthetic_davis
 
 

@@ -3,29 +3,40 @@
     {"format": "siampolar-checkpoint-v1", "config": ModelConfig.to_dict() (every field), "model": state_dict,
      "step": int, "meta": {plain types}, ...optional "optimizer", "scheduler", "rng", ...}
 
-Older files store only the config's name ("config": "lite0"); they load as today's preset of that name.
+A file may store only the config's name ("config": "lite0"): it loads as today's preset of that name.
 
 Writes are atomic (temp file in the same folder, then os.replace). Every problem on load (missing,
 truncated, foreign, wrong architecture) is a CheckpointError naming the file and the problem.
+A training run's checkpoint also holds its log rows ("log") and its whole TrainConfig (meta.train_config):
+`check_network`, `check_resume` and `init_weights` refuse a file that does not fit the run, `checkpoint_log`
+reads its rows back.
 """
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from .errors import CheckpointError
 from .io import atomic_write
 from .models.config import ModelConfig, get_config
 from .models.siampolar import SiamPolar
+from .trainlog import read_log
+
+if TYPE_CHECKING:  # only for the annotation: the checkpoint layer does not import the training config
+    from .experiment import TrainConfig
 
 FORMAT = "siampolar-checkpoint-v1"
 _PLAIN = (str, int, float, bool, type(None))
+# Model fields that change how a network trains but not what its weights mean: may differ on resume/fine-tune.
+TRAINING_ONLY_FIELDS = ("frozen_stages", "bn_mode")
+# Settings that make a resumed run differ from an uninterrupted one when changed (a warning names each).
+RESUME_SETTINGS = ("batch", "seed", "optimizer", "schedule", "warmup", "lr", "data", "exclude_sequences")
 
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be used; the message names the file and the problem."""
 
 
 def _check_plain(value, where: str) -> None:
@@ -80,7 +91,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def checkpoint_config(ckpt: dict, path: str | os.PathLike) -> ModelConfig:
-    """The ModelConfig a loaded checkpoint holds (a stored dict, or an old file's name -> today's preset)."""
+    """The ModelConfig a loaded checkpoint holds (a stored dict, or a bare name -> today's preset)."""
     try:
         return get_config(ckpt["config"])
     except (ValueError, TypeError) as err:
@@ -122,3 +133,78 @@ def export_weights(src: str | os.PathLike, dst: str | os.PathLike, step: int | N
     model = model_from_checkpoint(ckpt, src)
     merged = {**(ckpt.get("meta") or {}), **(meta or {})}
     return save_checkpoint(dst, model, step=ckpt["step"] if step is None else step, meta=merged)
+
+
+# ------------------------------------------------------------------------------ fitting a training run
+
+def network_differences(a: ModelConfig, b: ModelConfig) -> list[str]:
+    """Names of the fields (TRAINING_ONLY_FIELDS aside) in which two model configs differ."""
+    da, db = a.to_dict(), b.to_dict()
+    return [k for k in da if k not in TRAINING_ONLY_FIELDS and da[k] != db.get(k)]
+
+
+def check_network(ckpt: dict, path: str | os.PathLike, config: ModelConfig) -> None:
+    """CheckpointError unless a loaded checkpoint holds the `config` network (a name-only file: today's preset)."""
+    saved = checkpoint_config(ckpt, path)
+    diff = network_differences(saved, config)
+    if diff:
+        raise CheckpointError(f"{path}: it holds a {saved.name!r} network, but --model is {config.name!r} "
+                              f"(they differ in {', '.join(diff)})")
+
+
+def _saved_setting(saved: dict, key: str):
+    """One setting of a meta.train_config: in its "optim" section (optim.lr) or at the top (lr); None if absent."""
+    if isinstance(saved.get("optim"), dict) and key in saved["optim"]:
+        return saved["optim"][key]
+    return saved.get(key)
+
+
+def check_resume(ckpt: dict, path: str | os.PathLike, cfg: "TrainConfig") -> None:
+    """CheckpointError for another network or a file without training state; a warning per changed setting.
+
+    ckpt: a loaded checkpoint; cfg: the TrainConfig the run resumes with (its RESUME_SETTINGS are compared).
+    """
+    check_network(ckpt, path, cfg.model)
+    missing = [k for k in ("optimizer", "scheduler", "scaler", "rng") if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: no training state to resume from (missing {missing}); it is a model-only file")
+    saved, now = (ckpt.get("meta") or {}).get("train_config") or {}, cfg.to_dict()
+    for key in RESUME_SETTINGS:
+        before, after = _saved_setting(saved, key), _saved_setting(now, key)
+        if before is not None and before != after:
+            print(f"warning: resuming with --{key.replace('_', '-')} {after!r}, the run used {before!r}: "
+                  "the result will differ from an uninterrupted run", file=sys.stderr)
+
+
+def init_weights(model: nn.Module, path: str | os.PathLike, config: ModelConfig) -> None:
+    """Load a checkpoint's weights strictly into `model` (to fine-tune from them); its network must be `config`."""
+    ckpt = load_checkpoint(path)
+    check_network(ckpt, path, config)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: its weights do not fit the {config.name!r} network "
+                              f"({str(err).splitlines()[0]})") from err
+
+
+def checkpoint_log(ckpt: dict, ckpt_path: str | os.PathLike, log_path: str | os.PathLike) -> list[dict]:
+    """The log rows of steps 1..ckpt["step"] (trainlog.LOG_COLUMNS each), for a resume or an export.
+
+    They come from the checkpoint's "log" (saved with the weights in one write); a checkpoint without one
+    reads the train_log.csv at log_path. Rows past the checkpoint's step are dropped; a missing, repeated or
+    out-of-order step is a CheckpointError (the log would not describe these weights).
+    """
+    step = int(ckpt["step"])
+    if "log" in ckpt:
+        rows = [dict(r) for r in ckpt["log"]]
+    elif Path(log_path).is_file():
+        rows = read_log(log_path)
+    else:
+        rows = []
+    rows = [r for r in rows if r["step"] <= step]
+    steps = [r["step"] for r in rows]
+    if steps != list(range(1, step + 1)):
+        source = ckpt_path if "log" in ckpt else log_path
+        raise CheckpointError(f"{source}: the log holds {len(steps)} rows up to step {steps[-1] if steps else 0}, "
+                              f"but {ckpt_path} is at step {step}: each step 1..{step} must be there exactly once")
+    return rows

@@ -1,4 +1,4 @@
-"""Device choice and seeding: the one place that decides where tensors live."""
+"""Device choice, seeding and RNG state: where tensors live, and how a run repeats its random numbers."""
 from __future__ import annotations
 
 import os
@@ -7,9 +7,8 @@ import random
 import numpy as np
 import torch
 
+from .errors import DeviceUnavailable
 
-class DeviceUnavailable(RuntimeError):
-    """A device was named (--device cuda/mps) that this machine does not have."""
 
 
 def pick_device(prefer: str = "auto") -> torch.device:
@@ -43,6 +42,29 @@ def seed_everything(seed: int = 0) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
+
+
+def rng_state() -> dict:
+    """Python, NumPy, torch (and CUDA) RNG states as tensors and plain lists, loadable with weights_only=True."""
+    version, mt, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": [version, list(mt), gauss],
+             "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore the generators to a `rng_state()` (CUDA's only where this machine has CUDA)."""
+    version, mt, gauss = state["python"]
+    random.setstate((version, tuple(mt), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def describe_device(device: torch.device) -> str:

@@ -1,14 +1,14 @@
-"""One experiment config: `TrainConfig` nests model, pairs, loss, optimisation and tracker settings.
+"""One experiment config: `TrainConfig` nests model, pairs, loss and optimisation settings.
 
-    TrainConfig(model=ModelConfig, pairs=PairConfig, loss=LossConfig, optim=OptimConfig, tracker=TrackerConfig,
+    TrainConfig(model=ModelConfig, pairs=PairConfig, loss=LossConfig, optim=OptimConfig,
                 data=..., out=..., iters=..., batch=..., ...run settings)
 
 Everything is a frozen dataclass of plain values. `to_dict` / `from_dict` convert to nested plain dicts (what a
 checkpoint's meta stores), `load_preset` reads a small YAML file under `configs/` (any subset of the fields,
 nested by section; `model:` may be a preset name or a dict with `name:` plus overrides), and `add_flags` /
 `config_from_args` generate the training CLI from the dataclasses: `--iters`, `--model.num-rays`,
-`--pairs.search-shift`, `--loss.cls-weight`, `--tracker.size-lr`; the optimisation flags need no prefix
-(`--lr`, `--warmup`, ...).
+`--pairs.search-shift`, `--loss.cls-weight`; the optimisation flags need no prefix (`--lr`, `--warmup`, ...).
+How a trained network tracks is not part of it: tracking reads its own `tracking.tracker.TrackerConfig`.
 """
 from __future__ import annotations
 
@@ -22,8 +22,7 @@ import yaml
 
 from .data.pairs import PairConfig
 from .losses import LossConfig
-from .models.config import CONFIGS, QUICK, ModelConfig, get_config
-from .tracker import TrackerConfig
+from .models.config import CONFIGS, QUICK, ModelConfig, get_config, to_plain, to_tuples
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -48,7 +47,6 @@ class TrainConfig:
     pairs: PairConfig = field(default_factory=PairConfig)  # pair sampling and augmentation
     loss: LossConfig = field(default_factory=LossConfig)  # loss weights
     optim: OptimConfig = field(default_factory=OptimConfig)  # optimiser and schedule
-    tracker: TrackerConfig = field(default_factory=TrackerConfig)  # how the trained model is meant to track
     data: tuple[str, ...] = ()  # COCO jsons (from davis2coco) and/or DAVIS roots
     out: str = "runs/train"  # run folder: last.pt, train_log.csv, loss_curve.png
     iters: int = 100  # TOTAL number of steps (a resume continues up to it)
@@ -70,20 +68,27 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         """The whole config as nested plain dicts and lists (checkpoint meta, logs, YAML)."""
-        return _plain(dataclasses.asdict(self))
+        return to_plain(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict, base: "TrainConfig | None" = None) -> "TrainConfig":
-        """`base` (default TrainConfig()) with the (possibly partial, nested) values of `d` applied."""
-        return apply_overrides(base or cls(), d)
+        """`base` (default TrainConfig()) with the (possibly partial, nested) values of `d` applied.
+
+        `d` may be a checkpoint's meta.train_config: sections of NOT_TRAINING_SECTIONS in it are skipped.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"config: expected a mapping of config fields, got {type(d).__name__}")
+        return apply_overrides(base or cls(), {k: v for k, v in d.items() if k not in NOT_TRAINING_SECTIONS})
 
 
-SECTIONS: dict[str, type] = {"model": ModelConfig, "pairs": PairConfig, "loss": LossConfig, "optim": OptimConfig,
-                             "tracker": TrackerConfig}
+SECTIONS: dict[str, type] = {"model": ModelConfig, "pairs": PairConfig, "loss": LossConfig, "optim": OptimConfig}
+# Sections a saved train_config can hold that configure no part of training: "tracker" (TrackerConfig values, which
+# tracking reads from its own defaults, never from a checkpoint). `from_dict` skips them; presets and flags refuse them.
+NOT_TRAINING_SECTIONS = ("tracker",)
 FLAT_SECTIONS = ("optim",)  # sections whose CLI flags carry no prefix (--lr rather than --optim.lr)
 CHOICES = {"optim.optimizer": ("sgd", "adamw"), "optim.schedule": ("cosine", "step"),
            "device": ("auto", "cpu", "cuda", "mps"), "precision": ("auto", "fp32", "bf16"),
-           "tracker.mode": ("search", "full_frame"), "model.bn_mode": ("frozen", "train")}
+           "model.bn_mode": ("frozen", "train")}
 HELP = {"data": "davis2coco json or DAVIS root (repeatable)", "out": "run folder, e.g. runs/NAME",
         "iters": "TOTAL steps (a resume continues up to it)", "resume": "continue from OUT/last.pt",
         "exclude_sequences": "comma-separated sequence names to leave out",
@@ -96,28 +101,16 @@ HELP = {"data": "davis2coco json or DAVIS root (repeatable)", "out": "run folder
         "model.frozen_stages": "backbone stages kept frozen for the whole run (alias --frozen-stages)"}
 
 
-def _plain(v):
-    """Tuples (nested) -> lists; everything else unchanged."""
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    return [_plain(x) for x in v] if isinstance(v, (tuple, list)) else v
-
-
-def _tuple(v):
-    """Lists (nested) -> tuples, so values read from YAML/dicts compare equal to the dataclass defaults."""
-    return tuple(_tuple(x) for x in v) if isinstance(v, (tuple, list)) else v
-
-
 def _replace_checked(obj, values: dict, where: str):
     """dataclasses.replace with list -> tuple and a clear error for unknown fields."""
     names = {f.name for f in fields(obj)}
     unknown = sorted(set(values) - names)
     if unknown:
         raise ValueError(f"{where}: unknown field(s) {unknown}; known: {sorted(names)}")
-    return replace(obj, **{k: _tuple(v) for k, v in values.items()})
+    return replace(obj, **{k: to_tuples(v) for k, v in values.items()})
 
 
-def model_from_value(value, current: ModelConfig) -> ModelConfig:
+def model_from_value(value: str | dict | ModelConfig, current: ModelConfig) -> ModelConfig:
     """A `model:` value: a preset name, a ModelConfig, or a dict (its `name` picks the preset it overrides)."""
     if isinstance(value, (str, ModelConfig)):
         return get_config(value)
@@ -203,7 +196,7 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=None, metavar="YAML",
                    help="a config preset: configs/NAME.yaml or a path (flags given after it override it)")
     p.add_argument("--model", "--config", dest="model", default=argparse.SUPPRESS, choices=sorted(CONFIGS),
-                   help="model preset name (--config is the old spelling)")
+                   help="model preset name (alias --config)")
     p.add_argument("--data", dest="data", action="append", default=argparse.SUPPRESS, help=HELP["data"])
     p.add_argument("--exclude-sequences", dest="exclude_sequences", default=argparse.SUPPRESS,
                    help=HELP["exclude_sequences"])

@@ -7,13 +7,11 @@ The pairs of step s are a pure function of (seed, s): the dataset item i is seed
 of rank r reads items s*B*W + r*B ... + B-1 (W processes). So `--resume` after a kill repeats exactly what
 an uninterrupted run does, and `torchrun --nproc_per_node=N` splits each step's items over the ranks.
 The run's whole configuration is one `experiment.TrainConfig` (presets: configs/*.yaml, `--preset NAME`).
+Its parts live beside it: videos from `--data` in `data.sources`, ranks and the step sampler in
+`distributed`, the checks a checkpoint must pass (and its log read back) in `checkpoint`, RNG state in `device`.
 """
 from __future__ import annotations
 
-import json
-import os
-import random
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,134 +21,24 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .cli import ArgumentParser, UserError, check_output_folder, clean_stale_temps, cli_main, output_lock
-from .checkpoint import CheckpointError, checkpoint_config, load_checkpoint, save_checkpoint
-from .data.coco import davis_to_coco, load_coco_videos
-from .data.davis import folder_sequences
+from .checkpoint import check_resume, checkpoint_log, init_weights, load_checkpoint, save_checkpoint
+from .cli import ArgumentParser, check_output_folder, clean_stale_temps, cli_main, output_lock
+from .errors import UserError
 from .data.pairs import PairDataset, worker_loader_kwargs
-from .device import describe_device, pick_device, seed_everything
-from .experiment import OptimConfig, TrainConfig, add_flags, config_from_args
-from .losses import compute_losses
+from .data.sources import load_training_videos
+from .device import describe_device, rng_state, seed_everything, set_rng_state
+from .distributed import StepSampler, barrier, dist_info, init_distributed, wrap_ddp
+from .experiment import TrainConfig, add_flags, config_from_args
+from .losses import LossConfig, compute_losses
 from .models.config import ModelConfig
 from .models.siampolar import SiamPolar
 from .schedule import make_optimizer, make_scheduler, set_backbone_frozen, trainable_backbone
 from .targets import TargetCollate, model_targets
-from .trainlog import read_log, save_loss_curve, write_log
+from .trainlog import save_loss_curve, write_log
 
-__all__ = ["OptimConfig", "TrainConfig", "train", "train_step", "parse_args", "main"]
+__all__ = ["GRAD_CLIP", "Run", "autocast_dtype", "train_step", "train", "parse_args", "main"]
 
 GRAD_CLIP = 35.0  # gradient clipping at L2 norm 35 (pysot)
-# Model fields that change how a network trains but not its weights' meaning: may differ on resume/fine-tune.
-TRAINING_ONLY_FIELDS = ("frozen_stages", "bn_mode")
-
-
-# ----------------------------------------------------------------------------------------- data
-
-def _infer_image_root(json_path: Path) -> Path:
-    """A DAVIS root for a davis2coco json: its `meta.image_root`/`image_root`, else the folder holding it."""
-    with open(json_path) as f:
-        info = json.load(f).get("info", {}) or {}
-    for key in ("image_root", "davis_root", "root"):
-        if isinstance(info, dict) and info.get(key):
-            root = Path(info[key])
-            return root if root.is_absolute() else (json_path.parent / root)
-    for cand in (json_path.parent, json_path.parent.parent, json_path.parent.parent.parent):
-        if (cand / "JPEGImages").is_dir():
-            return cand
-    raise FileNotFoundError(f"{json_path}: cannot infer the image root (no JPEGImages/ above it); "
-                            "pass --image-root")
-
-
-def load_training_videos(data: tuple[str, ...], work_dir: str | os.PathLike, image_root: str | None = None,
-                         exclude: tuple[str, ...] = ()) -> list:
-    """Videos (data.coco.Video) from davis2coco jsons and/or DAVIS roots, minus the `exclude` sequences.
-
-    A DAVIS root is converted with `davis_to_coco` into `work_dir` (every split it lists, once each).
-    """
-    if not data:
-        raise ValueError("no training data: pass --data PATH (a davis2coco json or a DAVIS root)")
-    excl = set(exclude)
-    videos = []
-    for i, entry in enumerate(data):
-        p = Path(entry)
-        if p.is_dir():
-            if not (p / "JPEGImages").is_dir():
-                raise FileNotFoundError(f"{p}: not a DAVIS root (no JPEGImages/) and not a json file")
-            keep = [n for n in folder_sequences(p) if n not in excl]
-            if not keep:
-                continue
-            written = davis_to_coco(p, 2016, Path(work_dir) / f"data{i}_{p.name}", only=keep)
-            seen = set()
-            for split, json_path in written.items():
-                for v in load_coco_videos(json_path, p):
-                    if v.name not in seen:  # a sequence listed by two splits is used once
-                        seen.add(v.name)
-                        videos.append(v)
-        elif p.is_file():
-            root = Path(image_root) if image_root else _infer_image_root(p)
-            videos += load_coco_videos(p, root)
-        else:
-            raise FileNotFoundError(f"{p}: no such training data (expected a davis2coco json or a DAVIS root)")
-    videos = [v for v in videos if v.name not in excl]
-    if not videos:
-        raise ValueError(f"no training videos left in {list(data)} after excluding {sorted(excl)}")
-    return videos
-
-
-class StepSampler(torch.utils.data.Sampler):
-    """Item indices of steps start..total-1 for one rank: step s, rank r -> s*B*W + r*B + [0, B)."""
-
-    def __init__(self, start: int, total: int, batch: int, rank: int = 0, world: int = 1):
-        self.start, self.total, self.batch, self.rank, self.world = start, total, batch, rank, world
-
-    def __iter__(self):
-        for s in range(self.start, self.total):
-            base = (s * self.world + self.rank) * self.batch
-            yield from range(base, base + self.batch)
-
-    def __len__(self) -> int:
-        return max(0, self.total - self.start) * self.batch
-
-
-# ------------------------------------------------------------------------------------- RNG state
-
-def rng_state() -> dict:
-    """Python, NumPy, torch (and CUDA) RNG states as tensors / plain lists (weights_only-loadable)."""
-    version, mt, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"python": [version, list(mt), gauss],
-             "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    """Restore `rng_state()`."""
-    version, mt, gauss = state["python"]
-    random.setstate((version, tuple(mt), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# ---------------------------------------------------------------------------------- distributed
-
-def dist_info() -> tuple[int, int, int]:
-    """(rank, world_size, local_rank) from torchrun's environment; (0, 1, 0) for a plain run."""
-    return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-            int(os.environ.get("LOCAL_RANK", 0)))
-
-
-def _wrap(model: nn.Module, world: int, device: torch.device) -> nn.Module:
-    """DDP wrapper for multi-process runs (rebuilt whenever the set of trainable parameters changes)."""
-    if world == 1:
-        return model
-    ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
 # ------------------------------------------------------------------------------------ the step
@@ -169,10 +57,13 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.float16 if precision == "auto" and device.type == "cuda" else None
 
 
-def train_step(model: nn.Module, batch: dict, mcfg: ModelConfig, loss_cfg, optimizer, scaler, device: torch.device,
+def train_step(model: nn.Module, batch: dict, mcfg: ModelConfig, loss_cfg: LossConfig,
+               optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, device: torch.device,
                amp: bool | torch.dtype | None) -> dict:
-    """One optimiser step on a batch of pairs; returns the loss terms as floats (and num_pos).
+    """One optimiser step on a batch of pairs; returns the loss terms total, cls, ctr, rays and num_pos as floats.
 
+    batch: template (B, 3, T, T) and search (B, 3, S, S) float RGB 0..255 on `device`, plus the DataLoader's
+    "targets" (`targets.TargetCollate`) or search_mask (B, S, S) bool to build them from.
     amp: the autocast dtype (True means float16, False/None plain fp32); losses are always computed in fp32.
     """
     dtype = torch.float16 if amp is True else (amp or None)
@@ -193,74 +84,6 @@ def train_step(model: nn.Module, batch: dict, mcfg: ModelConfig, loss_cfg, optim
     scaler.step(optimizer)
     scaler.update()
     return {k: float(losses[k].detach()) for k in ("total", "cls", "ctr", "rays", "num_pos")}
-
-
-# ------------------------------------------------------------------------------ checks on files
-
-def _network_differences(a: ModelConfig, b: ModelConfig) -> list[str]:
-    """Fields (other than TRAINING_ONLY_FIELDS) in which two model configs differ."""
-    da, db = a.to_dict(), b.to_dict()
-    return [k for k in da if k not in TRAINING_ONLY_FIELDS and da[k] != db.get(k)]
-
-
-def _check_network(ckpt: dict, path: Path, mcfg: ModelConfig) -> None:
-    """Refuse a checkpoint whose network is not the configured one (an old name-only file: today's preset)."""
-    saved = checkpoint_config(ckpt, path)
-    diff = _network_differences(saved, mcfg)
-    if diff:
-        raise CheckpointError(f"{path}: it holds a {saved.name!r} network, but --model is {mcfg.name!r} "
-                              f"(they differ in {', '.join(diff)})")
-
-
-def _saved_setting(saved: dict, key: str):
-    """A setting of a checkpoint's meta.train_config: nested (optim.lr) or, in older files, flat (lr)."""
-    for section in ("optim",):
-        if isinstance(saved.get(section), dict) and key in saved[section]:
-            return saved[section][key]
-    return saved.get(key)
-
-
-def _check_resume(ckpt: dict, path: Path, cfg: TrainConfig) -> None:
-    """Refuse a checkpoint made for another architecture or without training state; warn on changed settings."""
-    _check_network(ckpt, path, cfg.model)
-    missing = [k for k in ("optimizer", "scheduler", "scaler", "rng") if k not in ckpt]
-    if missing:
-        raise CheckpointError(f"{path}: no training state to resume from (missing {missing}); it is a model-only file")
-    saved = (ckpt.get("meta") or {}).get("train_config") or {}
-    for key in ("batch", "seed", "optimizer", "schedule", "warmup", "lr", "data", "exclude_sequences"):
-        now = getattr(cfg, key) if hasattr(cfg, key) else getattr(cfg.optim, key)
-        now = list(now) if isinstance(now, tuple) else now
-        before = _saved_setting(saved, key)
-        if before is not None and before != now:
-            print(f"warning: resuming with --{key.replace('_', '-')} {now!r}, the run used {before!r}: "
-                  "the result will differ from an uninterrupted run", file=sys.stderr)
-
-
-def resume_log(ckpt: dict, ckpt_path: Path, log_path: Path) -> list[dict]:
-    """The log rows of steps 1..ckpt["step"]: from the checkpoint (where they are saved with the weights), else
-    (a checkpoint from before the log moved into it) from the CSV; a gap or a duplicate is a CheckpointError."""
-    start = int(ckpt["step"])
-    if "log" in ckpt:
-        rows = [dict(r) for r in ckpt["log"] if r["step"] <= start]
-    elif log_path.is_file():
-        rows = [r for r in read_log(log_path) if r["step"] <= start]
-    else:
-        rows = []
-    steps = [r["step"] for r in rows]
-    if rows and steps != list(range(steps[0], start + 1)):
-        raise CheckpointError(f"{ckpt_path}: its log does not hold each step up to {start} exactly once")
-    return rows
-
-
-def init_weights(model: torch.nn.Module, path: str | os.PathLike, config: ModelConfig) -> None:
-    """Load a checkpoint's weights (strictly) into model to fine-tune from them; its network must match."""
-    ckpt = load_checkpoint(path)
-    _check_network(ckpt, Path(path), config)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as err:
-        raise CheckpointError(f"{path}: its weights do not fit the {config.name!r} network "
-                              f"({str(err).splitlines()[0]})") from err
 
 
 # ------------------------------------------------------------------------------------ training
@@ -289,27 +112,23 @@ class Run:
 
     @property
     def ckpt_path(self) -> Path:
+        """The run's checkpoint: network, whole config, training state and log."""
         return self.out / "last.pt"
 
     @property
     def log_path(self) -> Path:
+        """The run's train_log.csv (a copy of the checkpoint's log)."""
         return self.out / "train_log.csv"
 
     @property
     def curve_path(self) -> Path:
+        """The run's loss_curve.png."""
         return self.out / "loss_curve.png"
 
 
 def setup_run(cfg: TrainConfig) -> Run:
     """Process group (under torchrun), device, precision, run folder and seeds."""
-    rank, world, local_rank = dist_info()
-    if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() and cfg.device in ("auto", "cuda") else "gloo"
-        torch.distributed.init_process_group(backend=backend)
-    device = pick_device(cfg.device)
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
+    rank, world, device = init_distributed(cfg.device)
     run = Run(cfg, rank, world, device, autocast_dtype(cfg.precision, device), Path(cfg.out))
     if rank == 0:
         run.out.mkdir(parents=True, exist_ok=True)
@@ -335,7 +154,7 @@ def restore(run: Run) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: --resume given but there is no checkpoint to resume from")
     ckpt = load_checkpoint(path)
-    _check_resume(ckpt, path, cfg)
+    check_resume(ckpt, path, cfg)
     run.model.load_state_dict(ckpt["model"])
     run.optimizer.load_state_dict(ckpt["optimizer"])
     run.scaler.load_state_dict(ckpt["scaler"])
@@ -343,20 +162,15 @@ def restore(run: Run) -> None:
     run.start = int(ckpt["step"])
     # A changed --iters re-plans the rest of the schedule (the factor is a pure function of step, total).
     run.scheduler = make_scheduler(run.optimizer, cfg.iters, cfg.optim.warmup, cfg.optim.schedule, start=run.start)
-    run.rows = resume_log(ckpt, path, run.log_path)
+    run.rows = checkpoint_log(ckpt, path, run.log_path)
     if run.rank == 0:
         write_log(run.log_path, run.rows)  # a kill between the checkpoint and the CSV left it stale: rebuild it
 
 
 def make_loader(run: Run) -> torch.utils.data.DataLoader:
-    """Videos (converted once, on rank 0) -> PairDataset with the model's crop geometry -> step-indexed loader."""
-    cfg, work = run.cfg, run.out / "data"
-    if run.rank == 0:
-        videos = load_training_videos(cfg.data, work, cfg.image_root, cfg.exclude_sequences)
-    if run.world > 1:
-        torch.distributed.barrier()
-    if run.rank != 0:
-        videos = load_training_videos(cfg.data, work, cfg.image_root, cfg.exclude_sequences)
+    """Videos (`data.sources`) -> PairDataset with the model's crop geometry -> step-indexed loader."""
+    cfg = run.cfg
+    videos = load_training_videos(cfg.data, image_root=cfg.image_root, exclude=cfg.exclude_sequences)
     length = max(1, cfg.iters) * cfg.batch * run.world
     dataset = PairDataset(videos, cfg.pairs, length=length, seed=cfg.seed, geometry=cfg.model)
     run.end = cfg.iters if cfg.stop_at is None else max(run.start, min(cfg.iters, cfg.stop_at))
@@ -394,7 +208,7 @@ def one_step(run: Run, batch: dict) -> dict:
     if run.frozen and run.step >= cfg.optim.freeze_backbone_iters:
         run.frozen = False
         set_backbone_frozen(run.model, False, run.trainable)
-        run.net = _wrap(run.model, run.world, run.device)  # DDP must see the newly trainable parameters
+        run.net = wrap_ddp(run.model, run.world, run.device)  # DDP must see the newly trainable parameters
     lr = run.optimizer.param_groups[-1]["lr"]  # the head's (non-backbone) lr at this step
     terms = train_step(run.net, _batch_to(batch, run.device), cfg.model, cfg.loss, run.optimizer, run.scaler,
                        run.device, run.amp)
@@ -405,13 +219,13 @@ def one_step(run: Run, batch: dict) -> dict:
     return terms | {"lr": lr}
 
 
-def run_loop(run: Run, loader) -> None:
+def run_loop(run: Run, loader: torch.utils.data.DataLoader) -> None:
     """The training loop: steps start..end, a log row each, a checkpoint every ckpt_every steps."""
     cfg = run.cfg
     run.model.train()
     run.frozen = run.start < cfg.optim.freeze_backbone_iters
     set_backbone_frozen(run.model, run.frozen, run.trainable)
-    run.net = _wrap(run.model, run.world, run.device)
+    run.net = wrap_ddp(run.model, run.world, run.device)
     bar = tqdm(total=cfg.iters, initial=run.start, disable=not (cfg.progress and run.rank == 0),
                desc=f"train {cfg.model.name}", dynamic_ncols=True)
     run.step, tick = run.start, time.perf_counter()
@@ -429,16 +243,16 @@ def run_loop(run: Run, loader) -> None:
 
 
 RUN_FILES = ("last.pt", "train_log.csv", "loss_curve.png")
-# What a killed run leaves (io.atomic_write's `.<stem>.XXXX.tmp<suffix>`, older `last.pt.XXXX.tmp`, davis2coco's
-# `.<name>.json.XXXX`); removed at the next start, under the run's lock, so never a live writer's file.
-STALE_TEMPS = (".*.tmp*", "last.pt.*.tmp", "data/*/.*.tmp*", "data/*/.*.json.*")
+# Temp files of a write a kill interrupted (`.<stem>.XXXX.tmp<suffix>` of io.atomic_write, `last.pt.XXXX.tmp`);
+# removed at the next start, under the run's lock, so never a live writer's file.
+STALE_TEMPS = (".*.tmp*", "last.pt.*.tmp")
 
 
 def check_run_folder(cfg: TrainConfig) -> Path:
     """Check a run's arguments before any work: the out folder, --resume/--overwrite, data and init paths.
 
     A folder holding a run (last.pt or train_log.csv) is refused unless --resume (continue it) or
-    --overwrite (start afresh): training into it silently replaced a 30-step run by a 3-step one.
+    --overwrite (start afresh), so a new run never replaces a finished one by accident.
     """
     out = check_output_folder(cfg.out)
     if cfg.resume and cfg.overwrite:
@@ -491,8 +305,7 @@ def _train(cfg: TrainConfig) -> dict:
     run_loop(run, loader)
     if run.step > run.start or not run.ckpt_path.is_file():
         save_run(run, run.step)
-    if run.world > 1:
-        torch.distributed.barrier()
+    barrier(run.world)
     return {"checkpoint": run.ckpt_path, "log": run.log_path, "curve": run.curve_path, "steps": run.step,
             "final_loss": run.rows[-1]["loss"] if run.rows else float("nan"),
             "device": describe_device(run.device)}

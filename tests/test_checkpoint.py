@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from siampolar_lib import build_model
-from siampolar_lib.checkpoint import FORMAT, CheckpointError, load_checkpoint, load_model, save_checkpoint
+from siampolar_lib.checkpoint import (FORMAT, CheckpointError, check_network, checkpoint_log, load_checkpoint,
+                                     load_model, network_differences, save_checkpoint)
 from siampolar_lib.models.config import LITE0, QUICK
 
 
@@ -98,7 +99,7 @@ def test_checkpoint_stores_the_whole_model_config(quick_ckpt):
 
 
 def test_shipped_name_only_checkpoint_loads_as_todays_preset(tmp_path):
-    """A file that stores only the name "lite0" (the format before whole-config checkpoints) loads as LITE0."""
+    """A file that stores only the name "lite0" (a name-only checkpoint) loads as LITE0."""
     import dataclasses
 
     import torch
@@ -112,3 +113,35 @@ def test_shipped_name_only_checkpoint_loads_as_todays_preset(tmp_path):
     torch.save(old, path)
     assert load_checkpoint(path)["config"] == "lite0"
     assert load_model(path).config == LITE0
+
+
+def test_network_differences_ignore_training_only_fields():
+    import dataclasses
+
+    assert network_differences(QUICK, dataclasses.replace(QUICK, frozen_stages=4, bn_mode="train")) == []
+    assert network_differences(QUICK, dataclasses.replace(QUICK, num_rays=24)) == ["num_rays"]
+    assert "channels" in network_differences(QUICK, LITE0)
+    with pytest.raises(CheckpointError, match="'quick' network, but --model is 'lite0'"):
+        check_network({"config": QUICK.to_dict()}, "q.pt", LITE0)
+    check_network({"config": "quick"}, "q.pt", dataclasses.replace(QUICK, frozen_stages=4))  # a name-only file
+
+
+def _rows(steps) -> list[dict]:
+    return [{"step": s, "loss": 1.0 / s, "cls": 0.1, "ctr": 0.2, "rays": 0.3, "lr": 0.01, "num_pos": 3,
+             "pairs_per_s": 9.0} for s in steps]
+
+
+def test_checkpoint_log_reads_the_checkpoint_else_the_csv(tmp_path):
+    from siampolar_lib.trainlog import write_log
+
+    csv = tmp_path / "train_log.csv"
+    assert checkpoint_log({"step": 3, "log": _rows([1, 2, 3, 4])}, "last.pt", csv) == _rows([1, 2, 3])
+    assert checkpoint_log({"step": 0, "log": []}, "last.pt", csv) == []
+    write_log(csv, _rows([1, 2]))
+    assert checkpoint_log({"step": 2}, "last.pt", csv) == _rows([1, 2])  # no "log" entry: the CSV beside it
+    with pytest.raises(CheckpointError, match="train_log.csv: the log holds 2 rows up to step 2.*at step 3"):
+        checkpoint_log({"step": 3}, "last.pt", csv)  # the CSV stops short of the weights' step
+    with pytest.raises(CheckpointError, match="last.pt: the log holds 2 rows"):
+        checkpoint_log({"step": 3, "log": _rows([1, 3])}, "last.pt", csv)  # a gap
+    with pytest.raises(CheckpointError, match="at step 2"):
+        checkpoint_log({"step": 2}, "last.pt", tmp_path / "none.csv")  # no log anywhere

@@ -13,8 +13,7 @@ from siampolar_lib.experiment import OptimConfig, TrainConfig, load_preset
 from siampolar_lib.geometry.boxes import mask_to_box
 from siampolar_lib.models.config import LITE0, QUICK, get_config
 from siampolar_lib.splits import VALIDATION_FOLD_SEQUENCES
-from siampolar_lib.video_tracking import ScoreMapRecorder, track_frames
-from siampolar_lib.tracker import Tracker, TrackerConfig
+from siampolar_lib.tracking.tracker import Tracker, TrackerConfig, track_frames
 from siampolar_lib.train import parse_args, train
 
 torch.set_num_threads(2)
@@ -35,11 +34,23 @@ def test_lite0_cpu_preset_excludes_the_validation_fold():
 
 def test_dict_round_trip_of_a_custom_config():
     cfg = TrainConfig(model=dataclasses.replace(LITE0, num_rays=24, search_size=287),
-                      pairs=PairConfig(search_shift=32.0), optim=OptimConfig(lr=0.02),
-                      tracker=TrackerConfig(size_lr=0.5), data=("a", "b"))
+                      pairs=PairConfig(search_shift=32.0), optim=OptimConfig(lr=0.02), data=("a", "b"))
     d = cfg.to_dict()
     assert d["model"]["num_rays"] == 24 and d["data"] == ["a", "b"] and d["optim"]["lr"] == 0.02
     assert TrainConfig.from_dict(d) == cfg
+
+
+def test_a_saved_tracker_section_is_skipped_and_a_preset_one_refused(tmp_path):
+    """Checkpoints' meta.train_config may hold tracker settings: from_dict reads them back without; presets
+    and flags, where a tracker setting would never be used, refuse it."""
+    cfg = TrainConfig(optim=OptimConfig(lr=0.02), data=("a",))
+    saved = {**cfg.to_dict(), "tracker": {"size_lr": 0.5, "mode": "search"}}
+    assert TrainConfig.from_dict(saved) == cfg and "tracker" not in cfg.to_dict()
+    (tmp_path / "p.yaml").write_text("tracker:\n  size_lr: 0.5\n")
+    with pytest.raises(ValueError, match="tracker"):
+        load_preset(tmp_path / "p.yaml")
+    with pytest.raises(ValueError, match="--tracker.size-lr"):
+        parse_args(["--data", "d", "--out", "o", "--iters", "2", "--tracker.size-lr", "0.5"])
 
 
 def test_unknown_fields_are_named():
@@ -49,17 +60,17 @@ def test_unknown_fields_are_named():
 
 def test_flags_are_generated_from_the_dataclasses():
     cfg = parse_args(["--preset", "quick", "--config", "lite0", "--model.num-rays", "24", "--model.search-size", "287",
-                      "--pairs.search-shift", "32", "--loss.cls-weight", "2", "--tracker.size-lr", "0.5",
+                      "--pairs.search-shift", "32", "--loss.cls-weight", "2",
                       "--lr", "0.02", "--no-pretrained", "--stop-at", "none", "--data", "d", "--out", "o",
                       "--iters", "5", "--frozen-stages", "3"])
     assert cfg.model == dataclasses.replace(LITE0, num_rays=24, search_size=287, frozen_stages=3)
-    assert cfg.pairs.search_shift == 32.0 and cfg.loss.cls_weight == 2.0 and cfg.tracker.size_lr == 0.5
+    assert cfg.pairs.search_shift == 32.0 and cfg.loss.cls_weight == 2.0
     assert cfg.optim.lr == 0.02 and not cfg.pretrained and cfg.stop_at is None
     # Parser errors are UserErrors (a ValueError): the CLI prints them as one line and exits 2.
     with pytest.raises(ValueError, match="required: --iters"):
         parse_args(["--data", "d", "--out", "o"])  # --iters is required without a preset that sets it
     with pytest.raises(ValueError, match="sideways"):
-        parse_args(["--data", "d", "--out", "o", "--iters", "2", "--tracker.mode", "sideways"])
+        parse_args(["--data", "d", "--out", "o", "--iters", "2", "--optimizer", "sideways"])
 
 
 def test_ray_count_and_search_size_are_one_line_changes(synthetic_davis, tmp_path):
@@ -75,19 +86,18 @@ def test_ray_count_and_search_size_are_one_line_changes(synthetic_davis, tmp_pat
     assert net.config == model and net.head.rays.out_channels == 24
 
     seen = []
-    recorder = ScoreMapRecorder(net)
     original = net.track
     net.track = lambda x, zf=None: (seen.append(tuple(x.shape)), original(x, zf))[1]
     seq = load_sequence(synthetic_davis, folder_sequences(synthetic_davis)[0])
     frames = [read_frame(p) for p in seq.frame_paths[:3]]
     box = mask_to_box(read_mask(seq.mask_paths[0]))
-    results = track_frames(Tracker(recorder, TrackerConfig()), frames, box)
+    results = track_frames(Tracker(net, TrackerConfig()), frames, box)
     assert len(results) == 3 and all(r.polygon.shape == (24, 2) for r in results)
     assert seen == [(1, 3, 287, 287)] * 2, "the tracker crops the model's search size"
 
 
 def test_resume_reads_a_run_folder_of_the_name_only_format(synthetic_davis, tmp_path):
-    """A last.pt written before the experiment config (config "quick", flat meta.train_config) resumes."""
+    """A name-only last.pt (config "quick", a flat meta.train_config without sections) resumes."""
     cfg = TrainConfig(model=QUICK, data=(str(synthetic_davis),), out=str(tmp_path / "run"), iters=2, batch=2,
                       optim=OptimConfig(warmup=1), ckpt_every=0, device="cpu", pretrained=False, progress=False,
                       stop_at=1)

@@ -1,4 +1,4 @@
-"""Training pairs: shapes, determinism, the mask following the crop, jitter, negatives, DAVIS videos."""
+"""Training pairs: shapes, determinism, the mask following the crop, jitter, negatives, loader workers."""
 from __future__ import annotations
 
 import cv2
@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from siampolar_lib.data.augment import LUMA, colour_jitter, gaussian_blur
 from siampolar_lib.data.coco import FrameRecord, Video, encode_rle
-from siampolar_lib.data.pairs import PairConfig, PairDataset, videos_from_davis, worker_loader_kwargs
+from siampolar_lib.data.pairs import PairConfig, PairDataset, worker_loader_kwargs
 from siampolar_lib.geometry.boxes import mask_to_box
 from siampolar_lib.geometry.crops import context_side
 
@@ -197,18 +197,3 @@ def test_colour_jitter_matches_the_written_out_formula():
     np.testing.assert_array_equal(colour_jitter(img, np.random.default_rng(1), 0.0), img.astype(np.float32))
     blurred = gaussian_blur(img.astype(np.float32), np.random.default_rng(2))
     assert blurred.shape == img.shape and blurred.std() < img.std()
-
-
-def test_videos_from_davis_train_sample(real_davis_train):
-    from siampolar_lib.data.davis import load_sequence, read_mask
-
-    vids = videos_from_davis(real_davis_train, ["surf", "dog-agility"])
-    assert [v.name for v in vids] == ["surf", "dog-agility"]
-    surf = vids[0]
-    assert surf.frames[-1].mask_rle is None and surf.frames[-1].box_xywh is None  # surf's last mask is empty
-    seq = load_sequence(real_davis_train, "dog-agility")
-    assert len(vids[1].frames) == len(seq)
-    np.testing.assert_array_equal(vids[1].decode_mask(vids[1].frames[7]), read_mask(seq.mask_paths[7]))
-    ds = PairDataset(vids, PairConfig(), length=4, seed=0)
-    d = ds[0]
-    assert d["search"].shape == (3, 255, 255) and (d["search_mask"].any() == d["positive"])

@@ -7,9 +7,12 @@ import math
 import pytest
 import torch
 
-from siampolar_lib.schedule import lr_factor
+from siampolar_lib.device import rng_state, set_rng_state
+from siampolar_lib.distributed import StepSampler, dist_info, init_distributed, wrap_ddp
+from siampolar_lib.experiment import OptimConfig, TrainConfig
 from siampolar_lib.models.config import get_config
-from siampolar_lib.train import OptimConfig, StepSampler, TrainConfig, parse_args, rng_state, set_rng_state, train
+from siampolar_lib.schedule import lr_factor
+from siampolar_lib.train import parse_args, train
 from siampolar_lib.trainlog import LOG_COLUMNS, read_log
 
 torch.set_num_threads(2)
@@ -54,6 +57,18 @@ def test_step_sampler_is_a_function_of_step_and_rank():
     assert list(StepSampler(2, 5, batch=3)) == full[6:], "resuming at step 2 reads the same items"
     r0, r1 = list(StepSampler(1, 3, 2, rank=0, world=2)), list(StepSampler(1, 3, 2, rank=1, world=2))
     assert r0 == [4, 5, 8, 9] and r1 == [6, 7, 10, 11], "ranks read disjoint slices of each step"
+
+
+def test_a_plain_run_is_rank_0_of_one(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert dist_info() == (0, 1, 0) and init_distributed("cpu") == (0, 1, torch.device("cpu"))
+    model = torch.nn.Linear(2, 2)
+    assert wrap_ddp(model, 1, torch.device("cpu")) is model
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert dist_info() == (3, 4, 1)
 
 
 def test_rng_state_round_trips_through_weights_only(tmp_path):

@@ -6,6 +6,8 @@ sequence's frame 0). Each object in a frame is one annotation with `category_id`
 "object": the tracker learns "the thing in the template", not which video it is), `object_id`, a
 compressed RLE `segmentation` (counts as str), `bbox` [x, y, w, h] (cv2.boundingRect convention),
 `area` and `iscrowd` 0. Frames whose object is absent stay as images without annotations.
+`davis_coco` builds one such dict in memory, `coco_videos` reads one into `Video`s (what training samples from);
+`davis_to_coco` and `load_coco_videos` do the same through JSON files.
 """
 from __future__ import annotations
 
@@ -81,6 +83,17 @@ def _convert_sequence(args: tuple[Path, str, int, bool]) -> list[dict]:
     return records
 
 
+def _convert(root: Path, names: list[str], year: int, polygons: bool, workers: int) -> dict[str, list[dict]]:
+    """{name: frame records} of the named sequences, in `workers` processes (1 = in this one)."""
+    jobs = [(root, n, year, polygons) for n in names]
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(_convert_sequence, jobs))
+    else:
+        results = [_convert_sequence(j) for j in jobs]
+    return dict(zip(names, results))
+
+
 def _assemble(names: list[str], converted: dict[str, list[dict]], split: str, year: int) -> dict:
     """A COCO dict for the sequences `names` (ids numbered from 1 in sequence then frame order)."""
     images, annotations, videos = [], [], []
@@ -105,9 +118,25 @@ def _write_json(obj: dict, path: Path) -> None:
     write_text(path, json.dumps(obj, separators=(",", ":")))
 
 
-def davis_to_coco(root: str | os.PathLike, year: int = 2016, out_dir: str | os.PathLike | None = None,
-                  polygons: bool = False, workers: int = 1,
-                  only: list[str] | None = None) -> dict[str, Path]:
+def _check_year(year: int) -> None:
+    """ValueError unless year is 2016 or 2017."""
+    if year not in (2016, 2017):
+        raise ValueError(f"year must be 2016 or 2017, got {year}")
+
+
+def davis_coco(root: str | os.PathLike, names: list[str], *, year: int = 2016, split: str = "all",
+               polygons: bool = False, workers: int = 1) -> dict:
+    """One COCO dict (the module docstring's layout) of the DAVIS sequences `names`, built in memory.
+
+    Every frame and mask is validated as by `davis_to_coco`; `split` only labels the dict's "info".
+    """
+    _check_year(year)
+    names = list(dict.fromkeys(names))
+    return _assemble(names, _convert(Path(root), names, year, polygons, workers), split, year)
+
+
+def davis_to_coco(root: str | os.PathLike, year: int = 2016, out_dir: str | os.PathLike | None = None, *,
+                  polygons: bool = False, workers: int = 1, only: list[str] | None = None) -> dict[str, Path]:
     """Convert a DAVIS folder to COCO JSONs in `out_dir`; return {split: json path}.
 
     year: 2016 (one object a frame, any non-zero pixel) or 2017 (one annotation per palette index).
@@ -117,8 +146,7 @@ def davis_to_coco(root: str | os.PathLike, year: int = 2016, out_dir: str | os.P
     """
     if out_dir is None:
         raise ValueError("out_dir is required: the converter never writes into the DAVIS folder by default")
-    if year not in (2016, 2017):
-        raise ValueError(f"year must be 2016 or 2017, got {year}")
+    _check_year(year)
     root, out_dir = Path(root), Path(out_dir)
     found = {k: v for k, v in splits(root, year).items() if k != "trainval"}
     if only is not None:
@@ -126,13 +154,7 @@ def davis_to_coco(root: str | os.PathLike, year: int = 2016, out_dir: str | os.P
         found = {k: [n for n in v if n in keep] for k, v in found.items()}
         found = {k: v for k, v in found.items() if v}  # a split none of `only` is in is not written
     names = list(dict.fromkeys(n for v in found.values() for n in v))
-    jobs = [(root, n, year, polygons) for n in names]
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(_convert_sequence, jobs))
-    else:
-        results = [_convert_sequence(j) for j in jobs]
-    converted = dict(zip(names, results))
+    converted = _convert(root, names, year, polygons, workers)
     if "train" in found and "val" in found:
         found["trainval"] = list(dict.fromkeys(found["train"] + found["val"]))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -175,16 +197,23 @@ class Video:
 
 def load_coco_videos(json_path: str | os.PathLike, image_root: str | os.PathLike,
                      per_object: bool = False) -> list[Video]:
-    """Read a JSON written by `davis_to_coco` into videos; file paths are joined to `image_root`.
+    """Read a JSON written by `davis_to_coco` into videos (see `coco_videos`)."""
+    json_path = Path(json_path)
+    return coco_videos(json.loads(json_path.read_text()), image_root, per_object=per_object, source=json_path)
+
+
+def coco_videos(data: dict, image_root: str | os.PathLike, *, per_object: bool = False,
+                source: str | os.PathLike = "COCO data") -> list[Video]:
+    """A COCO dict of `davis_coco`'s layout -> videos in its image order; file paths joined to `image_root`.
 
     per_object=False: one Video per sequence, its mask the union of all objects (DAVIS 2016: the object).
     per_object=True: one Video per (sequence, object id), named "<sequence>/<object id>" (DAVIS 2017).
+    source names the data in errors (the JSON file it was read from).
     """
-    json_path, image_root = Path(json_path), Path(image_root)
-    data = json.loads(json_path.read_text())
+    image_root = Path(image_root)
     for key in ("images", "annotations"):
         if key not in data:
-            raise DavisError(json_path, f"not a COCO file: no {key!r} key")
+            raise DavisError(source, f"not a COCO file: no {key!r} key")
     anns: dict[int, list[dict]] = {}
     for a in data["annotations"]:
         anns.setdefault(a["image_id"], []).append(a)

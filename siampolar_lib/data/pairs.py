@@ -1,8 +1,7 @@
 """Training pairs: a template crop from one frame and a search crop from another frame of the same video.
 
-This is what the reference SiamPolar code never did (docs/design.md): it always took the template from
-the same "first" frame and resized whole frames to the search size. Here, as in pysot/SiamCAR (crop sizes
-and context from the model's `ModelConfig`, 127 / 255 / 0.5 by default):
+As in pysot/SiamCAR (crop sizes and context from the trained model's `ModelConfig`, or any
+`geometry.crops.CropGeometry`: 127 / 255 / 0.5 by default):
   * the template (127x127) is cut around the object's box in frame t, with 0.5 context
     (`geometry.crops.context_side`), jittered by a few pixels and a few percent of scale;
   * the search crop (255x255) is cut around the object in frame t + d (side `search_side`), jittered by up
@@ -17,7 +16,6 @@ any worker, after a resume, on any machine. Use only training videos: never the 
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -27,11 +25,10 @@ import torch
 from torch.utils.data import Dataset
 
 from siampolar_lib.data.augment import colour_jitter, gaussian_blur
-from siampolar_lib.data.coco import FrameRecord, Video, encode_rle
-from siampolar_lib.data.davis import list_sequences, load_sequence, read_frame, read_mask
-from siampolar_lib.geometry.boxes import box_centre, mask_to_box
-from siampolar_lib.geometry.crops import CropTransform, context_side, crop_square, search_side
-from siampolar_lib.models.config import LITE0, ModelConfig
+from siampolar_lib.data.coco import FrameRecord, Video
+from siampolar_lib.data.davis import read_frame
+from siampolar_lib.geometry.boxes import box_centre
+from siampolar_lib.geometry.crops import CropGeometry, CropTransform, context_side, crop_square, search_side
 
 
 @dataclass(frozen=True)
@@ -58,16 +55,17 @@ def _visible(f: FrameRecord) -> bool:
 class PairDataset(Dataset):
     """Template/search pairs from videos; item i is a pure function of (i, seed).
 
-    videos: list of `data.coco.Video` (from `load_coco_videos` or `videos_from_davis`).
+    videos: list of `data.coco.Video` (from `data.sources.load_training_videos` or `videos_from_davis`).
     length: the number of items an epoch has (pairs are sampled, so any length works).
-    geometry: the ModelConfig whose template_size, search_size and context the crops follow (the model trained).
+    geometry: template_size, search_size and context of the crops: the trained model's ModelConfig, or a
+    `geometry.crops.CropGeometry`.
     Item: dict(template (3, T, T) float32 RGB 0..255, search (3, S, S) float32 RGB 0..255,
     search_mask (S, S) bool, positive bool, video (int index), template_frame, search_frame (int)).
     With DataLoader workers use `worker_loader_kwargs` (clean worker processes, one OpenCV thread each).
     """
 
-    def __init__(self, videos: Sequence[Video], cfg: PairConfig = PairConfig(), length: int = 1000, seed: int = 0,
-                 geometry: ModelConfig = LITE0):
+    def __init__(self, videos: Sequence[Video], cfg: PairConfig = PairConfig(), *, length: int = 1000,
+                 seed: int = 0, geometry: CropGeometry = CropGeometry()):
         if length <= 0:
             raise ValueError(f"length must be positive, got {length}")
         self.videos = list(videos)
@@ -195,29 +193,3 @@ def worker_loader_kwargs(workers: int) -> dict:
     methods = mp.get_all_start_methods()
     return dict(num_workers=workers, worker_init_fn=worker_init,
                 multiprocessing_context="forkserver" if "forkserver" in methods else "spawn")
-
-
-def videos_from_davis(root: str | os.PathLike, sequences: Sequence[str] | str | None = None) -> list[Video]:
-    """Videos straight from a DAVIS folder (no JSON), one per sequence, masks as the union of objects.
-
-    sequences: names, a split name ("train", "val"), or None for every sequence folder.
-    Reads every mask once (about 1 s per 100 frames); frames are read later, when pairs are made.
-    """
-    if sequences is None:
-        names = list_sequences(root, "all")
-    elif isinstance(sequences, str):
-        names = list_sequences(root, sequences)
-    else:
-        names = list(sequences)
-    videos = []
-    for name in names:
-        seq = load_sequence(root, name)
-        frames = []
-        for t, (fp, mp) in enumerate(zip(seq.frame_paths, seq.mask_paths)):
-            m = read_mask(mp)
-            box = mask_to_box(m)
-            frames.append(FrameRecord(fp, t, encode_rle(m) if box is not None else None,
-                                      tuple(float(v) for v in box) if box is not None else None,
-                                      m.shape[0], m.shape[1]))
-        videos.append(Video(name, frames))
-    return videos

@@ -1,0 +1,88 @@
+"""From the `--data` values of a training run to the videos its pairs are sampled from: one road.
+
+    DAVIS root       --coco.davis_coco-->  COCO dict  --coco.coco_videos-->  list[Video]
+    davis2coco JSON  --json.load-------->  COCO dict  --coco.coco_videos-->  list[Video]
+
+A DAVIS root and the JSON `data_scripts/davis2coco.py` writes for it give the same videos: the same frames,
+RLE masks (the union of the objects, DAVIS 2016) and boxes, in the same order. `videos_from_davis` takes
+named sequences (a notebook, a benchmark); `load_training_videos` takes the run's `--data` list.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+from .coco import Video, coco_videos, davis_coco, load_coco_videos
+from .davis import folder_sequences, list_sequences, splits
+
+
+def videos_from_davis(root: str | os.PathLike, sequences: Sequence[str] | str | None = None) -> list[Video]:
+    """Videos of a DAVIS folder, one per sequence, in the order given; masks the union of the objects.
+
+    sequences: names, a split name ("train", "val"), or None for every sequence folder.
+    Reads every mask once (about 1 s per 100 frames); frames are read later, when pairs are made.
+    """
+    if sequences is None:
+        names = list_sequences(root, "all")
+    elif isinstance(sequences, str):
+        names = list_sequences(root, sequences)
+    else:
+        names = list(sequences)
+    return coco_videos(davis_coco(root, names, year=2016), root, source=root)
+
+
+def training_sequences(root: str | os.PathLike, exclude: Sequence[str] = ()) -> list[str]:
+    """The sequences a DAVIS root gives a training run, in split-file order, each once, minus `exclude`.
+
+    Those its ImageSets list (every split but "trainval") that have a frame folder; every sequence folder
+    where it has no ImageSets.
+    """
+    present, excluded = set(folder_sequences(root)), set(exclude)
+    listed = (n for split, names in splits(root, 2016).items() if split != "trainval" for n in names)
+    return [n for n in dict.fromkeys(listed) if n in present and n not in excluded]
+
+
+def _image_root(json_path: Path) -> Path:
+    """The DAVIS root a davis2coco JSON's file names are relative to: its info's `image_root`/`davis_root`/`root`,
+    else the nearest of its three parent folders holding JPEGImages/."""
+    with open(json_path) as f:
+        info = json.load(f).get("info", {}) or {}
+    for key in ("image_root", "davis_root", "root"):
+        if isinstance(info, dict) and info.get(key):
+            root = Path(info[key])
+            return root if root.is_absolute() else (json_path.parent / root)
+    for cand in (json_path.parent, json_path.parent.parent, json_path.parent.parent.parent):
+        if (cand / "JPEGImages").is_dir():
+            return cand
+    raise FileNotFoundError(f"{json_path}: cannot infer the image root (no JPEGImages/ above it); "
+                            "pass --image-root")
+
+
+def load_training_videos(data: Sequence[str | os.PathLike], *, image_root: str | os.PathLike | None = None,
+                         exclude: Sequence[str] = ()) -> list[Video]:
+    """The videos of a run's --data entries (davis2coco JSONs and/or DAVIS roots), in order, minus `exclude`.
+
+    A DAVIS root gives its `training_sequences`; a JSON's file names are joined to image_root (default: the
+    DAVIS root found from the JSON). A sequence name seen twice in one root is used once.
+    """
+    if not data:
+        raise ValueError("no training data: pass --data PATH (a davis2coco json or a DAVIS root)")
+    videos: list[Video] = []
+    for entry in data:
+        p = Path(entry)
+        if p.is_dir():
+            if not (p / "JPEGImages").is_dir():
+                raise FileNotFoundError(f"{p}: not a DAVIS root (no JPEGImages/) and not a json file")
+            names = training_sequences(p, exclude)
+            videos += videos_from_davis(p, names) if names else []
+        elif p.is_file():
+            videos += load_coco_videos(p, Path(image_root) if image_root else _image_root(p))
+        else:
+            raise FileNotFoundError(f"{p}: no such training data (expected a davis2coco json or a DAVIS root)")
+    excluded = set(exclude)
+    videos = [v for v in videos if v.name not in excluded]
+    if not videos:
+        raise ValueError(f"no training videos left in {[str(d) for d in data]} after excluding {sorted(excluded)}")
+    return videos
