@@ -65,6 +65,7 @@ class TrainConfig:
     stop_at: int | None = None  # stop (checkpoint) after this step, schedule unchanged: a clean "kill"
     init_from: str | None = None  # fine-tune: start from this checkpoint's weights (new optimiser, step 0)
     precision: str = "auto"  # auto (fp16 AMP on CUDA, fp32 elsewhere), fp32, bf16 (autocast, CPU or CUDA)
+    feature_cache: int = 0  # > 0: a frozen-backbone run on cached backbone maps, this many crops per frame
 
     def to_dict(self) -> dict:
         """The whole config as nested plain dicts and lists (checkpoint meta, logs, YAML)."""
@@ -90,6 +91,8 @@ CHOICES = {"optim.optimizer": ("sgd", "adamw"), "optim.schedule": ("cosine", "st
            "device": ("auto", "cpu", "cuda", "mps"), "precision": ("auto", "fp32", "bf16"),
            "model.bn_mode": ("frozen", "train")}
 HELP = {"data": "davis2coco json or DAVIS root (repeatable)", "out": "run folder, e.g. runs/NAME",
+        "feature_cache": "N > 0: cache the frozen backbone's maps of N context crops per frame and train only the "
+                         "neck and head on them (siampolar_lib.feature_cache; the backbone must stay frozen)",
         "iters": "TOTAL steps (a resume continues up to it)", "resume": "continue from OUT/last.pt",
         "exclude_sequences": "comma-separated sequence names to leave out",
         "image_root": "DAVIS root the json's file names are relative to",

@@ -29,6 +29,7 @@ from .data.sources import load_training_videos
 from .device import describe_device, rng_state, seed_everything, set_rng_state
 from .distributed import StepSampler, barrier, dist_info, init_distributed, wrap_ddp
 from .experiment import TrainConfig, add_flags, config_from_args
+from .feature_cache import CacheConfig, CachedPairs, build_feature_cache
 from .losses import LossConfig, compute_losses
 from .models.config import ModelConfig
 from .models.siampolar import SiamPolar
@@ -44,8 +45,13 @@ GRAD_CLIP = 35.0  # gradient clipping at L2 norm 35 (pysot)
 # ------------------------------------------------------------------------------------ the step
 
 def _batch_to(batch: dict, device: torch.device) -> dict:
-    """Every tensor of a batch on device (non-blocking)."""
-    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+    """Every tensor of a batch on device (non-blocking), also inside dicts (cached backbone maps by stride)."""
+    def move(v):
+        if isinstance(v, dict):
+            return {k: move(x) for k, x in v.items()}
+        return v.to(device, non_blocking=True) if torch.is_tensor(v) else v
+
+    return {k: move(v) for k, v in batch.items()}
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -172,7 +178,16 @@ def make_loader(run: Run) -> torch.utils.data.DataLoader:
     cfg = run.cfg
     videos = load_training_videos(cfg.data, image_root=cfg.image_root, exclude=cfg.exclude_sequences)
     length = max(1, cfg.iters) * cfg.batch * run.world
-    dataset = PairDataset(videos, cfg.pairs, length=length, seed=cfg.seed, geometry=cfg.model)
+    if cfg.feature_cache > 0:  # the frozen backbone's maps, computed once (check_run_folder: frozen throughout)
+        start = time.perf_counter()
+        cache = build_feature_cache(run.model, videos, cfg.pairs, CacheConfig(variants=cfg.feature_cache),
+                                    seed=cfg.seed, device=run.device)
+        if run.rank == 0:
+            print(f"feature cache: {len(cache.search_rows)} context crops, {len(cache.template_rows)} templates "
+                  f"in {time.perf_counter() - start:.0f} s")
+        dataset = CachedPairs(cache, cfg.model, cfg.pairs, length=length, seed=cfg.seed)
+    else:
+        dataset = PairDataset(videos, cfg.pairs, length=length, seed=cfg.seed, geometry=cfg.model)
     run.end = cfg.iters if cfg.stop_at is None else max(run.start, min(cfg.iters, cfg.stop_at))
     sampler = StepSampler(run.start, run.end, cfg.batch, run.rank, run.world)
     collate = TargetCollate(cfg.model) if cfg.worker_targets else None  # None: torch's default_collate
@@ -273,6 +288,9 @@ def check_run_folder(cfg: TrainConfig) -> Path:
     for name in ("iters", "batch"):
         if getattr(cfg, name) < 1:
             raise UserError(f"--{name} {getattr(cfg, name)}: must be at least 1")
+    if cfg.feature_cache > 0 and cfg.optim.freeze_backbone_iters < cfg.iters:
+        raise UserError(f"--feature-cache {cfg.feature_cache}: cached backbone maps need the backbone frozen for the "
+                        f"whole run; pass --freeze-backbone-iters {cfg.iters} (or more)")
     return out
 
 

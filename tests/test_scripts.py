@@ -90,9 +90,9 @@ def test_bench_pairs(synthetic_davis):
 
 @pytest.mark.slow
 def test_bench_train():
-    r = _run(["-m", "benchmarks.bench_train", "--configs", "quick", "--iters", "3", "--batch", "2",
-              "--threads", "1"])
-    assert "pairs/s" in r.stdout
+    r = _run(["-m", "benchmarks.bench_train", "--runs", "quick:frozen", "quick:cached", "--iters", "3", "--batch", "2",
+              "--threads", "1", "--precision", "fp32", "--variants", "1"])
+    assert r.stdout.count("pairs/s") == 2 and "x quick:frozen" in r.stdout
 
 
 @pytest.mark.slow  # two tracking subprocesses

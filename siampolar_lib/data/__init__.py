@@ -1,4 +1,4 @@
-"""Data: the DAVIS reader, the DAVIS-to-COCO converter and reader, and a synthetic DAVIS generator."""
+"""Data: the DAVIS reader, DAVIS to COCO, synthetic DAVIS, training pairs and `sources` (--data to training videos)."""
 from __future__ import annotations
 
 from .davis import (

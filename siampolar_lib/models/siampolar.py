@@ -45,8 +45,7 @@ class SiamPolar(nn.Module):
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Backbone + neck: (B, 3, H, W) RGB 0..255 -> one (B, C, H/s, W/s) map per output stride."""
-        out = self.neck(self.backbone(x))
-        return [out[s] for s in self.config.strides]
+        return self._neck(self.backbone(x))
 
     def template_features(self, z: torch.Tensor) -> list[torch.Tensor]:
         """Template (B, 3, 127, 127) -> per level the central k x k feature crop (B, C, k, k)."""
@@ -68,14 +67,34 @@ class SiamPolar(nn.Module):
             raise RuntimeError("call model.template(z) before model.track(x)")
         return self._head(zf, x)
 
-    def forward(self, template: torch.Tensor, search: torch.Tensor) -> dict:
-        """Training API: template (B, 3, 127, 127), search (B, 3, 255, 255), RGB 0..255 -> output dict."""
-        return self._head(self.template_features(template), search)
+    def forward(self, template: torch.Tensor | dict[int, torch.Tensor],
+                search: torch.Tensor | dict[int, torch.Tensor]) -> dict:
+        """Training API: template (B, 3, 127, 127), search (B, 3, 255, 255), RGB 0..255 -> output dict.
+
+        Either input may instead be the frozen backbone's maps of that crop, {stride: (B, C_s, h, w)}
+        (`feature_cache`): then only the neck, the correlation and the head run.
+        """
+        if isinstance(template, dict):
+            zf = [crop_template(f, k) for f, k in zip(self._neck(template), self.config.template_crop)]
+        else:
+            zf = self.template_features(template)
+        if isinstance(search, dict):
+            return self._correlate(zf, self._neck(search))
+        return self._head(zf, search)
+
+    def _neck(self, backbone_maps: dict[int, torch.Tensor]) -> list[torch.Tensor]:
+        """Backbone maps {stride: (B, C_s, h, w)} -> one (B, C, h, w) neck map per output stride."""
+        out = self.neck(backbone_maps)
+        return [out[s] for s in self.config.strides]
 
     def _head(self, zf: list[torch.Tensor], x: torch.Tensor) -> dict:
         self._check_input(x, self.config.search_size, "search")
+        return self._correlate(zf, self.features(x))
+
+    def _correlate(self, zf: list[torch.Tensor], xf: list[torch.Tensor]) -> dict:
+        """Per level: depth-wise correlation of search maps xf with template maps zf, then the polar head."""
         out: dict = {"cls": [], "ctr": [], "rays": [], "points": [], "strides": list(self.config.strides)}
-        for level, (z, f, s) in enumerate(zip(zf, self.features(x), self.config.strides)):
+        for level, (z, f, s) in enumerate(zip(zf, xf, self.config.strides)):
             corr = xcorr_depthwise(f, z)  # (B, C, H, W)
             cls, ctr, rays = self.head(corr, level)
             out["cls"].append(cls)
