@@ -1,0 +1,110 @@
+"""Validation-fold J&F against training pairs seen, from a campaign's checkpoints: is more training still paying?
+
+    python data_scripts/learning_curve.py --points campaign.json --checkpoints A.pt B.pt ... [--offset-pairs N]
+        --label NAME --png checkpoints/learning_curve.png
+
+Each checkpoint (a run's last.pt copies or model-only files) is tracked over the validation fold of train
+sequences (`splits.VALIDATION_FOLD_SEQUENCES`, full-rate train sample; never a val sequence) with the tracker
+defaults; pairs seen = offset + step x batch x world size (batch and world size from the checkpoint's meta).
+The points are added to the JSON file `--points` (kept across phases and sessions: it is the campaign's record)
+and the whole curve is drawn into `--png`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from siampolar_lib.checkpoint import load_checkpoint, model_from_checkpoint
+from siampolar_lib.cli import ArgumentParser, cli_main
+from siampolar_lib.data.davis import load_sequence, sequence_masks
+from siampolar_lib.errors import UserError
+from siampolar_lib.evaluation.benchmark import run_sequence
+from siampolar_lib.evaluation.metrics import evaluate_sequence, mean_over_sequences
+from siampolar_lib.io import write_text
+from siampolar_lib.paths import davis_train_sample_root
+from siampolar_lib.splits import VALIDATION_FOLD_SEQUENCES
+from siampolar_lib.tracking.tracker import Tracker
+
+
+def pairs_seen(ckpt: dict, offset: int = 0) -> int:
+    """Training pairs behind a checkpoint: offset + step x batch x world size (from its training config)."""
+    meta = ckpt.get("meta", {})
+    batch = int(meta.get("train_config", {}).get("batch", 0))
+    if batch <= 0:
+        raise UserError("checkpoint meta has no train_config.batch: pass a run's checkpoint or give --batch")
+    return int(offset + int(ckpt.get("step", 0)) * batch * int(meta.get("world_size", 1)))
+
+
+def fold_scores(model: torch.nn.Module, root: Path, names=VALIDATION_FOLD_SEQUENCES) -> dict:
+    """J&F, J_M, F_M (DAVIS protocol, mean over sequences) of the tracker defaults on the fold."""
+    rows = {}
+    for name in names:
+        seq = load_sequence(root, name)
+        gt = sequence_masks(seq)
+        preds, _, _ = run_sequence(Tracker(model), seq.frame_paths, gt)
+        rows[name] = evaluate_sequence(preds, gt)
+    s = mean_over_sequences(rows)
+    return {"JF_M": s["JF_M"], "J_M": s["J_M"], "F_M": s["F_M"]}
+
+
+def plot(points: list[dict], path: Path) -> Path:
+    """The learning curve: J&F, J_M and F_M (percent) against pairs seen, one marker style per label."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = sorted(points, key=lambda p: p["pairs"])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    x = np.array([p["pairs"] for p in pts]) / 1000
+    for key, style in (("JF_M", "o-"), ("J_M", "s--"), ("F_M", "^:")):
+        ax.plot(x, [100 * p[key] for p in pts], style, label=key.replace("JF_M", "J&F"))
+    for p in pts:
+        if p.get("label"):
+            ax.annotate(p["label"], (p["pairs"] / 1000, 100 * p["JF_M"]), fontsize=7, textcoords="offset points",
+                        xytext=(2, 4))
+    ax.set(xlabel="training pairs seen (thousands)", ylabel="validation fold (percent)",
+           title="Learning curve: validation fold of DAVIS-2016 train (dog-agility, motorbike, surf)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    ap = ArgumentParser(prog="data_scripts/learning_curve.py", description=__doc__.splitlines()[0])
+    ap.add_argument("--points", required=True, help="JSON file of the campaign's points (created if missing)")
+    ap.add_argument("--checkpoints", nargs="*", default=[], help="checkpoints to score and add")
+    ap.add_argument("--offset-pairs", type=int, default=0, help="pairs seen before these checkpoints' run began")
+    ap.add_argument("--label", default="", help="a name for these points (e.g. the phase)")
+    ap.add_argument("--png", default=None, help="draw the whole curve into this PNG")
+    a = ap.parse_args(argv)
+    points_path = Path(a.points)
+    points = json.loads(points_path.read_text()) if points_path.is_file() else []
+    root = davis_train_sample_root()
+    for path in a.checkpoints:
+        ckpt = load_checkpoint(path)
+        model = model_from_checkpoint(ckpt, path, device="cpu")
+        row = {"checkpoint": Path(path).name, "step": int(ckpt.get("step", 0)),
+               "pairs": pairs_seen(ckpt, a.offset_pairs), "label": a.label, **fold_scores(model, root)}
+        points = [p for p in points if (p["pairs"], p["label"]) != (row["pairs"], row["label"])] + [row]
+        print(f"{row['checkpoint']}: step {row['step']}, {row['pairs']} pairs: J&F {100 * row['JF_M']:.1f} "
+              f"J_M {100 * row['J_M']:.1f} F_M {100 * row['F_M']:.1f}", flush=True)
+        write_text(points_path, json.dumps(sorted(points, key=lambda p: p["pairs"]), indent=1) + "\n")
+    if a.png:
+        print(f"wrote {plot(points, Path(a.png))}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

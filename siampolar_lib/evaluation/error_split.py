@@ -1,0 +1,188 @@
+"""Where the tracker's error comes from: what the network's rays can reach against what tracking loses.
+
+Three modes over the same sequences, scored with the DAVIS protocol:
+  truth_crop    every frame's search crop is centred on the TRUE box at its true scale (the state is reset to
+                the truth before each frame); the tracker then chooses the location as it always does;
+  truth_centre  as truth_crop, and the rays are read at the location nearest the true mass centre (on the level
+                whose regress range holds the object's size seen from there, as the training targets assign it);
+  tracker       the normal tracker.
+truth_crop and truth_centre bound what the rays reach when the tracking state is perfect; truth_crop -> tracker is
+what tracking loses; truth_crop -> truth_centre is what choosing the location loses.
+For the tracker mode the chosen location's score (cls x ctr) is kept per frame, with the network's share of the
+final score: penalty x score x (1 - window_influence) / (that + window x window_influence).
+
+    python -m siampolar_lib.evaluation.error_split --checkpoint CKPT [--sequences a,b] [--json out.json]
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..checkpoint import load_model
+from ..cli import ArgumentParser, cli_main
+from ..data.davis import first_nonempty, load_sequence, read_frame, sequence_masks
+from ..errors import UserError
+from ..geometry.boxes import mask_to_box
+from ..geometry.crops import context_side
+from ..geometry.polar import mass_centre
+from ..io import write_text
+from ..paths import davis_train_sample_root
+from ..splits import REAL_VAL_SEQUENCES, VALIDATION_FOLD_SEQUENCES
+from ..tracking.engine import make_engine
+from ..tracking.tracker import Tracker, TrackerConfig, TrackResult, polygon_boxes
+from .metrics import evaluate_sequence, mean_over_sequences
+
+MODES = ("truth_crop", "truth_centre", "tracker")
+
+
+class SplitTracker(Tracker):
+    """A Tracker that can be handed the true mask of the coming frame (`truth`) and records its choices.
+
+    mode "tracker" behaves exactly like Tracker; "truth_crop" resets the state to the true box before each
+    frame; "truth_centre" also reads the rays at the location nearest the true mass centre. `choices` gets one
+    dict per tracked frame: score, penalty, window (at the chosen location) and share (the network's part).
+    """
+
+    def __init__(self, model, cfg: TrackerConfig = TrackerConfig(), mode: str = "tracker", **kwargs):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        super().__init__(model, cfg, **kwargs)
+        self.mode = mode
+        self.truth: np.ndarray | None = None  # (H, W) bool true mask of the frame about to be tracked
+        self._truth_crop: tuple[np.ndarray, np.ndarray] | None = None  # mass centre (2,), box edges (4,), crop px
+        self.choices: list[dict] = []
+
+    def track(self, frame: np.ndarray) -> TrackResult:
+        """Track the next frame; in the truth modes the state first moves to `truth`'s box (an empty truth: no move)."""
+        self._truth_crop = None
+        box = mask_to_box(self.truth) if self.mode != "tracker" and self.truth is not None else None
+        if box is not None:
+            x, y, w, h = box
+            self.centre, self.size, self.growth = np.array([x + w / 2.0, y + h / 2.0]), np.array([w, h]), 1.0
+            if self.mode == "truth_centre":
+                g = self.geometry
+                scale = g.template_size / context_side(w, h, g.context)  # crop pixels per frame pixel
+                mid = (g.search_size - 1) / 2.0
+                edges = np.array([x - 0.5, y - 0.5, x + w - 0.5, y + h - 0.5])  # box edges: pixels are squares
+                self._truth_crop = ((mass_centre(self.truth) - self.centre) * scale + mid,
+                                    (edges - np.tile(self.centre, 2)) * scale + mid)
+        return super().track(frame)
+
+    def _best_location(self, levels: list[dict], scale: float):
+        """The tracker's choice, or the location nearest the true mass centre; the choice is recorded."""
+        if self._truth_crop is None:
+            li, i, j, penalty, box = super()._best_location(levels, scale)
+        else:
+            li, i, j = nearest_location(levels, *self._truth_crop, self.geometry.regress_ranges)
+            dx, dy, bw, bh = polygon_boxes(levels[li]["rays"][:, i:i + 1, j:j + 1])
+            penalty, box = 1.0, (dx[0, 0], dy[0, 0], max(bw[0, 0], 1e-3), max(bh[0, 0], 1e-3))
+        score = float(levels[li]["score"][i, j])
+        window = float(self._window(levels[li]["points"])[i, j])
+        lam = self.cfg.window_influence
+        net = float(penalty) * score * (1.0 - lam)
+        self.choices.append({"score": score, "penalty": float(penalty), "window": window,
+                             "share": net / (net + window * lam) if net + window * lam > 0 else float("nan")})
+        return li, i, j, penalty, box
+
+
+def nearest_location(levels: list[dict], xy: np.ndarray, edges: np.ndarray, regress_ranges) -> tuple[int, int, int]:
+    """(level, i, j) of the location nearest the crop point xy (2,), on a level whose regress range holds the
+    object's size seen from that location, max(l, t, r, b) to the box edges (x0, y0, x1, y1) (4,), as the
+    training targets assign levels; the nearest location of any level when no level's range fits."""
+    best, fallback = None, None
+    for li, lv in enumerate(levels):
+        d2 = ((lv["points"] - xy) ** 2).sum(-1)
+        i, j = np.unravel_index(int(np.argmin(d2)), d2.shape)
+        px, py = lv["points"][i, j]
+        size = max(px - edges[0], py - edges[1], edges[2] - px, edges[3] - py)
+        lo, hi = regress_ranges[li] if li < len(regress_ranges) else (-1.0, np.inf)
+        cand = (float(d2[i, j]), li, int(i), int(j))
+        fallback = cand if fallback is None or cand < fallback else fallback
+        if lo < size <= hi and (best is None or cand < best):
+            best = cand
+    return (best or fallback)[1:]
+
+
+def split_sequence(engine, cfg: TrackerConfig, root: str | os.PathLike, name: str,
+                   max_frames: int | None = None) -> dict[str, dict]:
+    """Track one sequence in every mode: {mode: the DAVIS row (J_M, F_M, ...) plus "choices" (per frame)}."""
+    seq = load_sequence(root, name)
+    paths = list(seq.frame_paths[:max_frames])
+    gt = sequence_masks(seq)[: len(paths)]
+    t0 = first_nonempty(gt)
+    if t0 is None:
+        raise ValueError(f"every ground-truth mask of {name} is empty: nothing to track")
+    frames = [read_frame(p) for p in paths]
+    out = {}
+    for mode in MODES:
+        tracker = SplitTracker(engine, cfg, mode=mode)
+        preds = np.zeros_like(gt)
+        preds[t0] = gt[t0]
+        tracker.init(frames[t0], mask_to_box(gt[t0]))
+        for t in range(t0 + 1, len(frames)):
+            tracker.truth = gt[t]
+            preds[t] = tracker.track(frames[t]).mask
+        out[mode] = evaluate_sequence(preds, gt) | {"choices": tracker.choices}
+    return out
+
+
+def error_split(model, root: str | os.PathLike | None = None, sequences: Sequence[str] = VALIDATION_FOLD_SEQUENCES,
+                *, cfg: TrackerConfig = TrackerConfig(), engine: str = "torch", max_frames: int | None = None) -> dict:
+    """The three modes over `sequences` (default: the validation fold of the train sample, never a val sequence).
+
+    Returns {"modes": {mode: {J_M, F_M, JF_M, ...mean over sequences}}, "sequences": {name: {mode: row}},
+    "scores": the tracker mode's chosen scores (all frames), "shares": the network's shares of the final score}.
+    """
+    leaked = sorted(set(sequences) & set(REAL_VAL_SEQUENCES))
+    if leaked:
+        raise UserError(f"--sequences: {', '.join(leaked)} are DAVIS-2016 val sequences; split the error on train "
+                        "sequences only")
+    root = Path(root) if root is not None else davis_train_sample_root()
+    net = make_engine(model, engine)
+    per_seq = {name: split_sequence(net, cfg, root, name, max_frames) for name in sequences}
+    modes = {m: mean_over_sequences({n: r[m] for n, r in per_seq.items()}) for m in MODES}
+    choices = [c for r in per_seq.values() for c in r["tracker"]["choices"]]
+    return {"modes": modes, "sequences": per_seq, "scores": [c["score"] for c in choices],
+            "shares": [c["share"] for c in choices]}
+
+
+def format_split(result: dict) -> str:
+    """The error split as a text table (percent) plus the chosen-score and network-share quartiles."""
+    lines = [f"{'mode':<14}{'J&F':>7}{'J_M':>7}{'F_M':>7}"]
+    for mode, s in result["modes"].items():
+        lines.append(f"{mode:<14}{100 * s['JF_M']:7.1f}{100 * s['J_M']:7.1f}{100 * s['F_M']:7.1f}")
+    for key, label in (("scores", "chosen cls x ctr"), ("shares", "network share")):
+        q = np.nanpercentile(result[key], [10, 25, 50, 75, 90])
+        lines.append(f"{label}: p10 {q[0]:.3f}  p25 {q[1]:.3f}  median {q[2]:.3f}  p75 {q[3]:.3f}  p90 {q[4]:.3f}")
+    return "\n".join(lines)
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (2 for bad input, with a one-line message)."""
+    ap = ArgumentParser(prog="python -m siampolar_lib.evaluation.error_split", description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", required=True, help="a SiamPolar checkpoint (.pt)")
+    ap.add_argument("--davis-root", default=None, help="default: the DAVIS-2016 train sample")
+    ap.add_argument("--sequences", default=",".join(VALIDATION_FOLD_SEQUENCES), help="comma-separated train sequences")
+    ap.add_argument("--max-frames", type=int, default=None, help="keep only the first N frames of each sequence")
+    ap.add_argument("--json", default=None, help="also write the numbers (without per-frame choices) to this file")
+    args = ap.parse_args(argv)
+    names = [s for s in args.sequences.split(",") if s]
+    result = error_split(load_model(args.checkpoint, device="cpu"), args.davis_root, names, max_frames=args.max_frames)
+    print(format_split(result))
+    if args.json:
+        slim = {"modes": result["modes"], "checkpoint": str(args.checkpoint),
+                "sequences": {n: {m: {k: v for k, v in r.items() if k not in ("choices", "J", "F")} for m, r in rows.items()}
+                              for n, rows in result["sequences"].items()},
+                "score_quartiles": np.nanpercentile(result["scores"], [25, 50, 75]).tolist(),
+                "share_quartiles": np.nanpercentile(result["shares"], [25, 50, 75]).tolist()}
+        write_text(args.json, json.dumps(slim, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
