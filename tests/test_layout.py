@@ -27,6 +27,10 @@ ALLOWED = {
                    "errors", "io", "paths", "splits"),
 }
 ENTRY_POINTS = ("train", "track", "demo", "widgets")
+# The floors README's "Layout of the library" lists, bottom up: a module imports from its own floor or below.
+FLOORS = (("errors", "io", "cli", "device", "paths", "splits", "video"), ("geometry",), ("models",), ("data",),
+          ("targets", "losses", "schedule", "experiment", "trainlog", "checkpoint", "distributed", "feature_cache"),
+          ("tracking",), ("evaluation",), ("viz",) + ENTRY_POINTS)
 
 
 def module_name(path: Path) -> str:
@@ -100,6 +104,22 @@ def test_no_upward_import():
                 continue
             if not any(target == a or target.startswith(a + ".") for a in ALLOWED[layer]):
                 bad.append(f"{name} ({layer}) imports {target}")
+    assert not bad, "\n".join(bad)
+
+
+def floor(name: str) -> int:
+    """The floor of a module below siampolar_lib ('' is the package itself, above everything)."""
+    top = name.split(".")[0]
+    return next((i for i, f in enumerate(FLOORS) if top in f), len(FLOORS))
+
+
+def test_every_module_has_a_floor_and_imports_none_above_it():
+    bad = []
+    for name, imports in sorted(graph().items()):
+        if name and floor(name) == len(FLOORS):
+            bad.append(f"{name} is on no floor: add it to FLOORS and to README's layout")
+        bad += [f"{name} (floor {floor(name)}) imports {t} (floor {floor(t)})" for t in sorted(imports)
+                if t and floor(t) > floor(name)]
     assert not bad, "\n".join(bad)
 
 
