@@ -60,15 +60,19 @@ class FeatureCache:
 
 
 def _context_crop(frame: np.ndarray, mask: np.ndarray, box, g: ModelConfig, pcfg: PairConfig, margin: int,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One augmented context crop (L, L, 3) uint8 and its mask (L, L) bool, L = search_size + 2 margin."""
+                  step: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One augmented context crop (L, L, 3) uint8 and its mask (L, L) bool, L = search_size + 2 margin.
+
+    The object is shifted by up to half a window step (`step` crop pixels) each way: the window offsets, whole
+    steps, add the rest of the search shift.
+    """
     S = g.search_size
     L = S + 2 * margin
     s = 1.0 + rng.uniform(-pcfg.search_scale, pcfg.search_scale)
     side = search_side(box[2], box[3], g.context, g.template_size, S) / s * L / S
     cx, cy = box_centre(box)
     px = L / side  # crop pixels per frame pixel
-    dx, dy = rng.uniform(-margin / 4, margin / 4, size=2)  # the sub-cell part of the shift; windows add the rest
+    dx, dy = rng.uniform(-step / 2, step / 2, size=2)
     crop, tf = crop_square(frame, (cx - dx / px, cy - dy / px), side, L, pad_value=cv2.mean(frame)[:3])
     m = cv2.warpAffine(mask.astype(np.uint8), tf.matrix(), (L, L), flags=cv2.INTER_NEAREST,
                        borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
@@ -146,7 +150,7 @@ def build_feature_cache(model: nn.Module, videos: list[Video], pcfg: PairConfig 
         for k in range(ccfg.variants):
             rng = np.random.default_rng([seed, vi, fi, k])
             flip = bool(rng.random() < pcfg.flip_p)
-            crop, m = _context_crop(frame, mask, rec.box_xywh, g, pcfg, ccfg.margin, rng)
+            crop, m = _context_crop(frame, mask, rec.box_xywh, g, pcfg, ccfg.margin, step, rng)
             search.add(crop[:, ::-1] if flip else crop)
             masks.append(np.packbits(m[:, ::-1] if flip else m, axis=-1))
             rows.append((vi, fi, flip))

@@ -9,7 +9,7 @@ An engine turns crops into score maps; the tracker (siampolar_lib.tracking.track
 
 The engine returns the template state instead of keeping it, so several targets share one engine (one network,
 one ONNX Runtime session). `make_engine(model, "onnxruntime")` exports the network once per set of weights
-(siampolar_lib.export_onnx, cached on disk) and falls back to torch, with a one-line message, when it cannot.
+(`tracking.export`, cached on disk) and falls back to torch, with a one-line message, when it cannot.
 """
 from __future__ import annotations
 
