@@ -62,10 +62,12 @@ def plot(points: list[dict], path: Path) -> Path:
     x = np.array([p["pairs"] for p in pts]) / 1000
     for key, style in (("JF_M", "o-"), ("J_M", "s--"), ("F_M", "^:")):
         ax.plot(x, [100 * p[key] for p in pts], style, label=key.replace("JF_M", "J&F"))
-    for p in pts:
-        if p.get("label"):
-            ax.annotate(p["label"], (p["pairs"] / 1000, 100 * p["JF_M"]), fontsize=7, textcoords="offset points",
-                        xytext=(2, 4))
+    seen = set()
+    for p in pts:  # name each phase at its first point
+        if p.get("label") and p["label"] not in seen:
+            seen.add(p["label"])
+            ax.annotate(p["label"], (p["pairs"] / 1000, 100 * p["JF_M"]), fontsize=8, textcoords="offset points",
+                        xytext=(2, 6))
     ax.set(xlabel="training pairs seen (thousands)", ylabel="validation fold (percent)",
            title="Learning curve: validation fold of DAVIS-2016 train (dog-agility, motorbike, surf)")
     ax.grid(alpha=0.3)
