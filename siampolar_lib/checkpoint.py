@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,9 @@ FORMAT = "siampolar-checkpoint-v1"
 _PLAIN = (str, int, float, bool, type(None))
 # Model fields that change how a network trains but not what its weights mean: may differ on resume/fine-tune.
 TRAINING_ONLY_FIELDS = ("frozen_stages", "bn_mode")
+# Model fields that add zero-initialised modules: --init-from may switch them on (the grown network starts out
+# computing what the checkpoint did); field -> prefix of the state_dict keys the checkpoint then lacks.
+GROWABLE_FIELDS = {"ray_search_features": "head.search_proj."}
 # Settings that make a resumed run differ from an uninterrupted one when changed (a warning names each).
 RESUME_SETTINGS = ("batch", "seed", "optimizer", "schedule", "warmup", "lr", "data", "exclude_sequences")
 
@@ -177,14 +181,27 @@ def check_resume(ckpt: dict, path: str | os.PathLike, cfg: "TrainConfig") -> Non
 
 
 def init_weights(model: nn.Module, path: str | os.PathLike, config: ModelConfig) -> None:
-    """Load a checkpoint's weights strictly into `model` (to fine-tune from them); its network must be `config`."""
+    """Load a checkpoint's weights strictly into `model` (to fine-tune from them); its network must be `config`.
+
+    The one exception: `config` may switch on GROWABLE_FIELDS that the checkpoint has off; their new modules
+    keep their zero initialisation and every other weight must be there.
+    """
     ckpt = load_checkpoint(path)
-    check_network(ckpt, path, config)
+    saved = checkpoint_config(ckpt, path)
+    grown = [k for k in GROWABLE_FIELDS if getattr(config, k) and not getattr(saved, k)]
+    check_network(ckpt, path, config if not grown else replace(config, **{k: False for k in grown}))
     try:
-        model.load_state_dict(ckpt["model"])
+        result = model.load_state_dict(ckpt["model"], strict=not grown)
     except RuntimeError as err:
         raise CheckpointError(f"{path}: its weights do not fit the {config.name!r} network "
                               f"({str(err).splitlines()[0]})") from err
+    new = tuple(GROWABLE_FIELDS[k] for k in grown)
+    stray = [k for k in result.missing_keys if not k.startswith(new)] + list(result.unexpected_keys) if grown else []
+    if stray:
+        raise CheckpointError(f"{path}: its weights do not fit the {config.name!r} network (keys {stray[:3]})")
+    if grown:
+        print(f"init from {path}: {', '.join(grown)} switched on, {len(result.missing_keys)} new tensors start at zero",
+              file=sys.stderr)
 
 
 def checkpoint_log(ckpt: dict, ckpt_path: str | os.PathLike, log_path: str | os.PathLike) -> list[dict]:

@@ -38,6 +38,7 @@ class ModelConfig:
     ray_bias: float = math.log(32.0)  # initial ray-conv bias: rays start near 32 px, an object's half-size
     prior_prob: float = 0.01  # initial object probability (cls bias -log(99))
     frozen_stages: int = 2  # backbone stages kept frozen (lite0: stem + blocks 0-1; ResNet: stem + layer1)
+    ray_search_features: bool = False  # the ray tower also reads the search crop's features (head.py)
     bn_mode: str = "frozen"  # backbone BatchNorm: "frozen" (eval statistics, no grad) or "train"
 
     def to_dict(self) -> dict:

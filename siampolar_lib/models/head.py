@@ -6,6 +6,9 @@ Two towers of [3x3 conv (no bias), GroupNorm, ReLU] x tower_convs, convs initial
 - ray tower -> `rays` 3x3 conv, num_rays values r; rays = exp(clamp(Scale_l * r)) pixels, Scale_l one
   learnable scalar per level (init 1.0). Bias log(32) so the initial rays are about 32 px, an object's
   half-size in a 255 search crop.
+- with search_features: the ray tower reads corr + W s, s the search crop's own features at each location
+  (`xcorr.align_search`), W a 1x1 conv initialised to zero, so the rays can see the current frame's edges
+  (the reference's `gamma * corr + search`) and a network grown from one without it starts out identical.
 """
 from __future__ import annotations
 
@@ -43,7 +46,8 @@ class PolarHead(nn.Module):
     """Per level: features (B, C, H, W) -> cls (B, 1, H, W), ctr (B, 1, H, W), rays (B, num_rays, H, W) px."""
 
     def __init__(self, channels: int, num_levels: int, tower_convs: int = 2, gn_groups: int = 32,
-                 num_rays: int = 36, prior_prob: float = 0.01, ray_bias: float = math.log(32.0)):
+                 num_rays: int = 36, prior_prob: float = 0.01, ray_bias: float = math.log(32.0),
+                 search_features: bool = False):
         super().__init__()
         self.cls_tower = _tower(channels, tower_convs, gn_groups)
         self.ray_tower = _tower(channels, tower_convs, gn_groups)
@@ -58,10 +62,20 @@ class PolarHead(nn.Module):
                     nn.init.zeros_(m.bias)
         nn.init.constant_(self.cls.bias, -math.log((1 - prior_prob) / prior_prob))
         nn.init.constant_(self.rays.bias, ray_bias)
+        # after the N(0, 0.01) loop: zero, so the extra input starts switched off
+        self.search_proj = nn.Conv2d(channels, channels, 1) if search_features else None
+        if self.search_proj is not None:
+            nn.init.zeros_(self.search_proj.weight)
+            nn.init.zeros_(self.search_proj.bias)
 
-    def forward(self, x: torch.Tensor, level: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One level's correlation features -> (cls logits, ctr logits, rays in pixels)."""
+    def forward(self, x: torch.Tensor, level: int, search: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One level's correlation features (and aligned search features, same shape) -> (cls, ctr, rays px)."""
         c = self.cls_tower(x)
+        if self.search_proj is not None:
+            if search is None or search.shape != x.shape:
+                raise ValueError("this head's ray branch needs the aligned search features, shaped like the correlation")
+            x = x + self.search_proj(search)
         r = self.ray_tower(x)
         log_rays = self.scales[level](self.rays(r)).clamp(RAY_LOG_MIN, RAY_LOG_MAX)
         return self.cls(c), self.ctr(c), torch.exp(log_rays)

@@ -20,7 +20,7 @@ from .config import ModelConfig, get_config
 from .grid import location_grid
 from .head import PolarHead
 from .neck import FPNNeck
-from .xcorr import crop_template, xcorr_depthwise
+from .xcorr import align_search, crop_template, xcorr_depthwise
 
 
 class SiamPolar(nn.Module):
@@ -32,7 +32,7 @@ class SiamPolar(nn.Module):
         self.backbone = build_backbone(config, pretrained=pretrained)
         self.neck = FPNNeck(self.backbone.out_channels, config.channels, config.strides)
         self.head = PolarHead(config.channels, len(config.strides), config.tower_convs, config.gn_groups,
-                              config.num_rays, config.prior_prob, config.ray_bias)
+                              config.num_rays, config.prior_prob, config.ray_bias, config.ray_search_features)
         self._zf: list[torch.Tensor] | None = None  # cached template features, one per level
 
     def _check_input(self, t: torch.Tensor, size: int, what: str) -> None:
@@ -95,13 +95,19 @@ class SiamPolar(nn.Module):
         """Per level: depth-wise correlation of search maps xf with template maps zf, then the polar head."""
         out: dict = {"cls": [], "ctr": [], "rays": [], "points": [], "strides": list(self.config.strides)}
         for level, (z, f, s) in enumerate(zip(zf, xf, self.config.strides)):
-            corr = xcorr_depthwise(f, z)  # (B, C, H, W)
-            cls, ctr, rays = self.head(corr, level)
+            corr, (cls, ctr, rays) = self.level_outputs(z, f, level)
             out["cls"].append(cls)
             out["ctr"].append(ctr)
             out["rays"].append(rays)
             out["points"].append(location_grid(corr.shape[2], corr.shape[3], s, self.config.search_size, corr.device))
         return out
+
+    def level_outputs(self, z: torch.Tensor, f: torch.Tensor, level: int
+                      ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """One level: template z (B, C, k, k), search f (B, C, H, W) -> correlation (B, C, H', W'), head outputs."""
+        corr = xcorr_depthwise(f, z)
+        search = align_search(f, z.shape[-1]) if self.config.ray_search_features else None
+        return corr, self.head(corr, level, search)
 
 
 def build_model(name: str | ModelConfig = "lite0", pretrained: bool = True) -> SiamPolar:

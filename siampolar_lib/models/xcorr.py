@@ -60,6 +60,21 @@ def xcorr_slow(x: torch.Tensor, kernel: torch.Tensor, depthwise: bool = True) ->
     return out
 
 
+def align_search(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Search features (B, C, H, W) read at each correlation location's centre -> (B, C, H-size+1, W-size+1).
+
+    Location j of a correlation with a size x size kernel is centred on search cell j + (size - 1) / 2: a
+    cell itself for odd sizes, the mean of two neighbours (a 2x2 average) for even ones.
+    """
+    h, w = x.shape[-2:]
+    if size > min(h, w) or size < 1:
+        raise ValueError(f"cannot align a {h}x{w} search map with a {size}x{size} kernel")
+    if size % 2 == 0:
+        x = F.avg_pool2d(x, 2, stride=1)
+    t = (size - 1) // 2
+    return x[..., t:t + h - size + 1, t:t + w - size + 1]
+
+
 def crop_template(z: torch.Tensor, size: int) -> torch.Tensor:
     """Central size x size crop of template features (B, C, h, w): keeps the correlation map centred."""
     h, w = z.shape[-2:]

@@ -33,7 +33,6 @@ from ..cli import ArgumentParser, cli_main
 from ..data.davis import first_box, list_sequences, load_sequence, read_frame
 from ..errors import ExportError
 from ..geometry.crops import context_side, crop_square
-from ..models.xcorr import xcorr_depthwise
 from ..paths import davis_available
 from ..paths import davis_root as resolve_davis_root
 
@@ -66,7 +65,7 @@ class SearchStep(nn.Module):
         feats = self.model.features(x.permute(0, 3, 1, 2).float())
         outs: list[torch.Tensor] = []
         for level, (z, f) in enumerate(zip(zf, feats)):
-            cls, ctr, rays = self.model.head(xcorr_depthwise(f, z), level)
+            _, (cls, ctr, rays) = self.model.level_outputs(z, f, level)
             outs += [(torch.sigmoid(cls) * torch.sigmoid(ctr))[0, 0], rays[0]]  # (H, W), (R, H, W)
         return tuple(outs)
 
