@@ -1,6 +1,6 @@
 """The main job, `python -m siampolar_lib.demo --out runs/demo` (what `make demo` runs); nothing is downloaded.
 
-It tracks all 15 real DAVIS-2016 val sequences (none trained on) with the shipped checkpoint when a DAVIS folder is
+It tracks the 15 DAVIS-2016 val sequences of ../shared/data/DAVIS (15 of the 20; none trained on) with the shipped checkpoint when a DAVIS folder is
 found (`paths.davis_root()`), else a synthetic DAVIS set it generates under OUT; scores the model and the
 baselines (static, oracle_box, polar_bound, csrt) with `evaluation.benchmark`, prints the J&F tables,
 and writes under OUT: `results.json` (the model), `<method>/...` (masks and per-method results),

@@ -33,6 +33,13 @@ def davis_train_sample_root() -> Path:
     return Path(env) if env else SHARED_DATA / "davis_train_sample"
 
 
+def davis_train_extra_root() -> Path:
+    """The other 24 DAVIS-2016 train sequences (every second frame): $SIAMPOLAR_DAVIS_TRAIN_EXTRA_ROOT, else
+    ../shared/data/davis_train_extra."""
+    env = os.environ.get("SIAMPOLAR_DAVIS_TRAIN_EXTRA_ROOT")
+    return Path(env) if env else SHARED_DATA / "davis_train_extra"
+
+
 def checkpoints_dir() -> Path:
     """The folder of shipped checkpoints."""
     return REPO_ROOT / "checkpoints"

@@ -1,9 +1,11 @@
-"""Fixed splits: the 15 real DAVIS-2016 val sequences in ../shared/data/DAVIS and a validation fold of train.
+"""Fixed splits: the 15 DAVIS-2016 val sequences of ../shared/data/DAVIS, and a validation fold of train.
 
-Rule, chosen before any training and never tuned: sorted by name, every third sequence starting with the
-first is held out (5 sequences); the other 10 form the train fold. Scores reported by the course come from
-HELDOUT_SEQUENCES only. The real DAVIS-2016 *train* sample (../shared/data/davis_train_sample) and the
-synthetic set are also training data; none of them overlaps the held-out fold.
+The protocol (checkpoints/README.md): train on DAVIS-2016 *train* sequences and synthetic data, never on a val
+sequence; select models and tune the tracker on VALIDATION_FOLD_SEQUENCES (train sequences kept out of training);
+score the 15 val sequences of ../shared/data/DAVIS (15 of the 20; REAL_VAL_SEQUENCES) once per shipped candidate.
+HELDOUT_SEQUENCES / TRAIN_FOLD_SEQUENCES are a retired protocol's split of those val sequences (sorted by name,
+every third starting with the first held out); notebook 06 and benchmarks/bench_engines.py still take their
+illustration sequences from it.
 """
 from __future__ import annotations
 
@@ -18,6 +20,6 @@ TRAIN_FOLD_SEQUENCES: tuple[str, ...] = tuple(s for s in REAL_VAL_SEQUENCES if s
 # ../shared/data/davis_train_extra the other 24 at every second frame). Model selection and tracker tuning
 # use a validation fold of train sequences, fixed before training by the same kind of rule: the six
 # full-rate sample sequences sorted by name, every second one starting with the first. Reported scores come
-# from all 15 val sequences (REAL_VAL_SEQUENCES), none of which is ever trained on.
+# from the 15 val sequences of ../shared/data/DAVIS (REAL_VAL_SEQUENCES), none of which is ever trained on.
 TRAIN_SAMPLE_SEQUENCES: tuple[str, ...] = ("dog-agility", "motocross-bumps", "motorbike", "rollerblade", "surf", "tennis")
 VALIDATION_FOLD_SEQUENCES: tuple[str, ...] = TRAIN_SAMPLE_SEQUENCES[0::2]

@@ -8,6 +8,8 @@ the picture the player shows as an (H, W, 3) uint8 RGB array.
 """
 from __future__ import annotations
 
+import functools
+
 import os
 from pathlib import Path
 
@@ -226,13 +228,11 @@ class DemoApp:
     # --- widgets (thin: they only forward events to the callbacks above) ------------------------------
     def box_widget(self):
         """A jupyter-bbox-widget on frame 0: drawing boxes calls on_box_drawn with all of them (one target each)."""
-        from jupyter_bbox_widget import BBoxWidget
-
         boxes = []
         for b in self.boxes:
             x, y, w, h = (float(v) for v in b)
             boxes.append({"x": x, "y": y, "width": w, "height": h, "label": "target"})
-        wid = BBoxWidget(image_bytes=encode_image(self.frames[0]), classes=["target"], bboxes=boxes,
+        wid = _target_box_widget_class()(image_bytes=encode_image(self.frames[0]), classes=["target"], bboxes=boxes,
                          hide_buttons=True)
         wid.observe(lambda change: change["new"] and self.on_box_drawn(change["new"]), names=["bboxes"])
         return wid
@@ -281,3 +281,14 @@ class DemoApp:
         except (RuntimeError, ValueError) as e:
             self._status.value = f"error: {e}"
 
+
+@functools.cache
+def _target_box_widget_class():
+    """jupyter-bbox-widget's BBoxWidget with a repr that says what it holds (the default shows a memory address)."""
+    from jupyter_bbox_widget import BBoxWidget
+
+    class TargetBoxWidget(BBoxWidget):
+        def __repr__(self) -> str:
+            return f"TargetBoxWidget({len(self.bboxes)} target box(es) on frame 0)"
+
+    return TargetBoxWidget
