@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from siampolar_lib.tracking.baselines import CSRT, OracleBox, PolarBound, StaticBox, box_mask, ellipse_mask, make_baseline
+from siampolar_lib.tracking.baselines import (CSRT, GridBound, OracleBox, PolarBound, StaticBox, box_mask, ellipse_mask,
+                                              make_baseline)
 from siampolar_lib.geometry.boxes import mask_to_box
 from siampolar_lib.geometry.polar import mask_iou
 
@@ -66,6 +67,25 @@ def test_polar_bound_is_near_perfect_on_a_disk_and_worse_on_a_ring():
     assert mask_iou(r1.mask, gts[1]) > 0.97 and r1.polygon.shape == (36, 2)
     r2 = b.track(np.zeros((240, 320, 3), np.uint8))
     assert mask_iou(r2.mask, ring) < 0.7  # the hole is filled: the representation's limit
+
+
+def test_grid_bound_reads_the_best_grid_positive():
+    blank = np.zeros((240, 320, 3), np.uint8)
+    # an L: its mass centre lies off the grid and the best centred grid location sees a different polygon
+    ell = np.zeros((240, 320), bool)
+    ell[60:180, 100:130] = True
+    ell[150:180, 100:220] = True
+    gts = [disk(100, 100, 20), disk(150, 120, 50), ell, np.zeros((240, 320), bool)]
+    grid, polar = GridBound(gts), PolarBound(gts)
+    grid.init(blank, mask_to_box(gts[0]))
+    polar.init(blank, mask_to_box(gts[0]))
+    r_disk, p_disk = grid.track(blank), polar.track(blank)
+    assert mask_iou(r_disk.mask, gts[1]) > 0.95 and not r_disk.lost and 0 < r_disk.score <= 1
+    r_ell, p_ell = grid.track(blank), polar.track(blank)
+    assert not np.allclose(r_ell.polygon, p_ell.polygon)  # read at a grid location, not at the mass centre
+    assert 0.3 < mask_iou(r_ell.mask, ell) < 1.0
+    assert grid.track(blank).lost  # an empty truth: nothing to read
+    assert isinstance(make_baseline("grid_bound", gt_masks=gts), GridBound)
 
 
 def test_csrt_follows_a_moving_textured_square():

@@ -2,8 +2,12 @@
 
 - StaticBox: the first box as the mask, never moved (what doing nothing scores).
 - OracleBox: the true box of each frame, filled (needs the ground truth; the best a box tracker can do).
-- PolarBound: each true mask fitted with 36 rays at its mass centre (the best a perfect polar predictor
-  can do: the representation ceiling, docs/design.md section 4).
+- PolarBound: each true mask fitted with 36 rays at its mass centre (the target-encoding bound: how much of
+  the mask 36 rays keep; docs/design.md section 4).
+- GridBound: what a network that reproduced its training targets exactly would output: on the search crop
+  centred on the true box at its true scale, the positive location with the highest centerness target (a
+  perfect cls x ctr) and its target rays. The targets are cast from grid locations, up to half a stride from
+  the mass centre, so this is the bound a perfect network of that grid reaches (the grid-snapped bound).
 - CSRT: OpenCV's CSRT correlation-filter tracker (opencv-contrib); its box becomes a filled ellipse.
 The ground-truth baselines read frame k's mask from `gt_masks[k]` (frame 0 is the `init` frame).
 """
@@ -14,11 +18,14 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..geometry.boxes import box_mask, mask_to_box, polygon_box, validate_box
+from ..geometry.boxes import box_centre, box_mask, mask_to_box, polygon_box, validate_box
+from ..geometry.crops import crop_square, search_side
 from ..geometry.polar import NUM_RAYS, mask_to_rays, mass_centre, polygon_to_mask, ray_angles, rays_to_polygon
+from ..models.config import LITE0, ModelConfig
+from ..targets import build_targets, config_points
 from .tracker import TrackResult
 
-NAMES = ("static", "oracle_box", "polar_bound", "csrt")
+NAMES = ("static", "oracle_box", "polar_bound", "grid_bound", "csrt")
 
 
 def box_polygon(box_xywh, n: int = NUM_RAYS) -> np.ndarray:
@@ -113,6 +120,36 @@ class PolarBound(_GroundTruth):
         return TrackResult(polygon_to_mask(poly, self.frame_shape), poly, polygon_box(poly), 1.0, False)
 
 
+class GridBound(_GroundTruth):
+    """Each true mask as a perfect network of `config`'s grid would output it (module docstring)."""
+
+    def __init__(self, gt_masks: Sequence[np.ndarray], config: ModelConfig = LITE0):
+        super().__init__(gt_masks)
+        self.config = config
+        self.points = config_points(config)  # per level (H, W, 2) crop pixels
+
+    def track(self, frame: np.ndarray) -> TrackResult:
+        """The target polygon of the best positive on the truth-centred search crop, in frame pixels."""
+        self._next(frame)
+        gt, cfg = self._gt(), self.config
+        box = mask_to_box(gt)
+        if box is None:
+            return TrackResult(np.zeros(self.frame_shape, bool), np.zeros((cfg.num_rays, 2)), np.zeros(4), 0.0, True)
+        side = search_side(box[2], box[3], cfg.context, cfg.template_size, cfg.search_size)
+        crop, tf = crop_square(gt.astype(np.uint8), box_centre(box), side, cfg.search_size, pad_value=0,
+                               interpolation=cv2.INTER_NEAREST)
+        levels = build_targets(crop[None] > 0, self.points, cfg.strides, cfg.regress_ranges, cfg.centre_radius,
+                               cfg.num_rays)
+        score = [(t["labels"][0] * t["centerness"][0]).numpy() for t in levels]
+        level = int(np.argmax([s.max() for s in score]))
+        if score[level].max() <= 0:  # the object vanished in the crop (a sliver): no positive to read
+            return TrackResult(np.zeros(self.frame_shape, bool), np.zeros((cfg.num_rays, 2)), np.zeros(4), 0.0, True)
+        i, j = np.unravel_index(int(np.argmax(score[level])), score[level].shape)
+        poly = tf.to_frame(rays_to_polygon(self.points[level][i, j].numpy(), levels[level]["rays"][0, i, j].numpy()))
+        return TrackResult(polygon_to_mask(poly, self.frame_shape), poly, polygon_box(poly), float(score[level].max()),
+                           False)
+
+
 class CSRT(_Baseline):
     """OpenCV CSRT (discriminative correlation filter); frames go to cv2 as BGR, its box becomes an ellipse."""
 
@@ -134,14 +171,19 @@ class CSRT(_Baseline):
                            False)
 
 
-def make_baseline(name: str, gt_masks: Sequence[np.ndarray] | None = None):
-    """Build a baseline by name (static, oracle_box, polar_bound, csrt); the GT ones need gt_masks."""
+def make_baseline(name: str, gt_masks: Sequence[np.ndarray] | None = None, config: ModelConfig = LITE0):
+    """Build a baseline by name (static, oracle_box, polar_bound, grid_bound, csrt); the GT ones need gt_masks.
+
+    config: the network whose grid grid_bound snaps to (the shipped lite0 by default).
+    """
     if name == "static":
         return StaticBox()
     if name == "csrt":
         return CSRT()
-    if name in ("oracle_box", "polar_bound"):
+    if name in ("oracle_box", "polar_bound", "grid_bound"):
         if gt_masks is None:
             raise ValueError(f"baseline {name!r} needs the ground-truth masks (gt_masks)")
+        if name == "grid_bound":
+            return GridBound(gt_masks, config)
         return OracleBox(gt_masks) if name == "oracle_box" else PolarBound(gt_masks)
     raise ValueError(f"unknown baseline {name!r}: choose from {', '.join(NAMES)}")
