@@ -3,7 +3,9 @@
     python data_scripts/export_checkpoint.py --runs runs/a runs/b ... --out checkpoints/siampolar_lite0.pt
 
 --runs are run folders (each with last.pt and train_log.csv) in training order: the first trained from
-ImageNet weights, each later one resumed or fine-tuned (`--init-from`) from the one before. The last run's
+ImageNet weights, each later one resumed or fine-tuned (`--init-from`) from the one before. A folder may also hold
+an earlier export (its model-only .pt as last.pt, its `_train_log.csv` as train_log.csv): its own list of phases is
+kept, so a campaign's lineage survives the machine its run folders were on. The last run's
 network is written to --out without optimiser state (loads with `torch.load(..., weights_only=True)`); its
 step is the total over all runs and its meta lists every run's training configuration. Beside it:
 `<stem>_train_log.csv` (the runs' logs one after another, steps running on) and `<stem>_loss_curve.png`.
@@ -38,7 +40,13 @@ def export_runs(runs: list[Path], out: Path) -> dict:
             raise FileNotFoundError(f"{log_path}: missing (each --runs folder needs last.pt and train_log.csv)")
         meta = ckpt.get("meta") or {}
         rows = checkpoint_log(ckpt, ckpt_path, log_path)  # steps 1..the checkpoint's, each once
-        phases.append({"run": str(run), "steps": len(rows), "train_config": meta.get("train_config", {})})
+        if meta.get("phases"):  # an earlier export: keep its phases, whose steps add up to its log
+            if sum(int(ph["steps"]) for ph in meta["phases"]) != len(rows):
+                raise UserError(f"{ckpt_path}: its meta phases cover {sum(int(ph['steps']) for ph in meta['phases'])} "
+                                f"steps but its log {len(rows)}")
+            phases.extend(meta["phases"])
+        else:
+            phases.append({"run": str(run), "steps": len(rows), "train_config": meta.get("train_config", {})})
         logs.append(rows)
     rows = concat_logs(logs)
     source = runs[-1] / "last.pt"

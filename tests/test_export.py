@@ -67,6 +67,29 @@ def test_export_cli_joins_the_runs(two_runs, tmp_path):
     assert out.with_name("model_loss_curve.png").stat().st_size > 0
 
 
+def test_an_earlier_export_keeps_its_phases(two_runs, tmp_path):
+    """A campaign goes on from a shipped file on a new machine: the export's phases and log carry over."""
+    import shutil
+
+    first = tmp_path / "ship" / "model.pt"
+    run = lambda *a: subprocess.run([sys.executable, str(REPO / "data_scripts" / "export_checkpoint.py"), *a],
+                                    capture_output=True, text=True, cwd=REPO)
+    assert run("--runs", *map(str, two_runs), "--out", str(first)).returncode == 0
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    shutil.copy(first, earlier / "last.pt")
+    shutil.copy(first.with_name("model_train_log.csv"), earlier / "train_log.csv")
+    again = tmp_path / "again.pt"
+    r = run("--runs", str(earlier), str(two_runs[1]), "--out", str(again))
+    assert r.returncode == 0, r.stderr
+    ck = torch.load(again, weights_only=True)
+    assert ck["step"] == 7 and [p["steps"] for p in ck["meta"]["phases"]] == [3, 2, 2]
+    assert [r["step"] for r in read_log(tmp_path / "again_train_log.csv")] == list(range(1, 8))
+    (earlier / "train_log.csv").write_text((earlier / "train_log.csv").read_text().rsplit("\n", 2)[0] + "\n")
+    r = run("--runs", str(earlier), str(two_runs[1]), "--out", str(tmp_path / "bad.pt"))
+    assert r.returncode == 2 and "earlier" in r.stderr and not (tmp_path / "bad.pt").exists()
+
+
 def test_export_cli_names_a_missing_run(tmp_path):
     cmd = [sys.executable, str(REPO / "data_scripts" / "export_checkpoint.py"), "--runs", str(tmp_path / "nope"),
            "--out", str(tmp_path / "m.pt")]
