@@ -145,3 +145,59 @@ def render_results(frames, results, rays: bool = True) -> list[np.ndarray]:
     """Overlay every TrackResult (mask, polygon, score) on its frame with `render_track`: list of (H, W, 3) uint8."""
     return [render_track(f, r.mask, r.polygon, r.score, rays=rays, label=f"{i}")
             for i, (f, r) in enumerate(zip(frames, results))]
+
+
+def architecture_shapes(config, backbone_channels: dict[int, int]) -> dict:
+    """Every map's side and channels for a ModelConfig (no network is run): {name: text per level}.
+
+    Template / search maps are ceil(size / stride) a side; the template crop keeps the central k x k; the
+    correlation leaves ceil(S / s) - k + 1 locations a side (`targets.config_points` computes the same grid).
+    """
+    T, S, C, R = config.template_size, config.search_size, config.channels, config.num_rays
+    side = lambda n, s: -(-n // s)  # ceil
+    levels = list(zip(config.strides, config.template_crop))
+    return {
+        "backbone": " / ".join(f"s{s}: {backbone_channels[s]}" for s in config.backbone_strides),
+        "template": " / ".join(f"{side(T, s)}²→{k}²" for s, k in levels),
+        "search": " / ".join(f"{side(S, s)}²" for s, _ in levels),
+        "corr": " / ".join(f"{side(S, s) - k + 1}²" for s, k in levels),
+        "channels": C, "rays": R, "T": T, "S": S, "strides": "/".join(str(s) for s, _ in levels),
+    }
+
+
+def draw_architecture(ax, config, backbone_channels: dict[int, int]) -> None:
+    """The SiamPolar network as a block diagram on a matplotlib axis, every shape read from `config`."""
+    from matplotlib.patches import FancyBboxPatch
+
+    sh = architecture_shapes(config, backbone_channels)
+    boxes = {  # name: (x, y, width, height, colour, text); x, y is the lower-left corner
+        "z": (0.0, 3.0, 1.6, 0.9, "#dbe9f6", f"template z\n{sh['T']}×{sh['T']}×3\n(frame 0)"),
+        "x": (0.0, 0.4, 1.6, 0.9, "#dbe9f6", f"search x\n{sh['S']}×{sh['S']}×3\n(frame t)"),
+        "bb": (2.1, 0.4, 1.9, 3.5, "#fde2c8", f"backbone\n{config.backbone}\n(shared weights)\n\nchannels per\nstride\n"
+                                              + sh["backbone"].replace(" / ", "\n")),
+        "neck": (4.5, 0.4, 1.6, 3.5, "#fde2c8", f"FPN neck\n(shared)\n1×1 laterals,\ntop-down sum\n\n{sh['channels']} ch at\nstrides {sh['strides']}"),
+        "zf": (6.6, 3.0, 2.0, 0.9, "#e2f0d9", f"template maps, cut\nto the centre\n{sh['template']}"),
+        "xf": (6.6, 0.4, 2.0, 0.9, "#e2f0d9", f"search maps\n{sh['search']}"),
+        "corr": (9.1, 1.6, 2.0, 1.1, "#e2f0d9", f"depth-wise xcorr\nper level\n{sh['corr']} × {sh['channels']}"),
+        "head": (11.6, 1.2, 2.0, 1.9, "#f4dcef", "polar head\n(shared by levels)\ncls tower\nray tower"
+                 + ("\n+ search maps" if config.ray_search_features else "")),
+        "cls": (14.1, 3.0, 2.1, 0.8, "#eeeeee", f"cls: 1 × {sh['corr']}\nfocal loss"),
+        "ctr": (14.1, 1.75, 2.1, 0.8, "#eeeeee", f"ctr: 1 × {sh['corr']}\ncentre-ness, BCE"),
+        "rays": (14.1, 0.5, 2.1, 0.8, "#eeeeee", f"rays: {sh['rays']} × {sh['corr']}\nPolar IoU loss"),
+    }
+    for x, y, w, h, colour, text in boxes.values():
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.04", fc=colour, ec="#555555", lw=0.8))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=7.5)
+    mid = lambda n, side: (boxes[n][0] + (boxes[n][2] if side == "r" else 0), boxes[n][1] + boxes[n][3] / 2)
+    links = [("z", "bb"), ("x", "bb"), ("neck", "zf"), ("neck", "xf"), ("zf", "corr"), ("xf", "corr"), ("corr", "head"),
+             ("head", "cls"), ("head", "ctr"), ("head", "rays")] + ([("xf", "head")] if config.ray_search_features else [])
+    for a, b in links:
+        (x0, y0), (x1, y1) = mid(a, "r"), mid(b, "l")
+        if a in ("z", "x"):
+            y1 = y0
+        if a == "neck":
+            y0 = y1
+        ax.annotate("", (x1, y1), (x0, y0), arrowprops=dict(arrowstyle="->", color="#333333", lw=0.9))
+    ax.annotate("", mid("neck", "l"), mid("bb", "r"), arrowprops=dict(arrowstyle="->", color="#333333", lw=0.9))
+    ax.set(xlim=(-0.2, 16.4), ylim=(0.1, 4.2), aspect="equal")
+    ax.axis("off")
