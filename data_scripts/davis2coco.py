@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from siampolar_lib.cli import (ArgumentParser, check_output_folder, clean_stale_temps,
+from siampolar_lib.cli import (ArgumentParser, check_output_apart, check_output_folder, clean_stale_temps,
                                cli_main, output_lock)
 from siampolar_lib.errors import UserError
 from siampolar_lib.data.coco import davis_to_coco, verify_coco
@@ -36,9 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     root = davis_root(a.davis_root)
     folder_sequences(root)  # a DAVIS root? (checked before anything is written)
     out = a.out if a.out is not None else REPO_ROOT / "data" / "coco" / root.resolve().name
+    check_output_apart(out, {"--davis-root": root})
     check_output_folder(out)
-    if out.resolve() == root.resolve() or root.resolve() in out.resolve().parents:
-        raise UserError(f"{out}: --out is inside the DAVIS folder {root}; the converter never writes there")
     t0 = time.perf_counter()
     with output_lock(out):
         clean_stale_temps(out, STALE_TEMPS)

@@ -4,7 +4,8 @@ A tool's `main(argv)` is wrapped with `@cli_main`: a `UserError` or one of the l
 (`errors.USER_ERRORS`: a missing file, a bad value, an unreadable checkpoint, frame or DAVIS folder)
 becomes ONE line on stderr, `error: <file>: <problem>`, and exit status 2, with no traceback. Anything else is a
 bug and still raises.
-Arguments and output paths are checked before any work is done or any frame is read.
+Arguments and output paths are checked before any work is done or any frame is read, and no output may
+be, contain or lie inside an input (`check_output_apart`, the one rule every tool applies).
 """
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ import errno
 import functools
 import hashlib
 import os
+import re
 import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from .errors import USER_ERRORS, UserError
 
@@ -109,6 +111,44 @@ def check_output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
     return path
 
 
+def check_output_apart(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None],
+                       option: str = "--out") -> Path:
+    """Refuse an output that is, contains or lies inside an input: the one rule every tool applies to its outputs.
+
+    A run writes into its output and `--overwrite` replaces it whole, so either would change or delete the input.
+    inputs: {flag: path} (None skipped). Paths are compared resolved (links, `..`): both where a path is and,
+    for a link, what it points to. UserError naming the option, the flag and both paths; returns Path(out).
+    """
+    for flag, src in inputs.items():
+        if src is None:
+            continue
+        for o in _locations(out):
+            for s in _locations(src):
+                rel = _relation(o, s)
+                if rel:
+                    raise UserError(f"{option} {out} {rel} the input {flag} {src}; the run would overwrite the input "
+                                    "(an output may not be, contain or lie inside an input)")
+    return Path(out)
+
+
+def _relation(out: Path, src: Path) -> str:
+    """How two resolved paths overlap, in words ('is', 'lies inside', 'contains'), or '' when they are apart."""
+    if out == src:
+        return "is"
+    if src in out.parents:
+        return "lies inside"
+    return "contains" if out in src.parents else ""
+
+
+def _locations(path: str | os.PathLike) -> set[Path]:
+    """A path resolved two ways: where it is (its folder resolved, `..` and links above it followed), and, for a
+    link, what it points to."""
+    path = Path(path)
+    if path.name in ("", ".", ".."):
+        return {Path(os.path.realpath(path))}
+    return {Path(os.path.realpath(path.parent)) / path.name, Path(os.path.realpath(path))}
+
+
 def _existing_ancestor(path: Path) -> Path:
     """The nearest existing path at or above `path` (the current folder for a relative path)."""
     path = Path(os.path.abspath(path))
@@ -181,11 +221,35 @@ def output_lock(out: str | os.PathLike) -> Iterator[None]:
         os.close(fd)
 
 
+_OWNER = re.compile(r"-pid(\d+)-[a-z0-9_]*$")  # `.NAME.KIND-pid<N>-<random>`: the temp's owner process
+
+
+def temp_prefix(out: Path, kind: str) -> str:
+    """The name prefix of this process's temp `kind` (partial, old) beside `out`: `.NAME.KIND-pid<N>-`."""
+    return f".{out.name}.{kind}-pid{os.getpid()}-"
+
+
+def owner_alive(name: str) -> bool:
+    """True when a temp's name records its owner process (`temp_prefix`) and that process still runs."""
+    m = _OWNER.search(name)
+    if m is None:
+        return False
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there: keep the temp
+        return True
+    try:
+        os.kill(int(m.group(1)), 0)  # signal 0: only asks whether the process exists
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # it exists, run by someone else
+        return True
+    return True
+
+
 def fresh_folder_beside(out: Path) -> Path:
     """A new empty temporary folder beside `out` (same file system, so it can be renamed onto `out`)."""
     out = Path(os.path.abspath(out))
     out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    return Path(tempfile.mkdtemp(prefix=temp_prefix(out, "partial"), dir=out.parent))
 
 
 def swap_in(tmp: Path, out: Path) -> None:
@@ -193,7 +257,7 @@ def swap_in(tmp: Path, out: Path) -> None:
     out = Path(os.path.abspath(out))
     old = None
     if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        old = Path(tempfile.mkdtemp(prefix=temp_prefix(out, "old"), dir=out.parent))
         os.replace(out, old / out.name)
     os.replace(tmp, out)
     if old is not None:
@@ -203,7 +267,9 @@ def swap_in(tmp: Path, out: Path) -> None:
 def clean_stale_temps(folder: str | os.PathLike, patterns: Sequence[str]) -> list[Path]:
     """Delete the temp files (glob patterns) a killed run left in folder; returns what was removed.
 
-    Call it only while holding the folder's lock, so a live writer's temp file is never touched.
+    A temp whose name records a live owner (`temp_prefix`) is kept. Temps without an owner in their name
+    (atomic_write's) are removed whenever they match: call it only while holding the locks of the outputs the
+    patterns belong to, so a live writer's temp file is never touched.
     """
     folder = Path(folder)
     removed = []
@@ -211,6 +277,8 @@ def clean_stale_temps(folder: str | os.PathLike, patterns: Sequence[str]) -> lis
         return removed
     for pattern in patterns:
         for p in folder.glob(pattern):
+            if owner_alive(p.name):
+                continue
             if p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
             else:
@@ -220,16 +288,20 @@ def clean_stale_temps(folder: str | os.PathLike, patterns: Sequence[str]) -> lis
 
 
 @contextlib.contextmanager
-def owned_output(out: str | os.PathLike, stale: Sequence[str] = (), lock: str | os.PathLike | None = None
+def owned_output(out: str | os.PathLike, stale: Sequence[str] = (), also: Sequence[str | os.PathLike] = ()
                  ) -> Iterator[Path]:
     """Own an output folder for one run: yields a fresh staging folder beside `out`, swapped in on success.
 
-    Holds `output_lock` (on `lock`, default `out`) while the run writes, removes the temps a killed run left
-    beside `out` (`.<name>.partial-*`, `.<name>.old-*` and the extra glob patterns `stale`), and on any error
-    deletes the staging folder, so `out` keeps what it had (or stays missing) and never mixes two runs.
+    Holds `output_lock` on `out` and on every other output the run writes (`also`, e.g. track's video beside
+    its mask folder), so two runs sharing any output cannot both run. Removes the temps a killed run left
+    beside `out` (`.<name>.partial-*`, `.<name>.old-*` and the extra glob patterns `stale`; never those of a
+    live owner, `clean_stale_temps`), and on any error deletes the staging folder, so `out` keeps what it had
+    (or stays missing) and never mixes two runs.
     """
     out = Path(os.path.abspath(out))
-    with output_lock(lock if lock is not None else out):
+    with contextlib.ExitStack() as locks:
+        for path in sorted({Path(os.path.abspath(p)) for p in (out, *also)}):
+            locks.enter_context(output_lock(path))
         clean_stale_temps(out.parent, [f".{out.name}.partial-*", f".{out.name}.old-*", *stale])
         staging = fresh_folder_beside(out)
         try:

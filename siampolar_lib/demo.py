@@ -52,6 +52,13 @@ def demo_data(out: str | os.PathLike, sequences: int = 4, frames: int = 24) -> t
     return root, list_sequences(root, "val"), False
 
 
+def _davis_input() -> dict[str, Path]:
+    """The DAVIS folder the demo may read, as {its name: path} for `check_eval_output` ({} when there is none)."""
+    if not davis_available():
+        return {}
+    return {"$SIAMPOLAR_DAVIS_ROOT" if os.environ.get("SIAMPOLAR_DAVIS_ROOT") else "DAVIS folder": davis_root()}
+
+
 def sequence_gif(path: str | os.PathLike, model, root: str | os.PathLike, name: str,
                  max_frames: int | None = None, scale: float = 0.5, fps: float = 12.0, device=None) -> Path:
     """Track one DAVIS sequence from its first box and write the overlays (mask, contour, rays, score) as a GIF.
@@ -76,7 +83,8 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, checkpoint: str | os.PathL
     sequences: names, or an int N >= 1 for the first N of the default list (DAVIS-2016 val or synthetic val).
     max_frames: at least 3 (the DAVIS protocol scores neither the first nor the last frame). The demo owns
     `out` like `evaluation.benchmark.evaluate_tracker` (see `check_eval_output` for overwrite): written into a
-    fresh folder and swapped in when done. engine: "onnxruntime" (exported once, cached; torch when it cannot)
+    fresh folder and swapped in when done; it may not be, contain or lie inside the DAVIS folder or the checkpoint
+    (`cli.check_output_apart`). engine: "onnxruntime" (exported once, cached; torch when it cannot)
     or "torch".
     Returns {"data": "real"|"synthetic", "sequences": [...], "methods": evaluate_tracker's dict, "gif": path}.
     """
@@ -84,10 +92,10 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, checkpoint: str | os.PathL
     if isinstance(sequences, int) and sequences < 1:
         raise UserError(f"--sequences {sequences}: give at least 1 sequence (a number N >= 1, or names)")
     check_min_frames(max_frames)
-    out = check_eval_output(out, overwrite)
+    ckpt = Path(checkpoint) if checkpoint is not None else default_checkpoint()
+    out = check_eval_output(out, overwrite, {"--checkpoint": ckpt, **_davis_input()})
     seed_everything(0)
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    ckpt = Path(checkpoint) if checkpoint is not None else default_checkpoint()
     dev = pick_device(device)
     model = load_model(ckpt, device=dev)  # a bad checkpoint fails here, before any work
     model = make_engine(model, engine, dev)  # one export (or cache hit) for the evaluation and the GIF

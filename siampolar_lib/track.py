@@ -17,8 +17,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .checkpoint import load_model
-from .cli import (ArgumentParser, check_output_file, check_output_folder, cli_main, is_empty_folder,
-                  join_negative_values, owned_output)
+from .cli import (ArgumentParser, check_output_apart, check_output_file, check_output_folder, cli_main,
+                  is_empty_folder, join_negative_values, owned_output)
 from .device import pick_device
 from .errors import UserError
 from .geometry.boxes import check_box_size, validate_box
@@ -65,17 +65,19 @@ def _is_track_output(video_path: Path, masks_dir: Path) -> bool:
         not video_path.exists() or video_path.is_file())
 
 
-def check_track_outputs(video: str | os.PathLike, out: str | os.PathLike,
-                        overwrite: bool | None = False) -> tuple[Path, Path]:
-    """Validate --out before any work: writable, not the input, and not an earlier run unless overwrite.
+def check_track_outputs(video: str | os.PathLike, out: str | os.PathLike, overwrite: bool | None = False,
+                        checkpoint: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """Validate --out before any work: writable, apart from the inputs, and not an earlier run unless overwrite.
 
-    overwrite False (the CLI's default): refuse any existing output; None (the library's): replace an
-    earlier track run's output (see `_is_track_output`), refuse anything else; True: replace it.
+    No output (the folder --out, or the video file and its mask folder) may be, contain or lie inside --video
+    or --checkpoint (`cli.check_output_apart`). overwrite False (the CLI's default): refuse any existing output;
+    None (the library's): replace an earlier track run's output (see `_is_track_output`), refuse anything else;
+    True: replace it.
     """
     video_path, masks_dir = output_paths(out)
-    src = Path(video).resolve()
-    if src in (video_path.resolve(), masks_dir.resolve(), Path(out).resolve()):
-        raise UserError(f"--out {out} would overwrite the input {video}")
+    inputs = {"--video": video, "--checkpoint": checkpoint}
+    check_output_apart(out, inputs)
+    check_output_apart(masks_dir, inputs, "the mask folder of --out")
     own = False
     if Path(out).suffix:
         check_output_file(video_path)
@@ -155,14 +157,16 @@ def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xyw
     boxes = _as_boxes(box_xywh)
     if max_frames is not None and max_frames < 1:
         raise UserError(f"--max-frames {max_frames}: track at least 1 frame")
-    video_path, masks_dir = check_track_outputs(video, out, overwrite)
+    video_path, masks_dir = check_track_outputs(video, out, overwrite, checkpoint)
     check_source(video)
     dev = pick_device(device)
     tracker = MultiTracker(load_model(checkpoint, device=dev), device=dev, engine=engine)
     folder_out = not Path(out).suffix
     target = Path(out) if folder_out else masks_dir
-    stale = [f".{video_path.stem}.*{video_path.suffix}"]  # VideoSink's temporary file
-    with owned_output(target, stale, lock=out if folder_out else video_path) as staging:
+    # A file --out writes the video beside the mask folder: lock both; its VideoSink temp (atomic_write's
+    # `.<stem>.<8 random>.tmp<suffix>`, matched exactly so another output's temp is never taken) is stale.
+    stale = [] if folder_out else [f".{video_path.stem}.{'[!.]' * 8}.tmp{video_path.suffix}"]
+    with owned_output(target, stale, also=[] if folder_out else [video_path]) as staging:
         masks_tmp = staging / "masks" if folder_out else staging
         masks_tmp.mkdir(exist_ok=True)
         sink_path = staging / video_path.name if folder_out else video_path

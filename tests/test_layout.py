@@ -21,8 +21,9 @@ ALLOWED = {
     "evaluation.metrics": ("geometry",),
     "models": ("geometry", "models"),
     "data": ("data", "geometry", "io", "video", "errors"),
+    # targets: the grid_bound baseline is defined by the training targets' assignment (tracking.baselines)
     "tracking": ("tracking", "geometry", "models", "checkpoint", "cli", "data.davis", "device", "errors", "io",
-                 "paths", "video"),
+                 "paths", "targets", "video"),
     "evaluation": ("evaluation", "tracking", "geometry", "models", "checkpoint", "cli", "data.davis", "device",
                    "errors", "io", "paths", "splits"),
 }

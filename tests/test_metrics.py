@@ -250,7 +250,7 @@ def test_cli_writes_results_and_never_into_gt(tmp_path, capsys):
     assert json.loads((tmp_path / "pred" / "results.json").read_text())["J_M"] == 1.0
     assert folders.main(["--gt", str(tmp_path / "DAVIS"), "--pred", str(tmp_path / "pred"),
                    "--out", str(tmp_path / "DAVIS" / "out")]) == 2
-    assert "inside the ground-truth folder" in capsys.readouterr().err
+    assert "lies inside the input --gt" in capsys.readouterr().err
     assert not (tmp_path / "DAVIS" / "out").exists()
 
 

@@ -27,8 +27,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..checkpoint import load_model
-from ..cli import (ArgumentParser, check_min_frames, check_output_folder, cli_main, is_empty_folder, owned_output,
-                   package_version, sha256)
+from ..cli import (ArgumentParser, check_min_frames, check_output_apart, check_output_folder, cli_main,
+                   is_empty_folder, owned_output, package_version, sha256)
 from ..data.davis import DavisSequence, first_nonempty, list_sequences, load_sequence, read_frame, sequence_masks
 from ..device import describe_device, pick_device
 from ..errors import DavisError, UserError
@@ -100,12 +100,16 @@ def load_tracker_model(checkpoint: str | os.PathLike | None, model_name: str | N
     raise ValueError("give a checkpoint (or a model name for an untrained smoke run)")
 
 
-def check_eval_output(out: str | os.PathLike, overwrite: bool | None) -> Path:
+def check_eval_output(out: str | os.PathLike, overwrite: bool | None,
+                      inputs: dict[str, str | os.PathLike | None] | None = None) -> Path:
     """Validate an evaluation's --out before any work: a folder, not a file, and not someone else's data.
 
-    overwrite False (the CLI's default): refuse any non-empty folder; None (the library's): refuse one that is
-    not an earlier evaluation (no run.json); True: replace whatever is there (as a whole, at the end).
+    inputs: {flag: path} of what the run reads (the DAVIS root, the checkpoint); --out may not be, contain or
+    lie inside any of them (`cli.check_output_apart`), with or without overwrite. overwrite False (the CLI's
+    default): refuse any non-empty folder; None (the library's): refuse one that is not an earlier evaluation
+    (no run.json); True: replace whatever is there (as a whole, at the end).
     """
+    check_output_apart(out, inputs or {})
     out = check_output_folder(out)
     if is_empty_folder(out) or overwrite is True:
         return out
@@ -141,7 +145,8 @@ def evaluate_tracker(model: torch.nn.Module | Engine | str | os.PathLike | None,
     swapped in when done (never two runs mixed; a concurrent run into the same `out` is refused); see
     `check_eval_output` for `overwrite`.
     """
-    out = check_eval_output(out, overwrite)
+    ckpt = options.get("checkpoint") or (model if isinstance(model, (str, os.PathLike)) else None)
+    out = check_eval_output(out, overwrite, {"--davis-root": resolve_root(davis_root), "--checkpoint": ckpt})
     with owned_output(out) as staging:
         return evaluate_into(model, davis_root, staging, **options)
 
@@ -261,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"choose from {', '.join(BASELINE_NAMES)}")
     if not (args.checkpoint or args.model or baselines):
         raise UserError("nothing to evaluate: give --checkpoint (or --model) and/or --baselines")
-    check_eval_output(args.out, args.overwrite)
+    check_eval_output(args.out, args.overwrite, {"--davis-root": resolve_root(args.davis_root),
+                                                 "--checkpoint": args.checkpoint})
     dev = pick_device(args.device)
     model = None
     if args.checkpoint or args.model:

@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..cli import ArgumentParser, cli_main, check_output_folder, package_version
+from ..cli import ArgumentParser, check_output_apart, check_output_folder, cli_main, package_version
 from ..errors import UserError
 from ..io import read_label_png, read_mask_png, write_mask_png
 from .metrics import BOUND_TH, STAT_KEYS, f_measure, jaccard, mean_over_sequences, sequence_statistics
@@ -161,10 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     gt_root = annotations_dir(args.gt).resolve()
-    out_dir = Path(args.out or args.pred).resolve()
-    given = Path(args.gt).resolve()
-    if any(out_dir == g or g in out_dir.parents for g in (gt_root, given)):
-        raise UserError(f"{out_dir}: --out is inside the ground-truth folder; choose another folder")
+    # --out defaults to --pred: results.json and the CSVs go beside the prediction folders, which stay untouched.
+    option = "--out" if args.out else "--out (default: --pred)"
+    out_dir = check_output_apart(args.out or args.pred, {"--gt": args.gt}, option).resolve()
     check_output_folder(out_dir)
     if args.processes is not None and args.processes < 1:
         raise UserError(f"--processes {args.processes}: give at least 1")

@@ -1,0 +1,230 @@
+"""No tool writes where it reads, and two runs sharing an output path never both run (issue 22, data loss 1, 2, 4).
+
+The rule lives in one place, `cli.check_output_apart`: an output may not be, contain or lie inside an input.
+Each test fails on the code before the fix: there `track --out DIR --overwrite` swapped away the frames inside
+DIR, `evaluate` and `demo` deleted or wrote into the DAVIS folder, and `track --out r.gif` removed the live
+staging folder of a `track --out r.mp4` (both write `r_masks/`).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from siampolar_lib import demo, track
+from siampolar_lib.cli import check_output_apart, clean_stale_temps, fresh_folder_beside, output_lock
+from siampolar_lib.errors import UserError
+from siampolar_lib.evaluation import benchmark
+
+torch.set_num_threads(2)
+
+
+def refused(capsys, rc: int, *needles: str) -> str:
+    """Assert exit status 2 and ONE stderr line `error: ...` holding every needle; return that line."""
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+    return lines[0]
+
+
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every path under folder (relative) -> its bytes (None for a folder): equal snapshots, byte-for-byte intact."""
+    return {str(p.relative_to(folder)): (None if p.is_dir() else p.read_bytes()) for p in folder.rglob("*")}
+
+
+def dead_pid() -> int:
+    """The id of a process that has just exited."""
+    proc = subprocess.Popen([sys.executable, "-c", ""])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    """An untrained quick network as a checkpoint (plumbing, not accuracy)."""
+    from siampolar_lib import build_model
+    from siampolar_lib.checkpoint import save_checkpoint
+
+    return save_checkpoint(tmp_path_factory.mktemp("c") / "quick.pt", build_model("quick", pretrained=False))
+
+
+@pytest.fixture(scope="module")
+def master_davis(tmp_path_factory) -> Path:
+    """2 synthetic sequences of 5 frames, 96x64 (copied per test, so a test may try to destroy its copy)."""
+    from siampolar_lib.data.synthetic import make_synthetic_davis
+
+    return make_synthetic_davis(tmp_path_factory.mktemp("d") / "DAVIS", sequences=2, frames=5, seed=0, size=(96, 64))
+
+
+@pytest.fixture
+def davis(master_davis, tmp_path) -> Path:
+    """This test's own DAVIS folder, tmp_path/data/DAVIS (its parent holds nothing else)."""
+    return Path(shutil.copytree(master_davis, tmp_path / "data" / "DAVIS"))
+
+
+def write_frames(folder: Path, n: int = 3) -> Path:
+    """A folder of n JPEG frames, 160x120, a bright disk moving right."""
+    folder.mkdir(parents=True)
+    bg = np.random.default_rng(0).integers(40, 120, (120, 160, 3), dtype=np.uint8)
+    for i in range(n):
+        f = bg.copy()
+        cv2.circle(f, (50 + 5 * i, 60), 18, (240, 240, 240), -1)
+        cv2.imwrite(str(folder / f"{i:05d}.jpg"), f)
+    return folder
+
+
+def trk(ckpt, video, out, *extra) -> list[str]:
+    return ["--checkpoint", str(ckpt), "--video", str(video), "--out", str(out), "--box", "30,40,40,40",
+            "--engine", "torch", "--device", "cpu", "--no-progress", *extra]
+
+
+# ------------------------------------------------------------------------------------- the one rule
+
+def test_check_output_apart_is_contains_inside_and_apart(tmp_path):
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    for out, rel in [(data, "is"), (data / "sub", "lies inside"), (data / "new" / "x", "lies inside"),
+                     (tmp_path, "contains"), (data / "sub" / "..", "is")]:
+        with pytest.raises(UserError, match=f"--out {out} {rel} the input --davis-root {data};"):
+            check_output_apart(out, {"--davis-root": data})
+    assert check_output_apart(tmp_path / "data2", {"--davis-root": data, "--checkpoint": None}) == tmp_path / "data2"
+
+
+def test_check_output_apart_resolves_links(tmp_path):
+    data = tmp_path / "a" / "data"
+    data.mkdir(parents=True)
+    (tmp_path / "b").mkdir()
+    link = tmp_path / "b" / "link"
+    link.symlink_to(data, target_is_directory=True)
+    with pytest.raises(UserError, match="lies inside the input --davis-root"):
+        check_output_apart(link / "results", {"--davis-root": data})  # out through a link into the input
+    with pytest.raises(UserError, match="is the input --video"):
+        check_output_apart(data, {"--video": link})  # the input through a link
+    with pytest.raises(UserError, match="contains the input --video"):
+        check_output_apart(tmp_path / "b", {"--video": link})  # replacing b would delete the link
+    assert check_output_apart(tmp_path / "c", {"--video": link}) == tmp_path / "c"
+
+
+# ------------------------------------------------------------------------------------------ track
+
+@pytest.mark.parametrize("case", ["folder_out_contains_video", "mask_folder_contains_video", "out_contains_ckpt"])
+def test_track_refuses_an_out_holding_an_input(tmp_path, capsys, ckpt, case):
+    proj = tmp_path / "proj"
+    video = write_frames(proj / ("r_masks" if case == "mask_folder_contains_video" else "") / "clip")
+    flag, src, model, out = "--video", video, ckpt, proj
+    if case == "mask_folder_contains_video":
+        out = proj / "r.gif"  # its masks go to proj/r_masks, which holds the frames
+    if case == "out_contains_ckpt":
+        video = write_frames(tmp_path / "clips" / "clip")
+        flag, src = "--checkpoint", proj / "m.pt"
+        model = Path(shutil.copy(ckpt, src))
+    before = snapshot(tmp_path)
+    refused(capsys, track.main(trk(model, video, out, "--overwrite")), f"contains the input {flag} {src}")
+    assert snapshot(tmp_path) == before  # the inputs and everything beside them survive
+
+
+# ----------------------------------------------------------------------------------- evaluate, demo
+
+WHERE = {"is": lambda root: root, "inside_gt": lambda root: sorted((root / "Annotations" / "480p").iterdir())[0],
+         "inside_new": lambda root: root / "results", "contains": lambda root: root.parent}
+RELATION = {"is": "is", "inside_gt": "lies inside", "inside_new": "lies inside", "contains": "contains"}
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("where", sorted(WHERE))
+def test_evaluate_refuses_an_out_at_the_davis_root(davis, capsys, where, overwrite):
+    out = WHERE[where](davis)
+    if where == "inside_gt":
+        assert out.is_dir()
+    before = snapshot(davis.parent)
+    rc = benchmark.main(["--davis-root", str(davis), "--baselines", "static", "--out", str(out), "--no-progress",
+                         "--max-frames", "4"] + ["--overwrite"] * overwrite)
+    refused(capsys, rc, f"--out {out} {RELATION[where]} the input --davis-root {davis}")
+    assert snapshot(davis.parent) == before
+
+
+def test_evaluate_library_refuses_too(davis):
+    with pytest.raises(UserError, match="lies inside the input --davis-root"):
+        benchmark.evaluate_tracker(None, davis, davis / "results", baselines=["static"], progress=False)
+    assert not (davis / "results").exists()
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("where", sorted(WHERE))
+def test_demo_refuses_an_out_at_the_davis_root(davis, capsys, ckpt, monkeypatch, where, overwrite):
+    monkeypatch.setenv("SIAMPOLAR_DAVIS_ROOT", str(davis))
+    out = WHERE[where](davis)
+    before = snapshot(davis.parent)
+    rc = demo.main(["--out", str(out), "--checkpoint", str(ckpt), "--sequences", "1", "--max-frames", "3",
+                    "--baselines", "", "--engine", "torch", "--device", "cpu", "--no-progress"]
+                   + ["--overwrite"] * overwrite)
+    refused(capsys, rc, f"--out {out} {RELATION[where]} the input $SIAMPOLAR_DAVIS_ROOT {davis}")
+    assert snapshot(davis.parent) == before
+
+
+# ------------------------------------------------------------------------ locks and stale temps
+
+@pytest.mark.parametrize("first, second", [("r.mp4", "r.gif"), ("r.gif", "r.mp4")])
+def test_runs_sharing_the_mask_folder_exclude_each_other(tmp_path, capsys, ckpt, first, second):
+    video = write_frames(tmp_path / "clips" / "clip")
+    # The first run, as track holds it: locks on its video and mask folder, a live staging folder for the masks.
+    with output_lock(tmp_path / first), output_lock(tmp_path / "r_masks"):
+        staging = fresh_folder_beside(tmp_path / "r_masks")
+        (staging / "00000.png").write_bytes(b"frame 0 of the first run")
+        refused(capsys, track.main(trk(ckpt, video, tmp_path / second)), "r_masks", "another run is writing")
+        assert (staging / "00000.png").is_file(), "the first run's staging folder is left alone"
+    assert not (tmp_path / second).exists() and not (tmp_path / "r_masks").exists()
+
+
+def test_only_temps_of_dead_owners_are_removed(tmp_path, capsys, ckpt):
+    video = write_frames(tmp_path / "clips" / "clip")
+    dead = tmp_path / f".r_masks.partial-pid{dead_pid()}-abc123"
+    live = tmp_path / f".r_masks.partial-pid{os.getpid()}-def456"  # this process: alive
+    old = tmp_path / f".r_masks.old-pid{dead_pid()}-ghi789"
+    for d in (dead, live, old):
+        d.mkdir()
+        (d / "00000.png").write_bytes(b"x")
+    assert track.main(trk(ckpt, video, tmp_path / "r.gif")) == 0
+    assert not dead.exists() and not old.exists() and (live / "00000.png").is_file()
+    assert sorted(p.name for p in (tmp_path / "r_masks").iterdir()) == ["00000.png", "00001.png", "00002.png"]
+
+
+def test_clean_stale_temps_keeps_a_live_owners_temp(tmp_path):
+    dead = tmp_path / f".o.partial-pid{dead_pid()}-a1"
+    live = tmp_path / f".o.partial-pid{os.getpid()}-b2"
+    ownerless = tmp_path / ".o.abcdefgh.tmp.mp4"  # atomic_write's temp: removed under the output's lock
+    dead.mkdir()
+    live.mkdir()
+    ownerless.write_bytes(b"half")
+    removed = clean_stale_temps(tmp_path, [".o.partial-*", ".o.*.tmp.mp4"])
+    assert sorted(removed) == sorted([dead, ownerless]) and live.is_dir()
+
+
+def test_score_and_davis2coco_use_the_same_rule(davis, capsys):
+    """Both refused an --out inside the dataset before; an --out containing it is refused now too."""
+    import importlib.util
+
+    from siampolar_lib.evaluation import folders
+
+    spec = importlib.util.spec_from_file_location("davis2coco", Path(__file__).parent.parent / "data_scripts" /
+                                                  "davis2coco.py")
+    d2c = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(d2c)
+    before, parent = snapshot(davis.parent), davis.parent
+    refused(capsys, folders.main(["--gt", str(davis), "--pred", str(davis / "Annotations" / "480p"), "--out",
+                                  str(parent)]), f"--out {parent} contains the input --gt {davis}")
+    refused(capsys, folders.main(["--gt", str(davis), "--pred", str(davis / "Annotations" / "480p")]),
+            "--out (default: --pred)", "lies inside the input --gt")
+    refused(capsys, d2c.main(["--davis-root", str(davis), "--out", str(parent)]),
+            f"--out {parent} contains the input --davis-root {davis}")
+    assert snapshot(davis.parent) == before
