@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -37,6 +38,14 @@ class OptimConfig:
     schedule: str = "cosine"  # cosine or step decay after warm-up
     warmup: int = 500  # linear warm-up steps from lr/3
     freeze_backbone_iters: int = 0  # backbone frozen (no grad, BN fixed) for this many steps
+
+    def __post_init__(self):
+        """Refuse a rate or a step count no run can use, naming its flag (before any folder is made)."""
+        for flag, v, lo in (("--lr", self.lr, 0.0), ("--weight-decay", self.weight_decay, None)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or \
+                    (v <= lo if lo is not None else v < 0):
+                raise ValueError(f"{flag} {v}: must be a finite number {'> 0' if lo is not None else '>= 0'}")
+        _check_counts({"--warmup": self.warmup, "--freeze-backbone-iters": self.freeze_backbone_iters}, 0)
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,14 @@ class TrainConfig:
     precision: str = "auto"  # auto (fp16 AMP on CUDA, fp32 elsewhere), fp32, bf16 (autocast, CPU or CUDA)
     feature_cache: int = 0  # > 0: a frozen-backbone run on cached backbone maps, this many crops per frame
 
+    def __post_init__(self):
+        """Refuse counts no run can use, naming their flags (before any folder is made)."""
+        _check_counts({"--iters": self.iters, "--batch": self.batch}, 1)
+        _check_counts({"--seed": self.seed, "--workers": self.workers, "--ckpt-every": self.ckpt_every,
+                       "--feature-cache": self.feature_cache}, 0)
+        if self.stop_at is not None:
+            _check_counts({"--stop-at": self.stop_at}, 1)
+
     def to_dict(self) -> dict:
         """The whole config as nested plain dicts and lists (checkpoint meta, logs, YAML)."""
         return to_plain(dataclasses.asdict(self))
@@ -80,6 +97,13 @@ class TrainConfig:
         if not isinstance(d, dict):
             raise ValueError(f"config: expected a mapping of config fields, got {type(d).__name__}")
         return apply_overrides(base or cls(), {k: v for k, v in d.items() if k not in NOT_TRAINING_SECTIONS})
+
+
+def _check_counts(values: dict[str, int], low: int) -> None:
+    """ValueError naming the first flag whose value is not an integer >= low."""
+    for flag, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ValueError(f"{flag} {v!r}: must be an integer >= {low}")
 
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "pairs": PairConfig, "loss": LossConfig, "optim": OptimConfig}
@@ -154,9 +178,17 @@ def load_preset(name: str | Path, base: TrainConfig | None = None) -> TrainConfi
     path = preset_path(name)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such config preset")
-    with open(path) as f:
-        d = yaml.safe_load(f) or {}
-    return apply_overrides(base or TrainConfig(), d, where=str(path))
+    try:
+        with open(path) as f:
+            d = yaml.safe_load(f) or {}
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        at = f" (line {where.line + 1})" if where is not None else ""
+        raise ValueError(f"{path}: not valid YAML{at}: {getattr(err, 'problem', None) or err}") from err
+    try:
+        return apply_overrides(base or TrainConfig(), d, where=str(path))
+    except (TypeError, ValueError) as err:  # a field of the wrong type fails inside a comparison or a check
+        raise ValueError(f"{path}: {err}" if str(path) not in str(err) else str(err)) from err
 
 
 # ------------------------------------------------------------------------------------ CLI flags

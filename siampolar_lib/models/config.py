@@ -41,6 +41,10 @@ class ModelConfig:
     ray_search_features: bool = False  # the ray tower also reads the search crop's features (head.py)
     bn_mode: str = "frozen"  # backbone BatchNorm: "frozen" (eval statistics, no grad) or "train"
 
+    def __post_init__(self):
+        """Range-check every field before anything is built (a checkpoint's stored config or a flag may be anything)."""
+        check_model_config(self)
+
     def to_dict(self) -> dict:
         """Every field as plain data (tuples become lists), for checkpoints and logs."""
         return {f.name: to_plain(getattr(self, f.name)) for f in fields(self)}
@@ -53,6 +57,48 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown ModelConfig field(s) {unknown}")
         return cls(**{k: to_tuples(v) for k, v in d.items()})
+
+
+# (low, high) per integer field: wide enough for every sensible network, small enough that none needs terabytes
+INT_RANGES = {"channels": (8, 1024), "tower_convs": (0, 8), "gn_groups": (1, 1024), "num_rays": (3, 360),
+              "template_size": (31, 1023), "search_size": (63, 2047), "frozen_stages": (0, 5)}
+BACKBONES = ("lite0", "resnet18", "resnet50", "resnet101")
+
+
+def _bad(field: str, value, rule: str) -> ValueError:
+    return ValueError(f"model.{field} = {value!r} (--model.{field.replace('_', '-')}): {rule}")
+
+
+def check_model_config(c: "ModelConfig") -> None:
+    """ValueError naming the first field of `c` that is out of range or inconsistent with the others."""
+    if c.backbone not in BACKBONES:
+        raise _bad("backbone", c.backbone, f"must be one of {', '.join(BACKBONES)}")
+    for name, (lo, hi) in INT_RANGES.items():
+        v = getattr(c, name)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise _bad(name, v, f"must be an integer in [{lo}, {hi}]")
+    if c.search_size <= c.template_size:
+        raise _bad("search_size", c.search_size, f"must be larger than template_size {c.template_size}")
+    if c.channels % c.gn_groups:
+        raise _bad("gn_groups", c.gn_groups, f"must divide channels {c.channels}")
+    if not c.strides or any(s not in (4, 8, 16, 32) for s in c.strides) or list(c.strides) != sorted(set(c.strides)):
+        raise _bad("strides", c.strides, "must be increasing values from 4, 8, 16, 32")
+    if any(s not in (4, 8, 16, 32) for s in c.backbone_strides) or not set(c.strides) <= set(c.backbone_strides):
+        raise _bad("backbone_strides", c.backbone_strides, f"must be from 4, 8, 16, 32 and hold the strides {c.strides}")
+    if len(c.template_crop) != len(c.strides) or any(
+            not isinstance(k, int) or not 1 <= k <= -(-c.template_size // s) for k, s in zip(c.template_crop, c.strides)):
+        raise _bad("template_crop", c.template_crop, "needs one side per stride, each within the template map")
+    if len(c.regress_ranges) != len(c.strides) or any(len(r) != 2 or not r[0] < r[1] for r in c.regress_ranges):
+        raise _bad("regress_ranges", c.regress_ranges, "needs one (lo, hi) with lo < hi per stride")
+    for name, lo, hi in (("context", 0.0, 10.0), ("centre_radius", 0.0, 100.0), ("prior_prob", 0.0, 1.0),
+                         ("ray_bias", -10.0, 10.0)):
+        v = getattr(c, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo < v < hi:
+            raise _bad(name, v, f"must be a number in ({lo}, {hi})")
+    if c.bn_mode not in ("frozen", "train"):
+        raise _bad("bn_mode", c.bn_mode, "must be 'frozen' or 'train'")
+    if not isinstance(c.ray_search_features, bool):
+        raise _bad("ray_search_features", c.ray_search_features, "must be true or false")
 
 
 def to_plain(v):

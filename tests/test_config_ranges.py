@@ -1,0 +1,60 @@
+"""Every config field is range-checked before anything is built or written (issue 22: tracebacks, empty --out)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from siampolar_lib.checkpoint import CheckpointError, load_model, save_checkpoint
+from siampolar_lib.experiment import OptimConfig, TrainConfig, load_preset
+from siampolar_lib.models.config import CONFIGS, QUICK, ModelConfig
+from siampolar_lib.models.siampolar import SiamPolar
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--lr", "nan"], "--lr nan"), (["--lr", "inf"], "--lr inf"), (["--lr", "-1"], "--lr -1"),
+    (["--seed", "-1"], "--seed -1"), (["--model.num-rays", "0"], "--model.num-rays"),
+    (["--model.search-size", "0"], "--model.search-size"), (["--model.channels", "1000000"], "--model.channels"),
+    (["--warmup", "-5"], "--warmup -5"),
+])
+def test_train_flags_out_of_range_are_one_line_and_leave_nothing(tmp_path, synthetic_davis, flags, named):
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "siampolar_lib.train", "--model", "quick", "--data", str(synthetic_davis),
+                        "--out", str(out), "--iters", "2", "--no-progress", *flags],
+                       capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 2 and named in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_every_shipped_size_is_in_range_and_bad_values_name_their_field():
+    assert all(isinstance(c, ModelConfig) for c in CONFIGS.values())
+    for kw, field in [({"num_rays": 0}, "num_rays"), ({"gn_groups": 7}, "gn_groups"), ({"strides": (16, 8)}, "strides"),
+                      ({"template_crop": (8,)}, "template_crop"), ({"context": float("nan")}, "context"),
+                      ({"backbone": "vgg"}, "backbone"), ({"search_size": 127}, "search_size")]:
+        with pytest.raises(ValueError, match=f"model.{field}"):
+            ModelConfig(**{**QUICK.to_dict(), **kw})
+    with pytest.raises(ValueError, match="--batch 0"):
+        TrainConfig(batch=0)
+    assert OptimConfig(lr=1e-3).lr == 1e-3
+
+
+def test_a_checkpoint_asking_for_a_huge_network_is_refused_before_building(tmp_path):
+    path = save_checkpoint(tmp_path / "ok.pt", SiamPolar(QUICK, pretrained=False))
+    ck = torch.load(path, weights_only=True)
+    ck["config"] = {**ck["config"], "channels": 4_000_000}  # about 1.4 TB of head weights if it were built
+    torch.save(ck, tmp_path / "huge.pt")
+    with pytest.raises(CheckpointError, match=r"huge\.pt.*model\.channels"):
+        load_model(tmp_path / "huge.pt")
+
+
+def test_a_malformed_or_wrongly_typed_preset_is_one_line(tmp_path):
+    (tmp_path / "bad.yaml").write_text("model: lite0\niters: [1, 2\n")
+    (tmp_path / "typed.yaml").write_text("model: lite0\niters: many\n")
+    for name in ("bad.yaml", "typed.yaml"):
+        with pytest.raises(ValueError, match=name.split(".")[0]):
+            load_preset(tmp_path / name)
