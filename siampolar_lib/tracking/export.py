@@ -5,12 +5,14 @@ Writes into DIR (each file atomically: a temporary file, then a rename):
     template.onnx        z (1, 127, 127, 3) uint8 RGB -> zf0, zf1: template features (1, C, k, k) per level
     search.onnx          x (1, 255, 255, 3) uint8 RGB, zf0, zf1 -> per level score (H, W) = sigmoid(cls) x
                          sigmoid(ctr), rays (R, H, W) crop pixels
-    siampolar_onnx.json  the model config, the levels (H, W, stride), the check against PyTorch
+    siampolar_onnx.json  the model config and digest, the levels (H, W, stride), the graphs' sha256, the check
+                         against PyTorch
 The HWC -> CHW float conversion and the score are inside the graphs, so the tracker hands ONNX Runtime its
 uint8 crops as they are. The depth-wise correlation takes the template features as a graph input, which only
 the dynamo exporter handles (`torch.onnx.export(dynamo=False)` fails: "convolution for kernel of unknown shape").
 Before it reports success the export runs both graphs in ONNX Runtime on a real frame (the first DAVIS
 sequence when a DAVIS folder is found, else a synthetic frame) and compares every output with PyTorch's.
+`cached_export` keeps such a folder per set of weights in the user's private `cache_root`, used once verified.
 """
 from __future__ import annotations
 
@@ -19,7 +21,12 @@ import hashlib
 import io
 import json
 import os
+import re
+import secrets
 import shutil
+import socket
+import stat
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -31,7 +38,7 @@ from torch import nn
 from ..checkpoint import load_model
 from ..cli import ArgumentParser, cli_main
 from ..data.davis import first_box, list_sequences, load_sequence, read_frame
-from ..errors import ExportError
+from ..errors import ExportError, UserError
 from ..geometry.crops import context_side, crop_square
 from ..paths import davis_available
 from ..paths import davis_root as resolve_davis_root
@@ -180,7 +187,8 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, davis_root=None, threa
     zf_names = [f"zf{i}" for i in range(len(cfg.strides))]
     out_names = [f"{k}{i}" for i in range(len(cfg.strides)) for k in ("score", "rays")]
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".onnx-export-", dir=out.parent) as tmp:
+    remove_dead_temps(out.parent, kinds=(".onnx-export",))
+    with tempfile.TemporaryDirectory(prefix=temp_prefix(".onnx-export"), dir=out.parent) as tmp:
         tmp = Path(tmp)
         try:
             _export_graph(tstep, (zt,), tmp / TEMPLATE_NAME, ["z"], zf_names)
@@ -193,7 +201,8 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, davis_root=None, threa
                 "search_size": cfg.search_size, "template_size": cfg.template_size,
                 "levels": [[int(r.shape[0]), int(r.shape[1]), int(s)] for r, s in zip(ref[0::2], cfg.strides)],
                 "inputs": {"template": ["z"], "search": ["x", *zf_names]}, "outputs": out_names,
-                "checked_on": what, "max_abs_diff": diffs}
+                "checked_on": what, "max_abs_diff": diffs, "model_digest": model_digest(model),
+                "sha256": {n: hashlib.sha256((tmp / n).read_bytes()).hexdigest() for n in (TEMPLATE_NAME, SEARCH_NAME)}}
         (tmp / META_NAME).write_text(json.dumps(meta, indent=2) + "\n")
         out.mkdir(parents=True, exist_ok=True)
         for name in (TEMPLATE_NAME, SEARCH_NAME, META_NAME):  # same file system: each rename is atomic
@@ -201,32 +210,165 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, davis_root=None, threa
     return meta
 
 
+_HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "host"
+# Temp folder names: <kind>-<host>-<pid>-<random>. Only this host's are judged: a pid says nothing about another
+# machine sharing the folder.
+_TEMP = re.compile(r"(?P<kind>\.staging|\.onnx-export)-(?P<host>[A-Za-z0-9._]+)-(?P<pid>\d+)-[a-z0-9_]+")
+
+
+def temp_prefix(kind: str, pid: int | None = None) -> str:
+    """A temp folder's name prefix, `<kind>-<host>-<pid>-`: it names its owner, so a later run can tell a dead one."""
+    return f"{kind}-{_HOST}-{os.getpid() if pid is None else pid}-"
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (True where that cannot be told, so nothing live is removed)."""
+    if os.name != "posix":  # on Windows os.kill(pid, 0) sends CTRL_C_EVENT: no probe there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # EPERM: it runs, as another user
+        pass
+    return True
+
+
+def remove_dead_temps(folder: Path, kinds: tuple[str, ...] = (".staging", ".onnx-export")) -> None:
+    """Remove `folder`'s temp folders of `kinds` whose owner (`temp_prefix`: on this host) is dead; live ones stay."""
+    with contextlib.suppress(OSError):  # a folder it cannot list or clean is left as it is
+        for name in os.listdir(folder):
+            m = _TEMP.fullmatch(name)
+            if m and m["kind"] in kinds and m["host"] == _HOST and not _alive(int(m["pid"])):
+                _discard(Path(folder) / name, aside=False)
+
+
+def _discard(path: Path, aside: bool = True) -> None:
+    """Remove a cache entry, never following a link (a link is unlinked, its target kept). With `aside` a folder is
+    first renamed to a temp name, so a run killed while removing it leaves only what remove_dead_temps clears."""
+    if path.is_symlink() or not path.is_dir():
+        return path.unlink()
+    if aside:
+        os.rename(path, trash := path.parent / f"{temp_prefix('.staging')}{secrets.token_hex(4)}")
+        path = trash
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def cache_root() -> Path:
-    """Where exported graphs are cached: $SIAMPOLAR_ONNX_CACHE, else <temp dir>/siampolar-onnx."""
+    """The user's private folder of exported graphs (made mode 0700): $SIAMPOLAR_ONNX_CACHE, else
+    $XDG_CACHE_HOME/siampolar/onnx, else ~/.cache/siampolar/onnx. UserError (one line) when it is not a folder,
+    cannot be made, or is not private (owned by another user, or writable by group or others): whoever can write
+    into it decides what every tracker using it computes.
+    """
     env = os.environ.get("SIAMPOLAR_ONNX_CACHE")
-    return Path(env) if env else Path(tempfile.gettempdir()) / "siampolar-onnx"
+    if env:
+        root, what, hint = Path(env), f"SIAMPOLAR_ONNX_CACHE={env}", ""
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
+        try:
+            base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # the XDG spec ignores a relative one
+        except RuntimeError:
+            raise UserError("no home folder for the ONNX cache: set SIAMPOLAR_ONNX_CACHE to a folder") from None
+        root = base / "siampolar" / "onnx"
+        what, hint = f"ONNX cache {root}", " (or set SIAMPOLAR_ONNX_CACHE to another folder)"
+    try:
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = os.stat(root)
+    except OSError as err:
+        problem = "is a file, not a folder" if root.is_file() else f"cannot be made ({err.strerror})"
+        raise UserError(f"{what}: {problem}{hint}") from None
+    if os.name == "posix" and st.st_uid != os.geteuid():
+        raise UserError(f"{what}: owned by uid {st.st_uid}, not by you (uid {os.geteuid()}); use your own{hint}")
+    if os.name == "posix" and st.st_mode & 0o022:
+        raise UserError(f"{what}: writable by group or others (mode {st.st_mode & 0o777:o}); chmod 700 it{hint}")
+    return root
+
+
+def graph_levels(search_graph: bytes, strides) -> list[list[int]]:
+    """[H, W, stride] of each level: H, W from the search graph's score outputs, the strides the model's."""
+    import onnx
+
+    outputs = onnx.load_model_from_string(search_graph).graph.output
+    shapes = {o.name: [d.dim_value for d in o.type.tensor_type.shape.dim] for o in outputs}
+    return [[*shapes.get(f"score{i}", [0, 0]), int(s)] for i, s in enumerate(strides)]
+
+
+def cache_problem(folder: Path, model: nn.Module, digest: str) -> str | None:
+    """Why the cached export `folder` must not be used for `model` (whose model_digest is `digest`); None: use it.
+
+    Trusted only when the folder and its three files are no links, the meta parses and names this model's digest,
+    config, sizes, levels and format, and the graphs' sha256 match the meta's.
+    """
+    data = {}
+    for name in ("", META_NAME, TEMPLATE_NAME, SEARCH_NAME):  # "": the folder itself
+        what = name or "the folder"
+        try:
+            mode = os.lstat(folder / name).st_mode
+            if stat.S_ISLNK(mode):
+                return f"{what} is a symbolic link, not trusted"
+            if not (stat.S_ISREG(mode) if name else stat.S_ISDIR(mode)):
+                return f"{what} is not a {'file' if name else 'folder'}"
+            data[name] = (folder / name).read_bytes() if name else b""
+        except OSError as err:
+            return f"{what} cannot be read ({err.strerror or err})"
+    try:
+        meta = json.loads(data[META_NAME])
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
+        return f"{META_NAME} does not parse ({err})"
+    cfg = model.config
+    want = {"format": FORMAT, "model_digest": digest, "config": json.loads(json.dumps(cfg.to_dict())),
+            "search_size": cfg.search_size, "template_size": cfg.template_size}
+    for key, value in want.items():
+        if not isinstance(meta, dict) or meta.get(key) != value:
+            return f"the {key} in {META_NAME} is not this model's"
+    hashes = meta["sha256"] if isinstance(meta.get("sha256"), dict) else {}
+    for name in (TEMPLATE_NAME, SEARCH_NAME):
+        if hashes.get(name) != hashlib.sha256(data[name]).hexdigest():
+            return f"{name} does not match its sha256 in {META_NAME}"
+    levels = graph_levels(data[SEARCH_NAME], cfg.strides)  # the graph is this model's once its sha256 matched
+    return None if meta.get("levels") == levels else f"the levels in {META_NAME} are not this model's"
+
+
+def _install(staging: Path, folder: Path, model: nn.Module, digest: str) -> None:
+    """Rename the checked export `staging` to `folder` (atomic), replacing an entry that fails cache_problem."""
+    for _ in range(3):
+        try:
+            return os.rename(staging, folder)
+        except OSError:
+            if not os.path.lexists(folder):
+                raise
+            if cache_problem(folder, model, digest) is None:
+                return  # a concurrent export of the same weights finished first
+            _discard(folder)
+    raise ExportError(f"cannot replace the cached export {folder}")
 
 
 def cached_export(model: nn.Module) -> Path:
-    """The folder of `model`'s exported graphs, keyed by model_digest: exported (and checked) on first use only."""
+    """The folder of `model`'s exported graphs in `cache_root()`, keyed by model_digest: exported once, then reused.
+
+    Used only when `cache_problem` finds nothing wrong, else exported (and checked) again with one line on stderr
+    saying why; killed runs' temp folders go first. UserError when the cache is not private or not writable.
+    """
     if not hasattr(model, "config") or not hasattr(model, "template_features"):
         raise ExportError(f"{type(model).__name__} is not a SiamPolar network (no config/template_features)")
-    folder = cache_root() / model_digest(model)[:24]
-    meta = folder / META_NAME
-    if meta.is_file() and (folder / SEARCH_NAME).is_file() and (folder / TEMPLATE_NAME).is_file():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder.parent))
+    root = cache_root()
+    remove_dead_temps(root)
+    digest = model_digest(model)
+    folder = root / digest[:24]
+    if os.path.lexists(folder):
+        if (problem := cache_problem(folder, model, digest)) is None:
+            return folder
+        print(f"cached ONNX export {folder}: {' '.join(problem.split())}; exporting it again", file=sys.stderr)
     try:
-        export_onnx(model, staging)
+        staging = Path(tempfile.mkdtemp(prefix=temp_prefix(".staging"), dir=root))
         try:
-            os.rename(staging, folder)  # atomic; a concurrent export that finished first wins
-        except OSError:
-            if not (folder / META_NAME).is_file():
-                raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+            export_onnx(model, staging)
+            _install(staging, folder, model, digest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError as err:
+        raise UserError(f"ONNX cache {root}: cannot be written ({err.strerror or err}); "
+                        "set SIAMPOLAR_ONNX_CACHE to a writable folder") from None
     return folder
 
 
