@@ -12,7 +12,7 @@ endif
 export MPLBACKEND ?= Agg
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install demo test test-fast lab bench clean
+.PHONY: install demo data test test-fast lab bench clean
 
 install: $(STAMP)
 
@@ -28,6 +28,11 @@ $(STAMP): pyproject.toml Makefile
 
 demo: $(STAMP)
 	$(PY) -m siampolar_lib.demo --out runs/demo --overwrite
+
+# The full DAVIS-2016 (480p, the official DAVIS-data.zip) into data/DAVIS, unless a DAVIS folder is already found;
+# run it again to resume a broken download.
+data: $(STAMP)
+	$(PY) -m siampolar_lib.download --if-missing
 
 # Tests never download: SIAMPOLAR_OFFLINE=1 keeps torchvision weights to the local cache.
 test: export SIAMPOLAR_OFFLINE = 1

@@ -6,6 +6,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+LOCAL_DAVIS = REPO_ROOT / "data" / "DAVIS"  # where `make data` (siampolar_lib.download) puts the full DAVIS-2016
 
 
 def davis_root(explicit: str | os.PathLike | None = None) -> Path:
@@ -18,7 +19,7 @@ def davis_root(explicit: str | os.PathLike | None = None) -> Path:
     env = os.environ.get("SIAMPOLAR_DAVIS_ROOT")
     if env:
         return Path(env)
-    return REPO_ROOT / "data" / "DAVIS"
+    return LOCAL_DAVIS
 
 
 def davis_available(root: str | os.PathLike | None = None) -> bool:
