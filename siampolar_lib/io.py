@@ -60,13 +60,19 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
+MAX_OBJECTS = 32
+"""The largest object id a palette mask may hold: DAVIS-2017 sequences have a handful of objects; higher palette
+indices mean an image saved as a palette (a soft edge, a photo), not a label map."""
+
+
 def read_label_png(path: str | os.PathLike, rgb: bool = True) -> np.ndarray:
     """Object ids of a mask PNG: (H, W) uint8, 0 = background; the one mask reader of the library.
 
-    Palette PNGs (DAVIS 2017) give their indices; grey 0/255 masks (DAVIS 2016) give 0/1; other grey values
-    are ids; RGB(A) colour-coded masks give 1 where any colour channel is set (rgb=False refuses them, as
-    ground truth must be palette or grey). A missing file is FileNotFoundError, an unreadable one ValueError,
-    each naming the file.
+    The rule: a palette PNG (DAVIS 2017) gives its indices, each an object id up to MAX_OBJECTS; any other
+    single-channel PNG must be binary, 0 and one other value (0/255 for DAVIS 2016, also 0/1, 16-bit), read as
+    0/1. RGB(A) colour-coded masks give 1 where any colour channel is set (rgb=False refuses them, as ground
+    truth must be palette or grey). Errors name the file: FileNotFoundError when missing, ValueError when
+    unreadable or neither binary nor a small palette (a soft-edged mask would be hundreds of objects).
     """
     path = Path(path)
     if not path.is_file():
@@ -81,9 +87,18 @@ def read_label_png(path: str | os.PathLike, rgb: bool = True) -> np.ndarray:
         raise ValueError(f"{path}: mask mode {mode!r}: expected a palette (P) or grey (L) PNG")
     if arr.ndim == 3:
         return arr[..., :3].any(axis=-1).astype(np.uint8)
-    if arr.dtype != np.uint8 or (mode != "P" and np.isin(arr, (0, 255)).all()):
-        return (arr > 0).astype(np.uint8)
-    return arr
+    levels = np.flatnonzero(np.bincount(arr.ravel())) if arr.dtype == np.uint8 else np.unique(arr)
+    levels = levels[levels != 0]
+    if mode == "P":
+        if levels.size and levels[-1] > MAX_OBJECTS:
+            raise ValueError(f"{path}: palette index {levels[-1]} is not an object id (at most {MAX_OBJECTS}): "
+                             "a palette mask holds a few object ids, 1, 2, ...")
+        return arr
+    if levels.size > 1:
+        shown = ", ".join(str(v) for v in levels[:5]) + (", ..." if levels.size > 5 else "")
+        raise ValueError(f"{path}: {levels.size} grey levels besides 0 ({shown}): a mask must be binary "
+                         "(0 and one other value) or a palette PNG of object ids; threshold a soft-edged mask first")
+    return (arr != 0).astype(np.uint8)
 
 
 def read_mask_png(path: str | os.PathLike) -> np.ndarray:

@@ -2,8 +2,9 @@
 (or `python -m siampolar_lib.track`).
 
 OUT ending in .mp4 or .gif gets the overlaid video, and the masks go to a sibling folder `<stem>_masks/`;
-any other OUT is a folder that gets `overlay.mp4` and `masks/`. One mask PNG per frame (frame 0's mask is
-the given box, as the tracker starts from a box, not a mask): 0/255 for one `--box`; with several (`--box`
+any other OUT is a folder that gets `overlay.mp4` and `masks/`. One mask PNG per frame, named as its frame
+(`<frame stem>.png` for a frame folder, `00000.png`, ... for a video file); frame 0's mask is the given box, as
+the tracker starts from a box, not a mask: 0/255 for one `--box`; with several (`--box`
 repeated) DAVIS-2017 palette PNGs, 0 background and k for the k-th box (overlaps go to the higher score), and
 an overlay with a colour per object. `--engine onnxruntime` (the default) runs the network in ONNX Runtime
 (exported once and cached, `tracking.export`); `--engine torch` in PyTorch.
@@ -26,7 +27,7 @@ from .io import write_label_png
 from .tracking.engine import DEFAULT_ENGINE, ENGINES
 from .tracking.multi import MultiTracker, label_map
 from .tracking.tracker import TrackResult
-from .video import VideoSink, check_source, iter_frames, video_fps, write_png
+from .video import VideoSink, check_source, frame_names, iter_named_frames, video_fps, write_png
 from .viz import render_objects, render_track
 
 
@@ -119,9 +120,13 @@ def _write_frame(mask_path: Path, sink: VideoSink, frame: np.ndarray, res: list[
 
 def _track_stream(tracker: MultiTracker, video, boxes: np.ndarray, max_frames: int | None, masks_dir: Path,
                   sink: VideoSink, progress: bool) -> tuple[int, int]:
-    """Track the video one frame at a time, writing each mask and overlay at once: (frames, lost object-frames)."""
+    """Track the video one frame at a time, writing each mask (named as its frame) and overlay at once.
+
+    Returns (frames, lost object-frames).
+    """
     n, lost = 0, 0
-    for frame in tqdm(iter_frames(video, max_frames), desc="tracking", disable=not progress, unit="frame"):
+    frames = iter_named_frames(video, max_frames)
+    for stem, frame in tqdm(frames, desc="tracking", disable=not progress, unit="frame"):
         if n == 0:
             for k, b in enumerate(boxes):
                 name = f"--box {k + 1}" if len(boxes) > 1 else "--box"
@@ -129,7 +134,7 @@ def _track_stream(tracker: MultiTracker, video, boxes: np.ndarray, max_frames: i
             res = tracker.init(frame, boxes)
         else:
             res = tracker.track(frame)
-        _write_frame(masks_dir / f"{n:05d}.png", sink, frame, res, n)
+        _write_frame(masks_dir / f"{stem}.png", sink, frame, res, n)
         lost += sum(bool(r.lost) for r in res)
         n += 1
     return n, lost
@@ -159,6 +164,7 @@ def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xyw
         raise UserError(f"--max-frames {max_frames}: track at least 1 frame")
     video_path, masks_dir = check_track_outputs(video, out, overwrite, checkpoint)
     check_source(video)
+    frame_names(video, max_frames)  # a folder's frames: no broken link, no two with one name (one mask each)
     dev = pick_device(device)
     tracker = MultiTracker(load_model(checkpoint, device=dev), device=dev, engine=engine)
     folder_out = not Path(out).suffix

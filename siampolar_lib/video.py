@@ -7,6 +7,8 @@ and an input is never overwritten.
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -18,15 +20,42 @@ from .io import atomic_write
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".gif", ".mp4")
+CORRUPT_JPEG = ("Corrupt JPEG data", "Premature end of JPEG file")  # libjpeg's warnings that pixels are damaged
 
 
 def list_frame_files(folder: str | os.PathLike) -> list[Path]:
-    """The image files of a frame folder, sorted by name; VideoError when there are none."""
+    """The image files of a frame folder, sorted by name; VideoError when there are none or a link is broken.
+
+    A link whose target is gone is an error naming it: skipping it would give every later frame's mask the
+    name of the frame before.
+    """
     folder = Path(folder)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                   and (p.is_file() or (p.is_symlink() and not p.exists())))
+    for p in files:
+        if not p.is_file():
+            raise VideoError(f"{p}: the frame is a broken link (its target {os.readlink(p)} is missing)")
     if not files:
         raise VideoError(f"{folder}: the folder holds no image frames ({', '.join(IMAGE_SUFFIXES)})")
     return files
+
+
+def frame_names(source: str | os.PathLike, max_frames: int | None = None) -> list[str] | None:
+    """The names a frame folder's frames give their masks (each file's stem), in frame order; None for a video.
+
+    VideoError for a broken frame link, or when two frames share a stem (a.jpg, a.png): one mask would
+    overwrite the other.
+    """
+    source = Path(source)
+    if not source.is_dir():
+        return None
+    seen: dict[str, Path] = {}
+    for p in list_frame_files(source)[:max_frames]:
+        if p.stem in seen:
+            raise VideoError(f"{source}: the frames {seen[p.stem].name} and {p.name} share the name {p.stem!r}, "
+                             "so their masks would overwrite each other; rename one")
+        seen[p.stem] = p
+    return list(seen)
 
 
 def check_jpeg_complete(path: Path, data: bytes) -> None:
@@ -37,11 +66,43 @@ def check_jpeg_complete(path: Path, data: bytes) -> None:
         raise VideoError(f"{path}: truncated JPEG (no end-of-image marker)")
 
 
+def _imdecode_logged(data: bytes) -> tuple[np.ndarray | None, str]:
+    """cv2.imdecode (BGR, or None), and what the C decoder printed to stderr meanwhile.
+
+    libjpeg reports damaged entropy-coded data only as a warning printed to the process's stderr, and OpenCV
+    decodes on without telling its caller; so file descriptor 2 points at a temporary file during the call
+    (a per-call file: forked workers must not share one). The library decodes in one thread, so nothing else
+    prints to it meanwhile.
+    """
+    buf = np.frombuffer(data, np.uint8)
+    try:
+        log = tempfile.TemporaryFile()
+    except OSError:  # no room for the log: decode unwatched
+        return cv2.imdecode(buf, cv2.IMREAD_COLOR), ""
+    with log:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr to watch
+            return cv2.imdecode(buf, cv2.IMREAD_COLOR), ""
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        os.dup2(log.fileno(), 2)
+        try:
+            bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        log.seek(0)
+        return bgr, " ".join(log.read().decode("utf-8", "replace").split())
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """One image file as an (H, W, 3) uint8 RGB frame: the one frame reader of every tool.
 
-    A missing, corrupt or truncated file is a VideoError naming it (libjpeg decodes a truncated JPEG
-    without complaint, filling the rest grey, so JPEGs are checked for their end marker first).
+    A missing, corrupt or truncated file is a VideoError naming it. libjpeg decodes a truncated JPEG
+    without complaint, filling the rest grey, so JPEGs are checked for their end marker first; garbage inside
+    the data (markers intact) it only warns about on stderr: that warning is an error naming the file, and any
+    other libjpeg warning (pixels intact) is printed as one line naming the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -49,7 +110,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     data = path.read_bytes()
     if path.suffix.lower() in (".jpg", ".jpeg"):
         check_jpeg_complete(path, data)
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if data[:2] == b"\xff\xd8":  # a JPEG, whatever its name
+        bgr, log = _imdecode_logged(data)
+        if any(w in log for w in CORRUPT_JPEG):
+            raise VideoError(f"{path}: corrupt JPEG data (libjpeg: {log})")
+        if log:
+            print(f"warning: {path}: {log}", file=sys.stderr)
+    else:
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise VideoError(f"{path}: corrupt image: OpenCV could not decode it")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -71,27 +139,70 @@ def iter_frames(source: str | os.PathLike, max_frames: int | None = None) -> Ite
     Only one decoded frame is held at a time, so memory does not grow with the video's length. A missing
     path, an unreadable video, an empty folder, a corrupt frame or a frame of another size raise VideoError.
     """
+    for _, frame in iter_named_frames(source, max_frames):
+        yield frame
+
+
+def iter_named_frames(source: str | os.PathLike, max_frames: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, frame) pairs of `iter_frames`: a folder's frames are named by their files' stems (`frame_names`),
+    a video file's by index, 00000, 00001, ...; errors as `iter_frames`."""
     source = check_source(source)
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"max_frames must be at least 1, got {max_frames}")
-    frames = _iter_folder(source, max_frames) if source.is_dir() else _iter_video_file(source, max_frames)
+    if source.is_dir():
+        named = ((p.stem, read_image(p)) for p in list_frame_files(source)[:max_frames])
+    else:
+        named = ((f"{i:05d}", f) for i, f in enumerate(_iter_video_file(source, max_frames)))
     shape = None
-    for i, frame in enumerate(frames):
+    for i, (name, frame) in enumerate(named):
         if shape is None:
             shape = frame.shape
         elif frame.shape != shape:
             raise VideoError(f"{source}: frames differ in size (frame {i} is {frame.shape[1]}x{frame.shape[0]}, "
                              f"frame 0 is {shape[1]}x{shape[0]})")
-        yield frame
+        yield name, frame
 
 
-def _iter_folder(folder: Path, max_frames: int | None) -> Iterator[np.ndarray]:
-    for path in list_frame_files(folder)[:max_frames]:
-        yield read_image(path)
+def _opencv_misses_gif_frames(path: Path, max_frames: int | None) -> bool:
+    """True when OpenCV decodes fewer of a GIF's frames (up to max_frames) than Pillow finds in it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            n = min(int(getattr(im, "n_frames", 1)), max_frames or 1 << 62)
+    except (OSError, SyntaxError, ValueError):  # Pillow cannot read it: OpenCV's reading stands
+        return False
+    cap, seen = cv2.VideoCapture(str(path)), 0
+    while cap.isOpened() and seen < n and cap.grab():
+        seen += 1
+    cap.release()
+    return seen < n
+
+
+def _iter_gif(path: Path, max_frames: int | None) -> Iterator[np.ndarray]:
+    """Every frame of a GIF as Pillow composes it (disposal, transparency), (H, W, 3) uint8 RGB."""
+    from PIL import Image, ImageSequence
+
+    try:
+        with Image.open(path) as im:
+            for i, frame in enumerate(ImageSequence.Iterator(im)):
+                if max_frames is not None and i >= max_frames:
+                    break
+                yield np.array(frame.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as err:
+        raise VideoError(f"{path}: corrupt GIF ({' '.join(str(err).split())})") from None
 
 
 def _iter_video_file(path: Path, max_frames: int | None) -> Iterator[np.ndarray]:
-    """Decode a video file with OpenCV, frame by frame; VideoError when it yields no frame."""
+    """Decode a video file with OpenCV, frame by frame; VideoError when it yields no frame.
+
+    A GIF of which OpenCV sees fewer frames than Pillow (FFmpeg reads an animated GIF without graphic-control
+    blocks as one still image) is read with Pillow instead, so every frame is there; other GIFs keep OpenCV's
+    decoding.
+    """
+    if path.suffix.lower() == ".gif" and _opencv_misses_gif_frames(path, max_frames):
+        yield from _iter_gif(path, max_frames)
+        return
     cap = cv2.VideoCapture(str(path))
     n = 0
     try:

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from siampolar_lib.data.davis import DavisError, frame_size, load_sequence, read_labels, splits
+from siampolar_lib.data.davis import DavisError, frame_size, load_sequence, one_object, read_labels, splits
 from siampolar_lib.geometry.boxes import mask_to_box
 from siampolar_lib.io import write_text
 
@@ -68,7 +68,7 @@ def _convert_sequence(args: tuple[Path, str, int, bool]) -> list[dict]:
         ids = [1] if year == 2016 else [int(v) for v in np.unique(labels) if v != 0]
         objects = []
         for oid in ids:
-            obj = labels > 0 if year == 2016 else labels == oid
+            obj = one_object(labels, m) if year == 2016 else labels == oid
             box = mask_to_box(obj)
             if box is None:
                 continue  # the object is absent in this frame: the image stays, without an annotation
@@ -139,7 +139,8 @@ def davis_to_coco(root: str | os.PathLike, year: int = 2016, out_dir: str | os.P
                   polygons: bool = False, workers: int = 1, only: list[str] | None = None) -> dict[str, Path]:
     """Convert a DAVIS folder to COCO JSONs in `out_dir`; return {split: json path}.
 
-    year: 2016 (one object a frame, any non-zero pixel) or 2017 (one annotation per palette index).
+    year: 2016 (one object a sequence: a mask of several is refused, `davis.one_object`) or 2017 (one
+    annotation per palette index).
     workers: processes converting sequences in parallel (1 = in this process).
     only: convert just these sequences (each split keeps those it lists; splits left empty are skipped).
     The DAVIS folder is only read; every file is validated (missing masks, size mismatches, corrupt files).

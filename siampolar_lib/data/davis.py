@@ -182,12 +182,35 @@ def read_mask(path: str | os.PathLike, object_id: int | None = None) -> np.ndarr
     return labels > 0 if object_id is None else labels == object_id
 
 
+def one_object(labels: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    """The object of a DAVIS-2016 mask, (H, W) bool from (H, W) uint8 ids; DavisError if it holds several.
+
+    The DAVIS-2016 tools follow one object a sequence: a DAVIS-2017 palette mask of several objects would be
+    merged into one mask and one box, so it is refused, naming the file and the ids.
+    """
+    ids = np.flatnonzero(np.bincount(labels.ravel(), minlength=1)[1:]) + 1
+    if ids.size > 1:
+        raise DavisError(path, f"a mask of {ids.size} objects (objects {', '.join(map(str, ids))}), but the "
+                               "DAVIS-2016 tools follow one object a sequence and would merge them; use the "
+                               "DAVIS-2017 tools (siampolar-score, davis2coco.py --year 2017) or one object a mask")
+    return labels > 0
+
+
+def _mask(path: Path, object_id: int | None) -> np.ndarray:
+    """`read_mask`, but object_id=None is the sequence's one object (`one_object`), not a union."""
+    labels = read_labels(path)
+    return one_object(labels, path) if object_id is None else labels == object_id
+
+
 def sequence_masks(seq: DavisSequence, object_id: int | None = None) -> np.ndarray:
-    """All masks of a sequence: (T, H, W) bool; DavisError if one differs in size from the first frame."""
+    """All masks of a sequence: (T, H, W) bool; DavisError if one differs in size from the first frame.
+
+    object_id=None: the one object of a DAVIS-2016 sequence (a mask of several is refused, `one_object`).
+    """
     h, w = frame_size(seq.frame_paths[0])
     out = np.zeros((len(seq), h, w), dtype=bool)
     for t, (f, m) in enumerate(zip(seq.frame_paths, seq.mask_paths)):
-        mask = read_mask(m, object_id)
+        mask = _mask(m, object_id)
         fh, fw = frame_size(f) if t else (h, w)
         if mask.shape != (fh, fw) or (fh, fw) != (h, w):
             raise DavisError(m, f"mask is {mask.shape[1]}x{mask.shape[0]} but frame {f.name} is {fw}x{fh}"
@@ -204,10 +227,12 @@ def first_box(seq: DavisSequence, object_id: int | None = None) -> np.ndarray:
 def first_annotated(seq: DavisSequence, object_id: int | None = None) -> tuple[int, np.ndarray]:
     """(frame index, box_xywh) of the first frame whose mask is non-empty; DavisError if every mask is empty.
 
+    object_id=None: the sequence's one object, as `sequence_masks`.
+
     Reads masks from disk until the first non-empty one; `first_nonempty` does the same for masks in memory.
     """
     for t, m in enumerate(seq.mask_paths):
-        box = mask_to_box(read_mask(m, object_id))
+        box = mask_to_box(_mask(m, object_id))
         if box is not None:
             return t, box
     raise DavisError(seq.mask_paths[0].parent, f"every mask of {seq.name!r} is empty")

@@ -4,7 +4,7 @@
     davis2coco JSON  --json.load-------->  COCO dict  --coco.coco_videos-->  list[Video]
 
 A DAVIS root and the JSON `data_scripts/davis2coco.py` writes for it give the same videos: the same frames,
-RLE masks (the union of the objects, DAVIS 2016) and boxes, in the same order. `videos_from_davis` takes
+RLE masks (DAVIS 2016: one object a sequence) and boxes, in the same order. `videos_from_davis` takes
 named sequences (a notebook, a benchmark); `load_training_videos` takes the run's `--data` list.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .davis import folder_sequences, list_sequences, splits
 
 
 def videos_from_davis(root: str | os.PathLike, sequences: Sequence[str] | str | None = None) -> list[Video]:
-    """Videos of a DAVIS folder, one per sequence, in the order given; masks the union of the objects.
+    """Videos of a DAVIS folder, one per sequence, in the order given; a mask of several objects is refused.
 
     sequences: names, a split name ("train", "val"), or None for every sequence folder.
     Reads every mask once (about 1 s per 100 frames); frames are read later, when pairs are made.
