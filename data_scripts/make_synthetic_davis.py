@@ -19,6 +19,8 @@ def parse_size(text: str) -> tuple[int, int]:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"size must look like 854x480 (width x height), got {text!r}") from None
+    if not (32 <= w <= 8192 and 32 <= h <= 8192):  # 100000x100000 would need 30 GB a frame
+        raise argparse.ArgumentTypeError(f"size {text!r}: width and height must be between 32 and 8192 pixels")
     return w, h
 
 

@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     bad = [c for c in centres if c not in ("mass", "box", "best")]
     if bad or not centres:
         raise UserError(f"--centres {a.centres!r}: choose from mass, box, best")
-    if not rays or any(r < 3 for r in rays):
-        raise UserError(f"--rays {a.rays!r}: every ray count must be at least 3")
+    if not rays or any(not 3 <= r <= 3600 for r in rays):
+        raise UserError(f"--rays {a.rays!r}: every ray count must be between 3 and 3600 (0.1 degree apart)")
     if a.every < 1 or a.workers < 1:
         raise UserError("--every and --workers must be at least 1")
     if a.json:  # checked before the work, not after it

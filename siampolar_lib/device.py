@@ -24,9 +24,14 @@ def pick_device(prefer: str = "auto") -> torch.device:
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if prefer == "cuda" and not torch.cuda.is_available():
-        raise DeviceUnavailable("--device cuda: CUDA is not available here (torch.cuda.is_available() is False); "
-                                "use --device cpu or auto")
+    if prefer == "cuda" or prefer.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise DeviceUnavailable(f"--device {prefer}: CUDA is not available here (torch.cuda.is_available() is "
+                                    "False); use --device cpu or auto")
+        index = prefer.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise DeviceUnavailable(f"--device {prefer}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                                    f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     if prefer == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():

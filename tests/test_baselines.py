@@ -112,3 +112,13 @@ def test_errors():
     b.init(np.zeros((10, 10, 3), np.uint8), (1, 1, 5, 5))
     with pytest.raises(ValueError, match="frame size changed"):
         b.track(np.zeros((12, 10, 3), np.uint8))
+
+
+def test_csrt_without_the_contrib_build_says_which_package(monkeypatch):
+    import cv2
+
+    from siampolar_lib.errors import USER_ERRORS
+
+    monkeypatch.delattr(cv2, "TrackerCSRT")
+    with pytest.raises(USER_ERRORS, match="opencv-contrib-python-headless"):
+        make_baseline("csrt")

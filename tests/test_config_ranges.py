@@ -58,3 +58,28 @@ def test_a_malformed_or_wrongly_typed_preset_is_one_line(tmp_path):
     for name in ("bad.yaml", "typed.yaml"):
         with pytest.raises(ValueError, match=name.split(".")[0]):
             load_preset(tmp_path / name)
+
+
+def test_a_cuda_index_without_cuda_is_a_clear_error():
+    from siampolar_lib.device import pick_device
+    from siampolar_lib.errors import USER_ERRORS, DeviceUnavailable
+
+    if torch.cuda.is_available():
+        with pytest.raises(DeviceUnavailable, match="CUDA device"):
+            pick_device(f"cuda:{torch.cuda.device_count()}")
+    else:
+        for name in ("cuda", "cuda:0", "cuda:7"):
+            with pytest.raises(DeviceUnavailable, match=f"--device {name}: CUDA is not available"):
+                pick_device(name)
+    assert DeviceUnavailable in USER_ERRORS
+
+
+@pytest.mark.parametrize("args, named", [
+    (["data_scripts/make_synthetic_davis.py", "--out", "{tmp}/s", "--size", "100000x100000"], "--size"),
+    (["data_scripts/polar_upper_bound.py", "--davis-root", "{tmp}", "--rays", "10000000"], "--rays"),
+])
+def test_script_sizes_out_of_range_are_one_line(tmp_path, args, named):
+    r = subprocess.run([sys.executable, *[a.format(tmp=tmp_path) for a in args]], capture_output=True, text=True,
+                       cwd=REPO, timeout=120)
+    assert r.returncode == 2 and named in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "s").exists()

@@ -18,6 +18,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from ..errors import UserError
 from ..geometry.boxes import box_centre, box_mask, mask_to_box, polygon_box, validate_box
 from ..geometry.crops import crop_square, search_side
 from ..geometry.polar import NUM_RAYS, mask_to_rays, mass_centre, polygon_to_mask, ray_angles, rays_to_polygon
@@ -152,6 +153,13 @@ class GridBound(_GroundTruth):
 
 class CSRT(_Baseline):
     """OpenCV CSRT (discriminative correlation filter); frames go to cv2 as BGR, its box becomes an ellipse."""
+
+    def __init__(self):
+        super().__init__()
+        if not hasattr(cv2, "TrackerCSRT"):  # opencv-python (no contrib modules) installed over the contrib build
+            raise UserError(f"the csrt baseline needs OpenCV's contrib modules, which this cv2 {cv2.__version__} lacks: "
+                            "pip uninstall -y opencv-python opencv-python-headless && "
+                            "pip install --force-reinstall opencv-contrib-python-headless")
 
     def init(self, frame: np.ndarray, box_xywh) -> None:
         """Start CSRT on the first frame and box."""
