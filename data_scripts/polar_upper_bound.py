@@ -4,7 +4,8 @@
         --centres mass,box,best --json polar_bound.json
 
 Prints a table (rows: number of rays, columns: centre choice) and optionally writes json
-{"rays": {"36": {"mass": mean_iou, ...}, ...}, "masks": count, "seconds": wall time} (IoU 0..1).
+{"rays": {"36": {"mass": mean_iou, ...}, ...}, "masks": non-empty count, "empty": count, "seconds": wall time}
+(IoU 0..1; a mask without an object is left out, and a set of only empty masks is an error).
 """
 from __future__ import annotations
 
@@ -38,25 +39,31 @@ def annotation_files(root: Path, every: int = 1) -> list[Path]:
     return files
 
 
-def _one(args) -> list[float]:
-    """IoUs of one mask file for every (rays, centre) pair, in order."""
+def _one(args) -> list[float] | None:
+    """IoUs of one mask file for every (rays, centre) pair, in order; None for an empty mask (no object to fit)."""
     path, rays, centres, method = args
     mask = read_mask_png(path)
+    if not mask.any():
+        return None
     return [polar_fit_iou(mask, n, c, method=method) for n in rays for c in centres]
 
 
 def upper_bound(files: list[Path], rays: list[int], centres: list[str], method: str = "cast",
                 workers: int = 2) -> dict:
-    """Mean round-trip IoU per (rays, centre) over the masks: {"rays": {"N": {centre: iou}}, "masks": n}."""
+    """Mean round-trip IoU per (rays, centre) over the non-empty masks: {"rays": {"N": {centre: iou}}, "masks": n,
+    "empty": masks without an object (left out: an empty mask would count as a perfect 1.0)}."""
     jobs = [(f, rays, centres, method) for f in files]
     if workers > 1:
         with Pool(workers) as pool:
             rows = list(tqdm(pool.imap(_one, jobs, chunksize=4), total=len(jobs), desc="masks", mininterval=30))
     else:
         rows = [_one(j) for j in tqdm(jobs, desc="masks", mininterval=30)]
-    table = np.array(rows).reshape(len(files), len(rays), len(centres)).mean(axis=0)
+    kept = [r for r in rows if r is not None]
+    if not kept:
+        raise UserError(f"no object in any of the {len(files)} masks: there is nothing to fit rays to")
+    table = np.array(kept).reshape(len(kept), len(rays), len(centres)).mean(axis=0)
     return {"rays": {str(n): {c: float(table[i, j]) for j, c in enumerate(centres)} for i, n in enumerate(rays)},
-            "masks": len(files)}
+            "masks": len(kept), "empty": len(rows) - len(kept)}
 
 
 def parse_list(text: str, option: str, kind=str) -> list:
@@ -94,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     res = upper_bound(files, rays, centres, a.method, a.workers)
     res["seconds"] = round(time.perf_counter() - t0, 1)
     res["method"] = a.method
-    print(f"{res['masks']} masks, method {a.method}, {res['seconds']} s on {a.workers} workers")
+    print(f"{res['masks']} masks with an object ({res['empty']} empty ones left out), method {a.method}, "
+          f"{res['seconds']} s on {a.workers} workers")
     print("rays " + "".join(f"{c:>8}" for c in centres))
     for n in rays:
         print(f"{n:>4} " + "".join(f"{res['rays'][str(n)][c]:8.3f}" for c in centres))

@@ -462,3 +462,15 @@ def test_every_cli_in_a_real_process(tmp_path, argv, needle):
     assert proc.returncode == 2, proc.stderr
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], proc.stderr
     assert not [p for p in tmp_path.iterdir()], "nothing written on refusal"
+
+
+def test_empty_sequence_lists_and_a_split_that_is_a_path_are_refused(capsys, synthetic_davis, tmp_path):
+    """issue 22: `--sequences ","` evaluated everything; `--split ../../x` wrote both CSVs into one file elsewhere."""
+    gt = str(synthetic_davis)
+    refused(capsys, folders.main(["--gt", gt, "--pred", gt + "/Annotations/480p", "--out", str(tmp_path / "o"),
+                                  "--split", "../../x"]), "--split")
+    refused(capsys, folders.main(["--gt", gt, "--pred", gt + "/Annotations/480p", "--out", str(tmp_path / "o"),
+                                  "--sequences", ","]), "--sequences")
+    refused(capsys, benchmark.main(["--davis-root", gt, "--out", str(tmp_path / "e"), "--baselines", "static",
+                                    "--sequences", " , "]), "--sequences")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "e").exists()

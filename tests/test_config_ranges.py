@@ -83,3 +83,17 @@ def test_script_sizes_out_of_range_are_one_line(tmp_path, args, named):
                        cwd=REPO, timeout=120)
     assert r.returncode == 2 and named in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_the_polar_bound_of_empty_masks_is_no_object_not_a_perfect_score(tmp_path):
+    import cv2
+    import numpy as np
+
+    for sub, image in (("JPEGImages", np.zeros((40, 40, 3), np.uint8)), ("Annotations", np.zeros((40, 40), np.uint8))):
+        folder = tmp_path / sub / "480p" / "empty"
+        folder.mkdir(parents=True)
+        for t in range(2):
+            cv2.imwrite(str(folder / f"{t:05d}.{'jpg' if sub == 'JPEGImages' else 'png'}"), image)
+    r = subprocess.run([sys.executable, "data_scripts/polar_upper_bound.py", "--davis-root", str(tmp_path), "--rays", "8",
+                        "--workers", "1"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 2 and "no object in any of the 2 masks" in r.stderr, r.stderr + r.stdout

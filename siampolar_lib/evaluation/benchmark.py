@@ -257,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
     args = ap.parse_args(argv)
     baselines = [b for b in args.baselines.split(",") if b]
-    seqs = [s for s in args.sequences.split(",") if s] if args.sequences else None
+    seqs = [s.strip() for s in args.sequences.split(",") if s.strip()] if args.sequences is not None else None
+    if seqs == []:
+        raise UserError(f"--sequences {args.sequences!r} names no sequence: give names, or leave it out for the split")
     # Every argument is checked before the model is loaded or a frame is read.
     check_min_frames(args.max_frames)
     unknown = [b for b in baselines if b not in BASELINE_NAMES]

@@ -15,6 +15,7 @@ palette prediction scores its union, and the row keeps the sequence's name.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -167,7 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_output_folder(out_dir)
     if args.processes is not None and args.processes < 1:
         raise UserError(f"--processes {args.processes}: give at least 1")
-    seqs = [s.strip() for s in args.sequences.split(",") if s.strip()] if args.sequences else None
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", args.split):  # it goes into the CSV file names
+        raise UserError(f"--split {args.split!r}: use letters, digits, '-' or '_' (it names the CSV files)")
+    seqs = [s.strip() for s in args.sequences.split(",") if s.strip()] if args.sequences is not None else None
+    if seqs == []:
+        raise UserError(f"--sequences {args.sequences!r} names no sequence: give names, or leave it out for all")
     res = evaluate_folder(gt_root, args.pred, seqs, args.processes)
     per_seq = {s: {k: r[k] for k in STAT_KEYS} for s, r in res["sequences"].items()}
     summary = {k: res[k] for k in STAT_KEYS}
