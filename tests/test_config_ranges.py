@@ -97,3 +97,12 @@ def test_the_polar_bound_of_empty_masks_is_no_object_not_a_perfect_score(tmp_pat
     r = subprocess.run([sys.executable, "data_scripts/polar_upper_bound.py", "--davis-root", str(tmp_path), "--rays", "8",
                         "--workers", "1"], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 2 and "no object in any of the 2 masks" in r.stderr, r.stderr + r.stdout
+
+
+def test_a_huge_box_names_the_flag():
+    from siampolar_lib.errors import USER_ERRORS
+    from siampolar_lib.track import parse_box
+
+    with pytest.raises(USER_ERRORS, match=r"--box .*at most 100000 px"):
+        parse_box("0,0,1e200,1e200")
+    assert parse_box("10,20,300,200").tolist() == [10, 20, 300, 200]

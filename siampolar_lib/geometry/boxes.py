@@ -46,6 +46,7 @@ def box_centre(box_xywh) -> np.ndarray:
 
 
 MIN_BOX_SIDE = 2.0  # pixels: a smaller box holds no whole pixel to track (its mask would be empty)
+MAX_BOX_SIDE = 100_000.0  # pixels: far beyond any frame; a larger side overflows the crop arithmetic
 
 
 def _plain(values) -> str:
@@ -61,6 +62,9 @@ def check_box_size(box_xywh, name: str = "box") -> None:
     if w < MIN_BOX_SIDE or h < MIN_BOX_SIDE:
         raise ValueError(f"{name} {_plain(box_xywh)} is {w:g}x{h:g} px: a box needs at least {MIN_BOX_SIDE:g} px "
                          "a side (a smaller one holds no whole pixel, so every mask would be empty)")
+    if w > MAX_BOX_SIDE or h > MAX_BOX_SIDE:
+        raise ValueError(f"{name} {_plain(box_xywh)} is {w:g}x{h:g} px: a box may be at most {MAX_BOX_SIDE:g} px a side "
+                         "(its crops would not fit in memory or in floating point)")
 
 
 def validate_box(box_xywh, image_shape: tuple[int, int], name: str = "box") -> np.ndarray:
