@@ -89,7 +89,7 @@ def test_cli_parses_into_train_config():
     assert cfg.data == ("a.json", "b") and cfg.iters == 7 and cfg.resume and cfg.optim.optimizer == "adamw"
     assert cfg.model == get_config("quick")
     assert cfg.exclude_sequences == ("cows", "dog")
-    with pytest.raises(ValueError, match="--iters must be >= 1"):  # a UserError: main prints it in one line
+    with pytest.raises(ValueError, match="--iters 0: must be an integer >= 1"):  # main prints it in one line
         parse_args(["--data", "a", "--out", "o", "--iters", "0"])
 
 
