@@ -22,6 +22,7 @@ from siampolar_lib import download
 from siampolar_lib.download import download_davis, ensure_davis, main, verify_archive
 from siampolar_lib.errors import UserError
 from siampolar_lib.paths import davis_available
+from cli_helpers import refused
 
 SEQUENCES = ("bear", "dog")
 DB_INFO = "DAVIS/Annotations/db_info.yml"
@@ -111,17 +112,6 @@ def serve(body: bytes, mode: str = "range"):
         server.shutdown()
         server.server_close()
         thread.join(5)
-
-
-def refused(capsys, rc: int, *needles: str) -> str:
-    """Exit status 2 and ONE stderr line `error: ...` holding every needle."""
-    err = capsys.readouterr().err
-    assert rc == 2, err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -22,19 +22,9 @@ from siampolar_lib import demo, track
 from siampolar_lib.cli import check_output_apart, clean_stale_temps, fresh_folder_beside, output_lock
 from siampolar_lib.errors import UserError
 from siampolar_lib.evaluation import benchmark
+from cli_helpers import refused
 
 torch.set_num_threads(2)
-
-
-def refused(capsys, rc: int, *needles: str) -> str:
-    """Assert exit status 2 and ONE stderr line `error: ...` holding every needle; return that line."""
-    err = capsys.readouterr().err
-    assert rc == 2, err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:

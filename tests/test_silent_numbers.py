@@ -6,7 +6,6 @@ an animated GIF read as one frame, a dangling frame link skipped and the later m
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -23,28 +22,9 @@ from siampolar_lib.errors import VideoError
 from siampolar_lib.evaluation import benchmark, folders
 from siampolar_lib.io import read_label_png, read_mask_png
 from siampolar_lib.video import iter_frames, list_frame_files, read_frames, read_image
+from cli_helpers import refused, script
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def script(name: str):
-    """Import a data_scripts/ tool as a module (they are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "data_scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def refused(capsys, rc: int, *needles: str) -> str:
-    """Assert exit status 2 and ONE stderr line `error: ...` holding every needle; return that line."""
-    err = capsys.readouterr().err
-    assert rc == 2, err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
 
 
 def trk(ckpt, video, out, *extra) -> list[str]:
