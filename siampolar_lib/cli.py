@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
-from .errors import USER_ERRORS, UserError
+from .errors import DISK_ERRNOS, USER_ERRORS, UserError
 
 try:  # POSIX advisory locks; elsewhere runs are not protected against concurrent writers
     import fcntl
@@ -46,6 +46,11 @@ def cli_main(fn: Callable[..., int]) -> Callable[..., int]:
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as err:
+            print(f"error: {one_line(err)}", file=sys.stderr)
+            return 2
+        except OSError as err:  # a full or read-only disk met outside an atomic write (a folder, a lock file)
+            if err.errno not in DISK_ERRNOS:
+                raise
             print(f"error: {one_line(err)}", file=sys.stderr)
             return 2
 
@@ -189,16 +194,16 @@ def lock_path(out: Path) -> Path:
 
 
 @contextlib.contextmanager
-def output_lock(out: str | os.PathLike) -> Iterator[None]:
+def output_lock(out: str | os.PathLike, flag: str = "--out") -> Iterator[None]:
     """Hold an exclusive lock on an output while a run writes it; a second run into it is refused at once.
 
     The lock (flock on a file beside the output) is released by the kernel when the process dies, so a
-    killed run never leaves a stale lock.
+    killed run never leaves a stale lock. `flag` is the option the message asks to change (download: --dest).
     """
     path = lock_path(Path(out))
     path.parent.mkdir(parents=True, exist_ok=True)
     busy = UserError(f"{out}: another run is writing into it right now (lock {path.name} is held); "
-                     "wait for it or choose another --out")
+                     f"wait for it or choose another {flag}")
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     acquired = False
     try:
@@ -288,20 +293,20 @@ def clean_stale_temps(folder: str | os.PathLike, patterns: Sequence[str]) -> lis
 
 
 @contextlib.contextmanager
-def owned_output(out: str | os.PathLike, stale: Sequence[str] = (), also: Sequence[str | os.PathLike] = ()
-                 ) -> Iterator[Path]:
+def owned_output(out: str | os.PathLike, stale: Sequence[str] = (), also: Sequence[str | os.PathLike] = (),
+                 flag: str = "--out") -> Iterator[Path]:
     """Own an output folder for one run: yields a fresh staging folder beside `out`, swapped in on success.
 
     Holds `output_lock` on `out` and on every other output the run writes (`also`, e.g. track's video beside
     its mask folder), so two runs sharing any output cannot both run. Removes the temps a killed run left
     beside `out` (`.<name>.partial-*`, `.<name>.old-*` and the extra glob patterns `stale`; never those of a
     live owner, `clean_stale_temps`), and on any error deletes the staging folder, so `out` keeps what it had
-    (or stays missing) and never mixes two runs.
+    (or stays missing) and never mixes two runs. `flag` names the option in the lock's message.
     """
     out = Path(os.path.abspath(out))
     with contextlib.ExitStack() as locks:
         for path in sorted({Path(os.path.abspath(p)) for p in (out, *also)}):
-            locks.enter_context(output_lock(path))
+            locks.enter_context(output_lock(path, flag))
         clean_stale_temps(out.parent, [f".{out.name}.partial-*", f".{out.name}.old-*", *stale])
         staging = fresh_folder_beside(out)
         try:

@@ -28,7 +28,7 @@ from .splits import REAL_VAL_SEQUENCES
 from .tracking.baselines import NAMES as BASELINE_NAMES
 from .tracking.engine import DEFAULT_ENGINE, ENGINES, make_engine
 from .tracking.tracker import Tracker, track_frames
-from .video import write_gif
+from .video_writers import write_gif
 from .viz import render_results
 
 DEMO_BASELINES = ("static", "oracle_box", "polar_bound", "csrt")

@@ -78,7 +78,7 @@ def fetch(url: str, path: str | os.PathLike, *, progress: bool = True, retries: 
         raise UserError(f"--url {url}: only http:// and https:// addresses can be downloaded")
     part = path.with_name(path.name + ".part")
     check_output_folder(path.parent, "the archive's folder").mkdir(parents=True, exist_ok=True)
-    with output_lock(path):
+    with output_lock(path, "--dest"):  # the download goes beside --dest
         for attempt in range(retries + 1):
             try:
                 _fetch_once(url, part, progress, timeout)
@@ -284,7 +284,7 @@ def unpack_archive(archive: DavisArchive, dest: str | os.PathLike, *, overwrite:
     with zipfile.ZipFile(archive.path) as zf:
         members = [m for m in zf.infolist() if m.filename.startswith(archive.prefix) and not m.is_dir()]
         _check_space(_existing(dest.parent), sum(m.file_size for m in members), dest)
-        with owned_output(dest) as staging:
+        with owned_output(dest, flag="--dest") as staging:
             check_destination(dest, {"--archive": archive.path}, overwrite)  # again, now that we hold its lock
             try:
                 with tqdm(total=sum(m.file_size for m in members), unit="B", unit_scale=True, unit_divisor=1024,

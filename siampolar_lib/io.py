@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from .errors import DISK_ERRNOS, DiskError
+
 
 @contextmanager
 def atomic_write(path: str | os.PathLike, folder: bool = False) -> Iterator[Path]:
@@ -39,6 +41,10 @@ def atomic_write(path: str | os.PathLike, folder: bool = False) -> Iterator[Path
         if folder and path.is_dir() and not any(path.iterdir()):
             path.rmdir()
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno in DISK_ERRNOS and not isinstance(err, DiskError):  # name the output, not a temp or nothing
+            raise DiskError(err.errno, f"{err.strerror}: not written (any earlier copy is kept)", str(path)) from err
+        raise
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -27,7 +27,8 @@ from .io import write_label_png
 from .tracking.engine import DEFAULT_ENGINE, ENGINES
 from .tracking.multi import MultiTracker, label_map
 from .tracking.tracker import TrackResult
-from .video import VideoSink, check_source, frame_names, iter_named_frames, video_fps, write_png
+from .video import check_source, frame_names, iter_named_frames, video_fps
+from .video_writers import VideoSink, write_png
 from .viz import render_objects, render_track
 
 

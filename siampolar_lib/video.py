@@ -1,8 +1,7 @@
-"""Video in and out: read a video file or a folder of frames as RGB frames; write GIF/MP4 and PNG frames.
+"""Video in: read a video file or a folder of frames as RGB frames, checking every frame as it is decoded.
 
-Frames are (H, W, 3) uint8 RGB (OpenCV's BGR is converted on read and write); masks (H, W) bool.
-Every writer writes a temporary file beside the target and renames it, so a crash never leaves half a file
-and an input is never overwritten.
+Frames are (H, W, 3) uint8 RGB (OpenCV's BGR is converted on read). The writers (GIF, MP4, PNG, and the
+streaming VideoSink) live in `video_writers`.
 """
 from __future__ import annotations
 
@@ -16,10 +15,8 @@ import cv2
 import numpy as np
 
 from .errors import VideoError
-from .io import atomic_write
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-VIDEO_SUFFIXES = (".gif", ".mp4")
 CORRUPT_JPEG = ("Corrupt JPEG data", "Premature end of JPEG file")  # libjpeg's warnings that pixels are damaged
 
 
@@ -66,34 +63,38 @@ def check_jpeg_complete(path: Path, data: bytes) -> None:
         raise VideoError(f"{path}: truncated JPEG (no end-of-image marker)")
 
 
-def _imdecode_logged(data: bytes) -> tuple[np.ndarray | None, str]:
-    """cv2.imdecode (BGR, or None), and what the C decoder printed to stderr meanwhile.
+def call_logging_stderr(fn, *args):
+    """fn(*args), and what C code printed to the process's stderr meanwhile (folded to one line).
 
-    libjpeg reports damaged entropy-coded data only as a warning printed to the process's stderr, and OpenCV
-    decodes on without telling its caller; so file descriptor 2 points at a temporary file during the call
-    (a per-call file: forked workers must not share one). The library decodes in one thread, so nothing else
-    prints to it meanwhile.
+    libjpeg and FFmpeg report damaged data only as warnings printed to file descriptor 2, and OpenCV goes on
+    without telling its caller; so fd 2 points at a temporary file during the call (a per-call file: forked
+    workers must not share one). The library decodes in one thread, so nothing else prints to it meanwhile.
+    With no room for the log, or no stderr, the call runs unwatched (log "").
     """
-    buf = np.frombuffer(data, np.uint8)
     try:
         log = tempfile.TemporaryFile()
-    except OSError:  # no room for the log: decode unwatched
-        return cv2.imdecode(buf, cv2.IMREAD_COLOR), ""
+    except OSError:
+        return fn(*args), ""
     with log:
         try:
             saved = os.dup(2)
-        except OSError:  # no stderr to watch
-            return cv2.imdecode(buf, cv2.IMREAD_COLOR), ""
+        except OSError:
+            return fn(*args), ""
         if sys.stderr is not None:
             sys.stderr.flush()
         os.dup2(log.fileno(), 2)
         try:
-            bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+            out = fn(*args)
         finally:
             os.dup2(saved, 2)
             os.close(saved)
         log.seek(0)
-        return bgr, " ".join(log.read().decode("utf-8", "replace").split())
+        return out, " ".join(log.read().decode("utf-8", "replace").split())
+
+
+def _imdecode_logged(data: bytes) -> tuple[np.ndarray | None, str]:
+    """cv2.imdecode (BGR, or None), and what the C decoder printed to stderr meanwhile."""
+    return call_logging_stderr(cv2.imdecode, np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -237,160 +238,3 @@ def video_fps(source: str | os.PathLike, default: float = 24.0) -> float:
     fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
     cap.release()
     return float(fps) if fps and np.isfinite(fps) and fps > 0 else default
-
-
-def _check_frames(frames) -> list[np.ndarray]:
-    """Frames as a non-empty list of equal-size (H, W, 3) uint8 arrays, or ValueError."""
-    frames = [np.asarray(f) for f in frames]
-    if not frames:
-        raise ValueError("no frames to write")
-    for i, f in enumerate(frames):
-        if f.dtype != np.uint8 or f.ndim != 3 or f.shape[2] != 3:
-            raise ValueError(f"frame {i} must be (H, W, 3) uint8 RGB, got {f.shape} {f.dtype}")
-        if f.shape != frames[0].shape:
-            raise ValueError(f"frame {i} is {f.shape}, frame 0 is {frames[0].shape}")
-    return frames
-
-
-def write_gif(path: str | os.PathLike, frames, fps: float = 12.0) -> Path:
-    """Write frames (list of (H, W, 3) uint8 RGB) as a looping GIF, atomically; returns the path."""
-    from PIL import Image
-
-    path = Path(path)
-    frames = _check_frames(frames)
-    with atomic_write(path) as tmp:
-        images = [Image.fromarray(f) for f in frames]
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                       duration=int(round(1000.0 / fps)), loop=0)
-    return path
-
-
-def write_mp4(path: str | os.PathLike, frames, fps: float = 24.0) -> Path:
-    """Write frames (list of (H, W, 3) uint8 RGB) as an MPEG-4 (mp4v) video with OpenCV, atomically."""
-    path = Path(path)
-    frames = _check_frames(frames)
-    h, w = frames[0].shape[:2]
-    with atomic_write(path) as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
-        if not writer.isOpened():
-            raise VideoError(f"{path}: OpenCV cannot open an mp4v writer here")
-        for f in frames:
-            writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-        writer.release()
-        if tmp.stat().st_size == 0:
-            raise VideoError(f"{path}: OpenCV wrote an empty file")
-    return path
-
-
-def write_video(path: str | os.PathLike, frames, fps: float = 12.0) -> Path:
-    """Write frames as .gif or .mp4, chosen by the path's suffix."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".gif":
-        return write_gif(path, frames, fps)
-    if suffix == ".mp4":
-        return write_mp4(path, frames, fps)
-    raise ValueError(f"{path}: unknown video type {suffix!r}; use .gif or .mp4")
-
-
-def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Write an (H, W) uint8 image or (H, W, 3) uint8 RGB image as PNG, atomically."""
-    path = Path(path)
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise ValueError(f"{path}: PNG images must be uint8, got {image.dtype}")
-    data = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
-    with atomic_write(path) as tmp:
-        if not cv2.imwrite(str(tmp), data):
-            raise VideoError(f"{path}: OpenCV could not write the PNG")
-    return path
-
-
-class VideoSink:
-    """Write a .gif or .mp4 one frame at a time (memory does not grow with the length), atomically.
-
-    `write(frame)` appends an (H, W, 3) uint8 RGB frame; `close()` renames the temporary file onto `path`;
-    `discard()` (or leaving a `with` block by an exception) removes it, so no half video is ever left.
-    """
-
-    def __init__(self, path: str | os.PathLike, fps: float = 12.0):
-        self.path = Path(path)
-        self.kind = self.path.suffix.lower()
-        if self.kind not in VIDEO_SUFFIXES:
-            raise ValueError(f"{self.path}: unknown video type {self.kind!r}; use .gif or .mp4")
-        self.fps, self.frames, self.shape = float(fps), 0, None
-        self._atomic = atomic_write(self.path)  # entered here, left by close() or discard()
-        self.tmp = self._atomic.__enter__()
-        self._file = open(self.tmp, "wb") if self.kind == ".gif" else None
-        self._writer = None
-
-    def write(self, frame: np.ndarray) -> None:
-        """Append one (H, W, 3) uint8 RGB frame (all frames the same size)."""
-        frame = _check_frames([frame])[0]
-        if self.shape is None:
-            self.shape = frame.shape
-        elif frame.shape != self.shape:
-            raise ValueError(f"frame {self.frames} is {frame.shape}, frame 0 is {self.shape}")
-        if self.kind == ".gif":
-            self._write_gif_frame(frame)
-        else:
-            if self._writer is None:
-                h, w = frame.shape[:2]
-                self._writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
-                if not self._writer.isOpened():
-                    raise VideoError(f"{self.path}: OpenCV cannot open an mp4v writer here")
-            self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        self.frames += 1
-
-    def _write_gif_frame(self, frame: np.ndarray) -> None:
-        """One GIF frame with its own colour table (Pillow's per-frame encoder; the header once)."""
-        from PIL import GifImagePlugin, Image
-
-        im = Image.fromarray(frame).quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-        duration = int(round(1000.0 / self.fps))
-        if self.frames == 0:
-            header, _ = GifImagePlugin.getheader(im, info={"loop": 0, "duration": duration})
-            for chunk in header:
-                self._file.write(chunk)
-        for chunk in GifImagePlugin.getdata(im, duration=duration, include_color_table=True):
-            self._file.write(chunk)
-
-    def close(self) -> Path:
-        """Finish the file and rename it onto `path`; VideoError when no frame was written."""
-        try:
-            if self.frames == 0:
-                raise VideoError(f"{self.path}: no frames were written")
-            if self._file is not None:
-                self._file.write(b";")  # GIF trailer
-                self._file.close()
-            if self._writer is not None:
-                self._writer.release()
-            if self.tmp.stat().st_size == 0:
-                raise VideoError(f"{self.path}: the encoder wrote an empty file")
-        except BaseException as err:
-            self.discard(err)
-            raise
-        self._atomic.__exit__(None, None, None)  # renames the temp file onto path
-        return self.path
-
-    def discard(self, err: BaseException | None = None) -> None:
-        """Drop the temporary file (nothing is written to `path`)."""
-        if self._file is not None and not self._file.closed:
-            self._file.close()
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-        err = err or RuntimeError("discarded")
-        try:
-            self._atomic.__exit__(type(err), err, None)  # deletes the temp file, leaves path alone
-        except BaseException as raised:
-            if raised is not err:
-                raise
-
-    def __enter__(self) -> "VideoSink":
-        return self
-
-    def __exit__(self, kind, value, tb) -> None:
-        if kind is None:
-            self.close()
-        else:
-            self.discard(value)

@@ -20,7 +20,7 @@ from .geometry.boxes import validate_box
 from .tracking.engine import make_engine
 from .tracking.multi import MultiTracker, label_map, track_objects
 from .tracking.tracker import Tracker, TrackerConfig, track_frames
-from .video import write_video
+from .video_writers import write_video
 from .viz import render_objects, render_results, render_track
 
 

@@ -29,7 +29,8 @@ ALLOWED = {
 }
 ENTRY_POINTS = ("train", "track", "demo", "widgets")
 # The floors README's "Layout of the library" lists, bottom up: a module imports from its own floor or below.
-FLOORS = (("errors", "io", "cli", "device", "paths", "splits", "video", "download"), ("geometry",), ("models",),
+FLOORS = (("errors", "io", "cli", "device", "paths", "splits", "video", "video_writers",
+           "download"), ("geometry",), ("models",),
           ("data",),
           ("targets", "losses", "schedule", "experiment", "trainlog", "checkpoint", "distributed", "feature_cache"),
           ("tracking",), ("evaluation",), ("viz",) + ENTRY_POINTS)
