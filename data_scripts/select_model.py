@@ -9,7 +9,6 @@ the mean box IoU (the predicted mask's box against the true box, scored frames o
 """
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import fields, replace
 from pathlib import Path
@@ -18,6 +17,9 @@ import numpy as np
 import torch
 
 from siampolar_lib.checkpoint import load_model
+from siampolar_lib.cli import ArgumentParser, cli_main
+from siampolar_lib.errors import UserError
+from siampolar_lib.io import write_text
 from siampolar_lib.data.davis import load_sequence, sequence_masks
 from siampolar_lib.evaluation.benchmark import run_sequence
 from siampolar_lib.geometry.boxes import box_iou, mask_to_box
@@ -63,9 +65,10 @@ def score(model: torch.nn.Module, cfg: TrackerConfig, root: Path, names: list[st
             "fps": float(np.mean(fps)), "per_sequence_J_M": {k: v["J_M"] for k, v in rows.items()}}
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Command-line entry point; returns the exit status (2 for bad input, with a one-line message)."""
+    ap = ArgumentParser(prog="select_model.py", description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoints", nargs="+", required=True)
     ap.add_argument("--set", action="append", default=[], help="a TrackerConfig variant: name=value[,name=value]")
     ap.add_argument("--davis-root", default=None, help="default: the DAVIS-2016 train sample")
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [s for s in a.sequences.split(",") if s]
     leaked = sorted(set(names) & set(REAL_VAL_SEQUENCES))
     if leaked:
-        raise SystemExit(f"error: {leaked} are DAVIS-2016 val sequences: select on train sequences only")
+        raise UserError(f"--sequences: {leaked} are DAVIS-2016 val sequences: select on train sequences only")
     root = Path(a.davis_root) if a.davis_root else davis_train_sample_root()
     settings = [{}] + [parse_setting(s) for s in a.set]
     out = []
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{Path(ckpt).name[:28]:<28} {label[:40]:<40} {100 * r['JF_M']:5.1f} {100 * r['J_M']:5.1f} "
                   f"{100 * r['F_M']:5.1f} {r['box_iou']:6.3f} {r['fps']:5.1f}", flush=True)
     if a.json:
-        Path(a.json).write_text(json.dumps(out, indent=1))
+        write_text(a.json, json.dumps(out, indent=1) + "\n")
     return 0
 
 

@@ -14,11 +14,9 @@ the best setting. Sequences of the real val set (the held-out fold and the train
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
@@ -26,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from siampolar_lib.checkpoint import CheckpointError, load_checkpoint, load_model
+from siampolar_lib.checkpoint import load_checkpoint, load_model
+from siampolar_lib.cli import ArgumentParser, cli_main
 from siampolar_lib.data.davis import list_sequences
 from siampolar_lib.evaluation.benchmark import load_eval_sequence, track_and_score
 from siampolar_lib.io import write_text
@@ -91,9 +90,10 @@ def floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v]
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (2 for bad input, with a one-line message)."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ArgumentParser(prog="tune_tracker.py", description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", required=True, help="a SiamPolar checkpoint (.pt)")
     ap.add_argument("--davis-root", default=None, help="DAVIS train sample (default ../shared/data/davis_train_sample)")
     ap.add_argument("--split", default="train", help="ImageSets split of --davis-root (default train)")
@@ -107,25 +107,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=1, help="processes (each one thread)")
     ap.add_argument("--json", default=None, help="also write every row and the best setting here")
     args = ap.parse_args(argv)
-    try:
-        load_checkpoint(args.checkpoint)  # a bad file fails here, before any tracking
-        root = Path(args.davis_root) if args.davis_root else davis_train_sample_root()
-        names = [s for s in args.sequences.split(",") if s] if args.sequences else list_sequences(root, args.split)
-        leaked = sorted(set(names) & set(REAL_VAL_SEQUENCES))
-        if leaked:
-            raise ValueError(f"{leaked} belong to the real DAVIS val set (evaluation data): tune on train only")
-        if not names:
-            raise ValueError(f"no sequences in {root} (split {args.split!r})")
-        pairs = [tuple(float(v) for v in p.split(":")) for p in args.thresholds.split(",") if p]
-        if any(len(p) != 2 for p in pairs):
-            raise ValueError(f"--thresholds wants lost:empty pairs, got {args.thresholds!r}")
-        if (PYSOT.lost_score, PYSOT.empty_score) not in pairs:
-            pairs.insert(0, (PYSOT.lost_score, PYSOT.empty_score))
-        stage1 = [replace(PYSOT, lost_score=lo, empty_score=em) for lo, em in pairs]  # validated here
-        grid = list(itertools.product(floats(args.penalty_k), floats(args.window_influence), floats(args.size_lr)))
-    except (CheckpointError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    load_checkpoint(args.checkpoint)  # a bad file fails here, before any tracking
+    root = Path(args.davis_root) if args.davis_root else davis_train_sample_root()
+    names = [s for s in args.sequences.split(",") if s] if args.sequences else list_sequences(root, args.split)
+    leaked = sorted(set(names) & set(REAL_VAL_SEQUENCES))
+    if leaked:
+        raise ValueError(f"{leaked} belong to the real DAVIS val set (evaluation data): tune on train only")
+    if not names:
+        raise ValueError(f"no sequences in {root} (split {args.split!r})")
+    pairs = [tuple(float(v) for v in p.split(":")) for p in args.thresholds.split(",") if p]
+    if any(len(p) != 2 for p in pairs):
+        raise ValueError(f"--thresholds wants lost:empty pairs, got {args.thresholds!r}")
+    if (PYSOT.lost_score, PYSOT.empty_score) not in pairs:
+        pairs.insert(0, (PYSOT.lost_score, PYSOT.empty_score))
+    stage1 = [replace(PYSOT, lost_score=lo, empty_score=em) for lo, em in pairs]  # validated here
+    grid = list(itertools.product(floats(args.penalty_k), floats(args.window_influence), floats(args.size_lr)))
     start = time.time()
     frames = "all" if args.max_frames is None else f"the first {args.max_frames}"
     print(f"tuning on {len(names)} train sequences ({', '.join(names)}), {frames} frames each")

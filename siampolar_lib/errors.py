@@ -5,8 +5,14 @@ Each message names the file or argument at fault and the problem; `cli.cli_main`
 """
 from __future__ import annotations
 
+import errno
+import math
 import os
 from pathlib import Path
+from typing import Callable
+
+# What a full, over-quota or read-only disk raises: the user's to fix (one line), not a bug in the tool.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
 
 class UserError(ValueError):
@@ -37,6 +43,24 @@ class ExportError(RuntimeError):
     """The network could not be exported or its export does not reproduce PyTorch; the message says why."""
 
 
+class DiskError(OSError):
+    """A write the disk refused (full, over quota, read-only); `filename` is the output it was writing."""
+
+
 USER_ERRORS: tuple[type[BaseException], ...] = (
     UserError, CheckpointError, DavisError, VideoError, DeviceUnavailable, ExportError, ValueError, FileNotFoundError,
-    FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
+    FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError, DiskError)
+
+
+def check_fields(obj, section: str, rules: dict[str, tuple[Callable[[float], bool], str]]) -> None:
+    """ValueError naming the first field of a config `obj` that is not a finite number its rule accepts.
+
+    rules: {field: (accepts, what it must be)}; a field holding None is skipped (None means "not set").
+    The message names the field and its training flag: `pairs.flip_p = 2.0 (--pairs.flip-p): must be ...`.
+    """
+    for name, (accepts, what) in rules.items():
+        v = getattr(obj, name)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not accepts(v):
+            raise ValueError(f"{section}.{name} = {v!r} (--{section}.{name.replace('_', '-')}): must be {what}")

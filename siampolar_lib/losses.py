@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
 
+from .errors import check_fields
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,17 @@ class LossConfig:
     focal_alpha: float = 0.25  # weight of positives in the focal loss
     focal_gamma: float = 2.0  # focusing exponent
     eps: float = 1e-6  # keeps logs and divisions finite
+
+    def __post_init__(self):
+        """Refuse a weight or parameter no loss can use, naming its flag (a negative weight would train backwards)."""
+        check_fields(self, "loss", LOSS_RULES)
+
+
+_WEIGHT = (lambda v: v >= 0, "a weight >= 0")
+LOSS_RULES = {"cls_weight": _WEIGHT, "ctr_weight": _WEIGHT, "rays_weight": _WEIGHT,
+              "focal_alpha": (lambda v: 0 <= v <= 1, "a weight of positives in [0, 1]"),
+              "focal_gamma": (lambda v: v >= 0, "an exponent >= 0"),
+              "eps": (lambda v: 0 < v < 1, "a small number in (0, 1)")}
 
 
 def _flatten_levels(outputs: dict, targets: Sequence[dict]) -> tuple[torch.Tensor, ...]:

@@ -173,10 +173,9 @@ def restore(run: Run) -> None:
         write_log(run.log_path, run.rows)  # a kill between the checkpoint and the CSV left it stale: rebuild it
 
 
-def make_loader(run: Run) -> torch.utils.data.DataLoader:
-    """Videos (`data.sources`) -> PairDataset with the model's crop geometry -> step-indexed loader."""
+def make_loader(run: Run, videos: list) -> torch.utils.data.DataLoader:
+    """Videos (from `data.sources`) -> PairDataset with the model's crop geometry -> step-indexed loader."""
     cfg = run.cfg
-    videos = load_training_videos(cfg.data, image_root=cfg.image_root, exclude=cfg.exclude_sequences)
     length = max(1, cfg.iters) * cfg.batch * run.world
     if cfg.feature_cache > 0:  # the frozen backbone's maps, computed once (check_run_folder: frozen throughout)
         start = time.perf_counter()
@@ -298,28 +297,37 @@ def train(cfg: TrainConfig) -> dict:
     """Train (or resume) per `cfg`; returns {"checkpoint", "log", "curve", "steps", "final_loss", "device"}.
 
     The run owns `cfg.out`: every argument is checked first (`check_run_folder`), a second run into the same
-    folder is refused while this one holds its lock, and the temp files a killed run left are removed.
+    folder is refused while this one holds its lock, and the temp files a killed run left are removed. A run
+    refused before it wrote anything (bad --data, an --init-from of another size) leaves no empty folder behind.
     """
     out = check_run_folder(cfg)
     if dist_info()[0] != 0:
         return _train(cfg)
+    made = not out.exists()  # this run makes the folder, so a refusal met after that must not leave it behind
     with output_lock(out):
         clean_stale_temps(out, STALE_TEMPS)
         if cfg.overwrite:
             for name in RUN_FILES:
                 (out / name).unlink(missing_ok=True)
-        return _train(cfg)
+        try:
+            return _train(cfg)
+        except BaseException:
+            if made and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()  # only an empty folder: whatever the run wrote stays
+            raise
 
 
 def _train(cfg: TrainConfig) -> dict:
     """The training run itself, as named steps (arguments already checked by `train`)."""
+    # Read (and so check) every --data entry before the run folder is made: a bad one leaves nothing behind.
+    videos = load_training_videos(cfg.data, image_root=cfg.image_root, exclude=cfg.exclude_sequences)
     run = setup_run(cfg)
     build_training(run)
     if cfg.resume:
         restore(run)
     if run.start >= cfg.iters and run.rank == 0:
         print(f"{run.ckpt_path.name} is already at step {run.start} >= --iters {cfg.iters}: nothing to do")
-    loader = make_loader(run)
+    loader = make_loader(run, videos)
     run_loop(run, loader)
     if run.step > run.start or not run.ckpt_path.is_file():
         save_run(run, run.step)

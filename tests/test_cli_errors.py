@@ -350,7 +350,8 @@ def test_9_track_streams_frames_one_at_a_time(tmp_path, frames_dir, ckpt, monkey
 
 
 def test_9_streamed_gif_holds_every_frame(tmp_path):
-    from siampolar_lib.video import VideoSink, read_frames
+    from siampolar_lib.video import read_frames
+    from siampolar_lib.video_writers import VideoSink
 
     frames = [np.full((24, 32, 3), (40 * i, 255 - 40 * i, 90), np.uint8) for i in range(5)]
     with VideoSink(tmp_path / "a.gif", fps=10) as sink:
@@ -455,3 +456,13 @@ def test_empty_sequence_lists_and_a_split_that_is_a_path_are_refused(capsys, syn
     refused(capsys, benchmark.main(["--davis-root", gt, "--out", str(tmp_path / "e"), "--baselines", "static",
                                     "--sequences", " , "]), "--sequences")
     assert not (tmp_path / "o").exists() and not (tmp_path / "e").exists()
+
+
+def test_the_selection_scripts_are_one_line_too(capsys, tmp_path):
+    """issue 22: select_model.py and tune_tracker.py printed argparse's usage block (and a SystemExit string)."""
+    select, tune = script("select_model"), script("tune_tracker")
+    refused(capsys, select.main(["--checkpoints", "a.pt", "--bogus"]), "--bogus")
+    refused(capsys, select.main(["--checkpoints", "a.pt", "--sequences", "blackswan"]), "--sequences",
+            "val sequences")
+    refused(capsys, tune.main(["--checkpoint", "a.pt", "--bogus"]), "--bogus")
+    refused(capsys, tune.main(["--checkpoint", str(tmp_path / "none.pt")]), "none.pt")

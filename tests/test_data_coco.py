@@ -160,8 +160,8 @@ def _palette(path: Path, labels: np.ndarray) -> None:
     im.save(path)
 
 
-def test_davis2017_one_annotation_per_object(tmp_path):
-    root = tmp_path / "D17"
+def make_davis2017(root: Path) -> Path:
+    """A DAVIS-2017-shaped folder: one sequence "two", 3 frames, objects 1 and 2 (2 gone in frame 2)."""
     (root / "JPEGImages" / "480p" / "two").mkdir(parents=True)
     (root / "Annotations" / "480p" / "two").mkdir(parents=True)
     (root / "ImageSets" / "2017").mkdir(parents=True)
@@ -175,6 +175,11 @@ def test_davis2017_one_annotation_per_object(tmp_path):
         if t < 2:
             labels[25:35, 40:60] = 2  # object 2 is gone in frame 2
         _palette(root / "Annotations" / "480p" / "two" / f"{t:05d}.png", labels)
+    return root
+
+
+def test_davis2017_one_annotation_per_object(tmp_path):
+    root = make_davis2017(tmp_path / "D17")
     out = davis_to_coco(root, year=2017, out_dir=tmp_path / "out")
     data = json.loads(out["val"].read_text())
     assert [(a["image_id"], a["object_id"]) for a in data["annotations"]] == [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1)]
@@ -188,6 +193,18 @@ def test_davis2017_one_annotation_per_object(tmp_path):
     assert union.frames[0].box_xywh == (5.0, 5.0, 55.0, 30.0)
     # read as 2016 the same folder has no 2016 split: the folder listing stands in ("all")
     assert list_sequences(root, "val", year=2016) == ["two"]
+
+
+def test_training_from_a_davis2017_json_follows_each_object(tmp_path):
+    from siampolar_lib.data.sources import load_training_videos
+
+    root = make_davis2017(tmp_path / "D17")
+    out = davis_to_coco(root, year=2017, out_dir=tmp_path / "out")
+    videos = load_training_videos([out["val"]], image_root=root)
+    assert [v.name for v in videos] == ["two/1", "two/2"], "the union of both objects would be one box around both"
+    assert videos[0].frames[0].box_xywh == (5.0, 5.0, 15.0, 10.0)
+    with pytest.raises(ValueError, match="no training videos left"):  # excluding a sequence excludes its objects
+        load_training_videos([out["val"]], image_root=root, exclude=["two"])
 
 
 def test_cli_smoke(synthetic_davis, tmp_path):

@@ -7,7 +7,8 @@ sequence's frame 0). Each object in a frame is one annotation with `category_id`
 compressed RLE `segmentation` (counts as str), `bbox` [x, y, w, h] (cv2.boundingRect convention),
 `area` and `iscrowd` 0. Frames whose object is absent stay as images without annotations.
 `davis_coco` builds one such dict in memory, `coco_videos` reads one into `Video`s (what training samples from);
-`davis_to_coco` and `load_coco_videos` do the same through JSON files.
+`davis_to_coco` and `load_coco_videos` do the same through JSON files; `check_coco` refuses, naming the file
+and the entry, a dict or file of another shape (`read_coco_json` reads one file and checks it).
 """
 from __future__ import annotations
 
@@ -196,11 +197,89 @@ class Video:
         return decode_rle(frame.mask_rle)
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_rle(v) -> bool:
+    """A compressed COCO RLE: {"size": [H, W], "counts": str} (what `encode_rle` writes)."""
+    size = v.get("size") if isinstance(v, dict) else None
+    return isinstance(size, list) and len(size) == 2 and all(_is_int(n) and n >= 0 for n in size) \
+        and isinstance(v.get("counts"), str)
+
+
+def _is_box(v) -> bool:
+    return isinstance(v, list) and len(v) == 4 and all(isinstance(n, (int, float)) and not isinstance(n, bool)
+                                                       and np.isfinite(n) for n in v)
+
+
+# What `coco_videos` reads of each entry: {key: (accepts, what it must be)}
+_IMAGE_KEYS = {"id": (_is_int, "an integer"), "sequence": (lambda v: isinstance(v, str) and v, "a sequence name"),
+               "frame_index": (_is_int, "an integer"), "file_name": (lambda v: isinstance(v, str) and v, "a file name"),
+               "height": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+               "width": (lambda v: _is_int(v) and v > 0, "a positive integer")}
+_ANNOTATION_KEYS = {"image_id": (_is_int, "an integer"),
+                    "segmentation": (_is_rle, 'a compressed RLE {"size": [H, W], "counts": "..."}'),
+                    "bbox": (_is_box, "[x, y, w, h], four numbers")}
+
+
+def _json_kind(v) -> str:
+    """What a parsed JSON value is, in JSON's words ('an object', 'a list', 'a number', ...)."""
+    kinds = ((bool, "true/false"), (dict, "an object"), (list, "a list"), (str, "a string"), ((int, float), "a number"))
+    return next((name for tp, name in kinds if isinstance(v, tp)), "null")
+
+
+def _entry_problem(entry, keys: dict) -> str | None:
+    """What is wrong with one image or annotation entry, or None."""
+    if not isinstance(entry, dict):
+        return f"is {_json_kind(entry)}, not an object"
+    for key, (accepts, what) in keys.items():
+        if key not in entry:
+            return f"has no {key!r}"
+        if not accepts(entry[key]):
+            return f"{key!r} is {json.dumps(entry[key])[:40]}, not {what}"
+    return None
+
+
+def check_coco(data, source: str | os.PathLike = "COCO data", per_object: bool = False) -> None:
+    """DavisError naming `source` and the first part of `data` that is not `davis_coco`'s layout.
+
+    Checks what `coco_videos` reads (a top-level object; `images` and `annotations` lists; each image's id,
+    sequence, frame_index, file_name, height and width; each annotation's image_id, RLE segmentation and bbox;
+    object_id too when per_object), so a file of another shape is one clear error, not a KeyError mid-run.
+    """
+    if not isinstance(data, dict):
+        raise DavisError(source, f"not a COCO file: its top level is {_json_kind(data)}, not an object "
+                                 "with 'images' and 'annotations'")
+    for key in ("images", "annotations"):
+        if key not in data:
+            raise DavisError(source, f"not a COCO file: no {key!r} key")
+        if not isinstance(data[key], list):
+            raise DavisError(source, f"not a COCO file: {key!r} is {_json_kind(data[key])}, not a list")
+    ann_keys = {**_ANNOTATION_KEYS, "object_id": (_is_int, "an integer")} if per_object else _ANNOTATION_KEYS
+    for key, entry_keys in (("images", _IMAGE_KEYS), ("annotations", ann_keys)):
+        for i, entry in enumerate(data[key]):
+            if (problem := _entry_problem(entry, entry_keys)) is not None:
+                raise DavisError(source, f"{key}[{i}] {problem}")
+
+
+def read_coco_json(json_path: str | os.PathLike) -> dict:
+    """A COCO JSON file as a dict, checked by `check_coco`; DavisError naming the file when it cannot be used."""
+    json_path = Path(json_path)
+    try:
+        data = json.loads(json_path.read_text())
+    except UnicodeDecodeError:
+        raise DavisError(json_path, "not a JSON text file (it is not UTF-8 text)") from None
+    except json.JSONDecodeError as err:
+        raise DavisError(json_path, f"not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+    check_coco(data, json_path)
+    return data
+
+
 def load_coco_videos(json_path: str | os.PathLike, image_root: str | os.PathLike,
                      per_object: bool = False) -> list[Video]:
     """Read a JSON written by `davis_to_coco` into videos (see `coco_videos`)."""
-    json_path = Path(json_path)
-    return coco_videos(json.loads(json_path.read_text()), image_root, per_object=per_object, source=json_path)
+    return coco_videos(read_coco_json(json_path), image_root, per_object=per_object, source=json_path)
 
 
 def coco_videos(data: dict, image_root: str | os.PathLike, *, per_object: bool = False,
@@ -212,9 +291,7 @@ def coco_videos(data: dict, image_root: str | os.PathLike, *, per_object: bool =
     source names the data in errors (the JSON file it was read from).
     """
     image_root = Path(image_root)
-    for key in ("images", "annotations"):
-        if key not in data:
-            raise DavisError(source, f"not a COCO file: no {key!r} key")
+    check_coco(data, source, per_object)
     anns: dict[int, list[dict]] = {}
     for a in data["annotations"]:
         anns.setdefault(a["image_id"], []).append(a)

@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 from siampolar_lib.data.augment import colour_jitter, gaussian_blur
 from siampolar_lib.data.coco import FrameRecord, Video
 from siampolar_lib.data.davis import read_frame
+from siampolar_lib.errors import check_fields
 from siampolar_lib.geometry.boxes import box_centre
 from siampolar_lib.geometry.crops import CropGeometry, CropTransform, context_side, crop_square, search_side
 
@@ -45,6 +46,20 @@ class PairConfig:
     colour_jitter: float = 0.2  # brightness/contrast/saturation factors in [1 - j, 1 + j], each crop
     blur_p: float = 0.18  # chance the search crop is Gaussian-blurred (SiamMask's search blur)
     negative_rate: float = 0.2  # fraction of negative pairs (object absent or another video's object)
+
+    def __post_init__(self):
+        """Refuse a setting no pair can be drawn with, naming its flag (before any folder is made or frame read)."""
+        check_fields(self, "pairs", PAIR_RULES)
+
+
+_PROBABILITY = (lambda v: 0 <= v <= 1, "a probability in [0, 1]")
+_PIXELS = (lambda v: v >= 0, "a number of crop pixels >= 0")
+_SCALE = (lambda v: 0 <= v < 1, "a fraction in [0, 1) (the crop's scale 1 +- it must stay positive)")
+PAIR_RULES = {"max_gap": (lambda v: isinstance(v, int) and v >= 0, "none (any gap) or a number of frames >= 0"),
+              "first_frame_p": _PROBABILITY, "template_shift": _PIXELS, "template_scale": _SCALE,
+              "search_shift": _PIXELS, "search_scale": _SCALE, "flip_p": _PROBABILITY,
+              "colour_jitter": (lambda v: 0 <= v <= 1, "in [0, 1] (the colour factors 1 +- it must stay >= 0)"),
+              "blur_p": _PROBABILITY, "negative_rate": _PROBABILITY}
 
 
 def _visible(f: FrameRecord) -> bool:
