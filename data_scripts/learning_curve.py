@@ -19,14 +19,11 @@ import torch
 
 from siampolar_lib.checkpoint import load_checkpoint, model_from_checkpoint
 from siampolar_lib.cli import ArgumentParser, cli_main
-from siampolar_lib.data.davis import load_sequence, sequence_masks
 from siampolar_lib.errors import UserError
-from siampolar_lib.evaluation.benchmark import run_sequence
-from siampolar_lib.evaluation.metrics import evaluate_sequence, mean_over_sequences
+from siampolar_lib.evaluation.benchmark import fold_scores
 from siampolar_lib.io import write_text
 from siampolar_lib.paths import davis_train_sample_root
 from siampolar_lib.splits import VALIDATION_FOLD_SEQUENCES
-from siampolar_lib.tracking.tracker import Tracker
 
 
 def pairs_seen(ckpt: dict, offset: int = 0) -> int:
@@ -36,18 +33,6 @@ def pairs_seen(ckpt: dict, offset: int = 0) -> int:
     if batch <= 0:
         raise UserError("checkpoint meta has no train_config.batch: pass a run's checkpoint or give --batch")
     return int(offset + int(ckpt.get("step", 0)) * batch * int(meta.get("world_size", 1)))
-
-
-def fold_scores(model: torch.nn.Module, root: Path, names=VALIDATION_FOLD_SEQUENCES) -> dict:
-    """J&F, J_M, F_M (DAVIS protocol, mean over sequences) of the tracker defaults on the fold."""
-    rows = {}
-    for name in names:
-        seq = load_sequence(root, name)
-        gt = sequence_masks(seq)
-        preds, _, _ = run_sequence(Tracker(model), seq.frame_paths, gt)
-        rows[name] = evaluate_sequence(preds, gt)
-    s = mean_over_sequences(rows)
-    return {"JF_M": s["JF_M"], "J_M": s["J_M"], "F_M": s["F_M"]}
 
 
 def plot(points: list[dict], path: Path) -> Path:
@@ -90,15 +75,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--offset-pairs", type=int, default=0, help="pairs seen before these checkpoints' run began")
     ap.add_argument("--label", default="", help="a name for these points (e.g. the phase)")
     ap.add_argument("--png", default=None, help="draw the whole curve into this PNG")
+    ap.add_argument("--davis-root", default=None, help="default: the DAVIS-2016 train sample")
+    ap.add_argument("--sequences", default=",".join(VALIDATION_FOLD_SEQUENCES),
+                    help="comma-separated train sequences (default: the validation fold)")
     a = ap.parse_args(argv)
+    names = [n for n in a.sequences.split(",") if n.strip()]
+    if not names:
+        raise UserError(f"--sequences {a.sequences!r}: name at least one sequence")
     points_path = Path(a.points)
     points = json.loads(points_path.read_text()) if points_path.is_file() else []
-    root = davis_train_sample_root()
+    root = Path(a.davis_root) if a.davis_root else davis_train_sample_root()
     for path in a.checkpoints:
         ckpt = load_checkpoint(path)
         model = model_from_checkpoint(ckpt, path, device="cpu")
+        scores = fold_scores(model, root, names)
         row = {"checkpoint": Path(path).name, "step": int(ckpt.get("step", 0)),
-               "pairs": pairs_seen(ckpt, a.offset_pairs), "label": a.label, **fold_scores(model, root)}
+               "pairs": pairs_seen(ckpt, a.offset_pairs), "label": a.label,
+               **{k: scores[k] for k in ("JF_M", "J_M", "F_M")}}
         points = [p for p in points if (p["pairs"], p["label"]) != (row["pairs"], row["label"])] + [row]
         print(f"{row['checkpoint']}: step {row['step']}, {row['pairs']} pairs: J&F {100 * row['JF_M']:.1f} "
               f"J_M {100 * row['J_M']:.1f} F_M {100 * row['F_M']:.1f}", flush=True)

@@ -197,3 +197,33 @@ def test_colour_jitter_matches_the_written_out_formula():
     np.testing.assert_array_equal(colour_jitter(img, np.random.default_rng(1), 0.0), img.astype(np.float32))
     blurred = gaussian_blur(img.astype(np.float32), np.random.default_rng(2))
     assert blurred.shape == img.shape and blurred.std() < img.std()
+
+
+def test_copy_paste_keeps_the_object_and_replaces_its_surroundings(videos):
+    """paste_p 1: every positive search crop is its object over another video's frame; nothing else changes."""
+    from dataclasses import replace
+
+    from siampolar_lib.data.pairs import PASTE_FEATHER
+
+    cfg = replace(PairConfig(), blur_p=0.0)
+    plain = PairDataset(videos, cfg, length=16, seed=3)
+    pasted = PairDataset(videos, replace(cfg, paste_p=1.0), length=16, seed=3)
+    ring = int(np.ceil(4 * PASTE_FEATHER))  # the feather's reach outside the mask, crop pixels
+    changed = 0
+    for i in range(16):
+        a, b = plain[i], pasted[i]
+        assert torch.equal(a["template"], b["template"]) and torch.equal(a["search_mask"], b["search_mask"])
+        assert a["positive"] == b["positive"]
+        m = a["search_mask"].numpy()
+        if not a["positive"] or not m.any():
+            assert torch.equal(a["search"], b["search"]), "negatives are never pasted"
+            continue
+        inside = m[None].repeat(3, 0)
+        assert torch.equal(a["search"][inside], b["search"][inside]), "the object's own pixels are kept"
+        far = cv2.dilate(m.astype(np.uint8), np.ones((2 * ring + 1,) * 2, np.uint8)) == 0
+        diff = (a["search"] - b["search"]).abs().numpy()[:, far]
+        assert diff.mean() > 10, "outside the object the crop is another frame"
+        changed += 1
+    assert changed >= 8
+    plan = lambda ds, i: {k: v for k, v in ds.sample(i).items() if k != "rng"}
+    assert all(plan(plain, i) == plan(pasted, i) for i in range(16))  # the option draws from its own generator

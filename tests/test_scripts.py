@@ -124,6 +124,29 @@ def test_select_model(synthetic_davis, quick_checkpoint, tmp_path):
     assert "vote_radius=1" in r.stdout
 
 
+def test_learning_curve(synthetic_davis, tmp_path):
+    """Points of checkpoints against pairs seen (offset + step x batch), kept across calls, and the curve drawn."""
+    ckpt = save_checkpoint(tmp_path / "s5.pt", build_model("quick", pretrained=False), step=5,
+                           meta={"train_config": {"batch": 2}})
+    points, png = tmp_path / "curve.json", tmp_path / "curve.png"
+    args = ["data_scripts/learning_curve.py", "--points", str(points), "--checkpoints", str(ckpt), "--davis-root",
+            str(synthetic_davis), "--sequences", "synth00", "--png", str(png)]
+    _run(args + ["--offset-pairs", "100", "--label", "a"])
+    r = _run(args + ["--offset-pairs", "200", "--label", "b"])
+    rows = json.loads(points.read_text())
+    assert [(row["pairs"], row["label"]) for row in rows] == [(110, "a"), (210, "b")]
+    assert all(0.0 <= row["J_M"] <= 1.0 and set(row) >= {"JF_M", "F_M", "step"} for row in rows)
+    assert png.stat().st_size > 0 and "210 pairs" in r.stdout
+
+
+def test_fold_scores_refuse_val_sequences(quick_checkpoint):
+    from siampolar_lib.errors import UserError
+    from siampolar_lib.evaluation.benchmark import fold_scores
+
+    with pytest.raises(UserError, match="val sequences"):
+        fold_scores(build_model("quick", pretrained=False), names=["dog-agility", "blackswan"])
+
+
 def test_select_model_refuses_val_sequences(quick_checkpoint):
     r = subprocess.run([sys.executable, "data_scripts/select_model.py", "--checkpoints", str(quick_checkpoint),
                         "--sequences", "blackswan"], capture_output=True, text=True, cwd=REPO_ROOT)

@@ -46,6 +46,7 @@ class PairConfig:
     colour_jitter: float = 0.2  # brightness/contrast/saturation factors in [1 - j, 1 + j], each crop
     blur_p: float = 0.18  # chance the search crop is Gaussian-blurred (SiamMask's search blur)
     negative_rate: float = 0.2  # fraction of negative pairs (object absent or another video's object)
+    paste_p: float = 0.0  # chance a positive search crop's object is pasted onto another video's frame
 
     def __post_init__(self):
         """Refuse a setting no pair can be drawn with, naming its flag (before any folder is made or frame read)."""
@@ -59,7 +60,8 @@ PAIR_RULES = {"max_gap": (lambda v: isinstance(v, int) and v >= 0, "none (any ga
               "first_frame_p": _PROBABILITY, "template_shift": _PIXELS, "template_scale": _SCALE,
               "search_shift": _PIXELS, "search_scale": _SCALE, "flip_p": _PROBABILITY,
               "colour_jitter": (lambda v: 0 <= v <= 1, "in [0, 1] (the colour factors 1 +- it must stay >= 0)"),
-              "blur_p": _PROBABILITY, "negative_rate": _PROBABILITY}
+              "blur_p": _PROBABILITY, "negative_rate": _PROBABILITY, "paste_p": _PROBABILITY}
+PASTE_FEATHER = 1.0  # sigma (crop pixels) of the pasted object's soft edge: no hard seam to learn
 
 
 def _visible(f: FrameRecord) -> bool:
@@ -153,7 +155,8 @@ class PairDataset(Dataset):
         The template is cut around its frame's box (context side); the search crop around the search frame's
         box (or, for an "object absent" negative, where the object was in the template frame); the search
         mask follows the search crop by nearest neighbour (empty for negatives). Then a shared flip, colour
-        jitter per crop, and sometimes a blur of the search crop.
+        jitter per crop, with paste_p the object pasted onto another video's frame (positives), and sometimes a
+        blur of the search crop.
         """
         cfg, g = self.cfg, self.geometry
         p = self.sample(int(index))
@@ -173,6 +176,8 @@ class PairDataset(Dataset):
             template, search, smask = template[:, ::-1], search[:, ::-1], smask[:, ::-1]
         template = colour_jitter(template, rng, cfg.colour_jitter)
         search = colour_jitter(search, rng, cfg.colour_jitter)
+        if p["positive"]:
+            search = self._maybe_paste(int(index), p["video"], search, smask)
         if rng.random() < cfg.blur_p:
             search = gaussian_blur(search, rng)
         return dict(
@@ -182,6 +187,31 @@ class PairDataset(Dataset):
             positive=bool(p["positive"]),
             video=p["video"], template_frame=tf_rec.frame_index, search_frame=sf_rec.frame_index,
         )
+
+    def _maybe_paste(self, index: int, video: int, search: np.ndarray, smask: np.ndarray) -> np.ndarray:
+        """With chance paste_p, the object of `search` (its mask `smask`, feathered) over another video's frame.
+
+        Copy-paste: the background around the object is a square of another video's frame (side 50-100 % of the
+        frame's shorter side, anywhere in it), so the context no longer tells where the object ends; only the
+        object's own outline does. Drawn from its own generator ([seed, index, 1]), so every other random
+        choice of the pair is the same with paste_p 0 or 1. search: (S, S, 3) float32 -> the same.
+        """
+        others = [u for u in self.usable if u != video]
+        if self.cfg.paste_p <= 0 or not others:
+            return search
+        rng = np.random.default_rng([self.seed, index, 1])
+        if rng.random() >= self.cfg.paste_p:
+            return search
+        source = self.videos[others[int(rng.integers(len(others)))]]
+        frame = read_frame(source.frames[int(rng.integers(len(source.frames)))].file_path)
+        h, w = frame.shape[:2]
+        side = min(h, w) * rng.uniform(0.5, 1.0)
+        centre = (rng.uniform(side / 2, w - side / 2), rng.uniform(side / 2, h - side / 2))
+        S = search.shape[0]
+        background, _ = crop_square(frame, centre, side, S)
+        alpha = cv2.GaussianBlur(smask.astype(np.float32), (0, 0), PASTE_FEATHER)[..., None]
+        alpha[np.ascontiguousarray(smask)] = 1.0  # the object itself is never mixed, only the ring outside it
+        return alpha * search + (1.0 - alpha) * background.astype(np.float32)
 
     def _search_mask(self, video: Video, rec: FrameRecord, tf: CropTransform) -> np.ndarray:
         """The frame's object mask warped onto the search crop (S, S) bool (nearest neighbour, 0 outside)."""

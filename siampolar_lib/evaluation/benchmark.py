@@ -36,6 +36,8 @@ from ..geometry.boxes import mask_to_box
 from ..io import write_mask_png, write_text
 from ..models.siampolar import build_model
 from ..paths import davis_root as resolve_root
+from ..paths import davis_train_sample_root
+from ..splits import REAL_VAL_SEQUENCES, VALIDATION_FOLD_SEQUENCES
 from ..tracking.baselines import NAMES as BASELINE_NAMES
 from ..tracking.baselines import make_baseline
 from ..tracking.engine import DEFAULT_ENGINE, ENGINES, Engine, make_engine
@@ -89,6 +91,26 @@ def track_and_score(tracker, frame_paths: Sequence[Path], gt_masks: np.ndarray, 
     row = evaluate_sequence(preds, gt_masks)
     row.update(fps=fps, lost=lost, frames=len(frame_paths))
     return preds, row
+
+
+def fold_scores(model, root: str | os.PathLike | None = None, names: Sequence[str] = VALIDATION_FOLD_SEQUENCES,
+                cfg: TrackerConfig = TrackerConfig(), max_frames: int | None = None) -> dict:
+    """J&F, J_M, F_M (DAVIS protocol, mean over sequences) of the tracker with `cfg`, and J_M per sequence.
+
+    For model selection and tuning: root defaults to the full-rate DAVIS-2016 train sample and names to its
+    validation fold; a DAVIS-2016 val sequence is refused (the val set is scored once per shipped candidate).
+    """
+    leaked = sorted(set(names) & set(REAL_VAL_SEQUENCES))
+    if leaked:
+        raise UserError(f"{leaked} are DAVIS-2016 val sequences: select and tune on train sequences only")
+    root = Path(root) if root is not None else davis_train_sample_root()
+    rows = {}
+    for name in names:
+        paths, gt = load_eval_sequence(root, name, max_frames)
+        rows[name] = track_and_score(Tracker(model, cfg), paths, gt)[1]
+    s = mean_over_sequences(rows)
+    return {"JF_M": s["JF_M"], "J_M": s["J_M"], "F_M": s["F_M"],
+            "per_sequence_J_M": {k: v["J_M"] for k, v in rows.items()}}
 
 
 def load_tracker_model(checkpoint: str | os.PathLike | None, model_name: str | None, device: torch.device):

@@ -287,7 +287,7 @@ class Tracker:
         cfg = self.cfg
         H, W = self.frame_shape
         S = self.geometry.search_size
-        x = cv2.resize(frame, (S, S), interpolation=cv2.INTER_LINEAR)
+        x = full_frame_input(frame, S)
         levels = self.last_levels = self.engine.search(x, self.template_state)
         best = max(((lv["score"].max(), li) for li, lv in enumerate(levels)))
         lv = levels[best[1]]
@@ -301,6 +301,11 @@ class Tracker:
         self.low_run = self.low_run + 1 if score < cfg.empty_score else 0
         mask = np.zeros((H, W), bool) if self.low_run >= cfg.empty_after else polygon_to_mask(poly, (H, W))
         return TrackResult(mask=mask, polygon=poly, box=polygon_box(poly), score=score, lost=lost)
+
+
+def full_frame_input(frame: np.ndarray, search_size: int) -> np.ndarray:
+    """What "full_frame" mode shows the network: the whole (H, W, 3) frame squeezed to (S, S, 3), aspect lost."""
+    return cv2.resize(frame, (search_size, search_size), interpolation=cv2.INTER_LINEAR)
 
 
 def box_result(frame_shape: tuple[int, int], box_xywh, num_rays: int = NUM_RAYS) -> TrackResult:
