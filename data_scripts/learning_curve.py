@@ -14,16 +14,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-import torch
 
 from siampolar_lib.checkpoint import load_checkpoint, model_from_checkpoint
 from siampolar_lib.cli import ArgumentParser, cli_main
 from siampolar_lib.errors import UserError
 from siampolar_lib.evaluation.benchmark import fold_scores
-from siampolar_lib.io import write_text
+from siampolar_lib.io import atomic_write, write_text
 from siampolar_lib.paths import davis_train_sample_root
 from siampolar_lib.splits import VALIDATION_FOLD_SEQUENCES
+from siampolar_lib.viz import draw_learning_curve
 
 
 def pairs_seen(ckpt: dict, offset: int = 0) -> int:
@@ -36,33 +35,19 @@ def pairs_seen(ckpt: dict, offset: int = 0) -> int:
 
 
 def plot(points: list[dict], path: Path) -> Path:
-    """The learning curve: J&F, J_M and F_M (percent) against pairs seen, one marker style per label."""
+    """The learning curve into a PNG: J&F and F_M against pairs seen, one line per label (`viz.draw_learning_curve`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pts = sorted(points, key=lambda p: p["pairs"])
-    fig, ax = plt.subplots(figsize=(7, 4))
-    x = np.array([p["pairs"] for p in pts]) / 1000
-    for key, style in (("JF_M", "o-"), ("J_M", "s--"), ("F_M", "^:")):
-        ax.plot(x, [100 * p[key] for p in pts], style, label=key.replace("JF_M", "J&F"))
-    seen = set()
-    for p in pts:  # name each phase at its first point
-        if p.get("label") and p["label"] not in seen:
-            seen.add(p["label"])
-            ax.annotate(p["label"], (p["pairs"] / 1000, 100 * p["JF_M"]), fontsize=8, textcoords="offset points",
-                        xytext=(2, 6))
-    ax.set(xlabel="training pairs seen (thousands)", ylabel="validation fold (percent)",
-           title="Learning curve: validation fold of DAVIS-2016 train (dog-agility, motorbike, surf)")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    draw_learning_curve(axes, points)
+    fig.suptitle("Learning curve: validation fold of DAVIS-2016 train (dog-agility, motorbike, surf)", fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 

@@ -201,3 +201,23 @@ def draw_architecture(ax, config, backbone_channels: dict[int, int]) -> None:
     ax.annotate("", mid("neck", "l"), mid("bb", "r"), arrowprops=dict(arrowstyle="->", color="#333333", lw=0.9))
     ax.set(xlim=(-0.2, 16.4), ylim=(0.1, 4.2), aspect="equal")
     ax.axis("off")
+
+
+SCORE_NAMES = {"JF_M": "J&F", "J_M": "J_M", "F_M": "F_M"}
+
+
+def draw_learning_curve(axes, points: list[dict], keys: tuple[str, ...] = ("JF_M", "F_M")) -> None:
+    """Validation-fold scores (percent) against training pairs seen (thousands), one line per label, one axis per key.
+
+    points: rows of `learning_curve.json` ({"pairs", "label", "JF_M", "J_M", "F_M", ...}); a label is one run
+    of the campaign, so branches that start from the same checkpoint are separate lines, never joined.
+    """
+    labels = list(dict.fromkeys(p["label"] for p in sorted(points, key=lambda p: p["pairs"])))
+    for ax, key in zip(axes, keys):
+        for label in labels:
+            pts = sorted((p for p in points if p["label"] == label), key=lambda p: p["pairs"])
+            ax.plot([p["pairs"] / 1000 for p in pts], [100 * p[key] for p in pts], "o-", ms=4, lw=1.2,
+                    label=label or "(no label)")
+        ax.set(xlabel="training pairs seen (thousands)", ylabel=f"validation fold {SCORE_NAMES[key]} (%)")
+        ax.grid(alpha=0.3)
+    axes[-1].legend(fontsize=7, loc="lower right")
