@@ -93,7 +93,7 @@ def frames(tmp_path_factory) -> Path:
 
 
 def rerun_on_full_disk(capsys, disk: Path, run, *needles: str) -> None:
-    """run(overwrite) once on free space, then again on the filled disk: one line, earlier result intact."""
+    """run(again=False) on free space, then run(again=True) on the filled disk: one line, earlier result intact."""
     assert run(False) == 0
     capsys.readouterr()
     before = snapshot(disk)
@@ -106,27 +106,28 @@ def rerun_on_full_disk(capsys, disk: Path, run, *needles: str) -> None:
 def test_track_on_a_full_disk(capsys, disk, ckpt, frames, out):
     args = ["--checkpoint", str(ckpt), "--video", str(frames), "--out", str(disk / out), "--box", "30,40,40,40",
             "--engine", "torch", "--device", "cpu", "--no-progress"]
-    rerun_on_full_disk(capsys, disk, lambda ow: track.main(args + ["--overwrite"] * ow), FULL, str(disk))
+    rerun_on_full_disk(capsys, disk, lambda again: track.main(args + ["--overwrite"] * again), FULL, str(disk))
 
 
 def test_evaluate_on_a_full_disk(capsys, disk, tiny_davis):
     args = ["--davis-root", str(tiny_davis), "--baselines", "static", "--out", str(disk / "ev"), "--no-progress",
             "--max-frames", "4", "--model", "quick", "--engine", "torch", "--device", "cpu"]
-    rerun_on_full_disk(capsys, disk, lambda ow: benchmark.main(args + ["--overwrite"] * ow), FULL, str(disk))
+    rerun_on_full_disk(capsys, disk, lambda again: benchmark.main(args + ["--overwrite"] * again), FULL, str(disk))
 
 
 def test_davis2coco_on_a_full_disk(capsys, disk, tiny_davis):
     d2c = script("davis2coco")
     args = ["--davis-root", str(tiny_davis), "--out", str(disk / "coco")]
-    rerun_on_full_disk(capsys, disk, lambda ow: d2c.main(args + ["--overwrite"] * ow), FULL, str(disk / "coco"))
+    rerun_on_full_disk(capsys, disk, lambda again: d2c.main(args), FULL, str(disk / "coco"))  # it replaces its JSONs
 
 
 def test_train_on_a_full_disk(capsys, disk, tiny_davis):
     from siampolar_lib import train as train_mod
 
-    args = ["--data", str(tiny_davis), "--out", str(disk / "run"), "--iters", "2", "--batch", "1",
-            "--device", "cpu", "--no-progress"]
-    rerun_on_full_disk(capsys, disk, lambda ow: train_mod.main(args + ["--overwrite"] * ow), FULL, str(disk))
+    args = ["--data", str(tiny_davis), "--out", str(disk / "run"), "--batch", "1", "--device", "cpu", "--no-progress"]
+    # The second run resumes for 2 more steps: its checkpoint cannot be written, the first run's stays whole.
+    rerun_on_full_disk(capsys, disk, lambda again: train_mod.main(args + (["--iters", "4", "--resume"] if again
+                                                                          else ["--iters", "2"])), FULL, str(disk))
 
 
 class LosingTail:
