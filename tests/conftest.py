@@ -1,8 +1,13 @@
-"""Shared fixtures: the real DAVIS sample (by path, never copied) and a small synthetic DAVIS set."""
+"""Shared fixtures: the real DAVIS sample (by path, never copied), small synthetic DAVIS sets, frames, a checkpoint.
+
+The small ones are module-scoped: each test module gets its own copy, so a module may damage its copy.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from siampolar_lib.paths import SHARED_DATA, davis_available, davis_root
@@ -58,3 +63,34 @@ def onnx_cache(tmp_path_factory):
         os.environ.pop("SIAMPOLAR_ONNX_CACHE", None)
     else:
         os.environ["SIAMPOLAR_ONNX_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def tiny_davis(tmp_path_factory) -> Path:
+    """2 synthetic sequences of 5 frames, 96x64."""
+    from siampolar_lib.data.synthetic import make_synthetic_davis
+
+    return make_synthetic_davis(tmp_path_factory.mktemp("d") / "DAVIS", sequences=2, frames=5, seed=0, size=(96, 64))
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    """An untrained quick network as a checkpoint (plumbing, not accuracy)."""
+    from siampolar_lib import build_model
+    from siampolar_lib.checkpoint import save_checkpoint
+
+    return save_checkpoint(tmp_path_factory.mktemp("c") / "quick.pt", build_model("quick", pretrained=False))
+
+
+@pytest.fixture(scope="module")
+def frames_dir(tmp_path_factory) -> Path:
+    """A folder of 4 JPEG frames, 160x120, a bright disk moving right."""
+    d = tmp_path_factory.mktemp("frames") / "clip"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    bg = rng.integers(40, 120, (120, 160, 3), dtype=np.uint8)
+    for i in range(4):
+        f = bg.copy()
+        cv2.circle(f, (50 + 5 * i, 60), 18, (240, 240, 240), -1)
+        cv2.imwrite(str(d / f"{i:05d}.jpg"), f)
+    return d

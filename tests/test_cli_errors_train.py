@@ -17,14 +17,6 @@ from cli_helpers import refused
 
 
 @pytest.fixture(scope="module")
-def tiny_davis(tmp_path_factory) -> Path:
-    """2 synthetic sequences of 5 frames, 96x64."""
-    from siampolar_lib.data.synthetic import make_synthetic_davis
-
-    return make_synthetic_davis(tmp_path_factory.mktemp("d") / "DAVIS", sequences=2, frames=5, seed=0, size=(96, 64))
-
-
-@pytest.fixture(scope="module")
 def coco(tiny_davis) -> dict:
     """tiny_davis as the COCO dict davis2coco writes, its image root recorded in `info`."""
     from siampolar_lib.data.coco import davis_coco

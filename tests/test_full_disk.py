@@ -62,36 +62,6 @@ def snapshot(folder: Path) -> dict[str, bytes | None]:
             for p in folder.rglob("*") if p.name != "filler"}
 
 
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    """An untrained quick network as a checkpoint (plumbing, not accuracy)."""
-    from siampolar_lib import build_model
-    from siampolar_lib.checkpoint import save_checkpoint
-
-    return save_checkpoint(tmp_path_factory.mktemp("c") / "quick.pt", build_model("quick", pretrained=False))
-
-
-@pytest.fixture(scope="module")
-def tiny_davis(tmp_path_factory) -> Path:
-    """2 synthetic sequences of 5 frames, 96x64."""
-    from siampolar_lib.data.synthetic import make_synthetic_davis
-
-    return make_synthetic_davis(tmp_path_factory.mktemp("d") / "DAVIS", sequences=2, frames=5, seed=0, size=(96, 64))
-
-
-@pytest.fixture(scope="module")
-def frames(tmp_path_factory) -> Path:
-    """A folder of 4 JPEG frames, 160x120, a bright disk moving right."""
-    d = tmp_path_factory.mktemp("frames") / "clip"
-    d.mkdir()
-    bg = np.random.default_rng(0).integers(40, 120, (120, 160, 3), dtype=np.uint8)
-    for i in range(4):
-        f = bg.copy()
-        cv2.circle(f, (50 + 5 * i, 60), 18, (240, 240, 240), -1)
-        cv2.imwrite(str(d / f"{i:05d}.jpg"), f)
-    return d
-
-
 def rerun_on_full_disk(capsys, disk: Path, run, *needles: str) -> None:
     """run(again=False) on free space, then run(again=True) on the filled disk: one line, earlier result intact."""
     assert run(False) == 0
@@ -103,8 +73,8 @@ def rerun_on_full_disk(capsys, disk: Path, run, *needles: str) -> None:
 
 
 @pytest.mark.parametrize("out", ["r.gif", "r.mp4", "folder"])
-def test_track_on_a_full_disk(capsys, disk, ckpt, frames, out):
-    args = ["--checkpoint", str(ckpt), "--video", str(frames), "--out", str(disk / out), "--box", "30,40,40,40",
+def test_track_on_a_full_disk(capsys, disk, ckpt, frames_dir, out):
+    args = ["--checkpoint", str(ckpt), "--video", str(frames_dir), "--out", str(disk / out), "--box", "30,40,40,40",
             "--engine", "torch", "--device", "cpu", "--no-progress"]
     rerun_on_full_disk(capsys, disk, lambda again: track.main(args + ["--overwrite"] * again), FULL, str(disk))
 

@@ -40,15 +40,6 @@ def dead_pid() -> int:
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    """An untrained quick network as a checkpoint (plumbing, not accuracy)."""
-    from siampolar_lib import build_model
-    from siampolar_lib.checkpoint import save_checkpoint
-
-    return save_checkpoint(tmp_path_factory.mktemp("c") / "quick.pt", build_model("quick", pretrained=False))
-
-
-@pytest.fixture(scope="module")
 def master_davis(tmp_path_factory) -> Path:
     """2 synthetic sequences of 5 frames, 96x64 (copied per test, so a test may try to destroy its copy)."""
     from siampolar_lib.data.synthetic import make_synthetic_davis

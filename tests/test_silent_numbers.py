@@ -31,15 +31,6 @@ def trk(ckpt, video, out, *extra) -> list[str]:
     return ["--checkpoint", str(ckpt), "--video", str(video), "--out", str(out), "--no-progress", *extra]
 
 
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    """An untrained quick network as a checkpoint (plumbing, not accuracy)."""
-    from siampolar_lib import build_model
-    from siampolar_lib.checkpoint import save_checkpoint
-
-    return save_checkpoint(tmp_path_factory.mktemp("c") / "quick.pt", build_model("quick", pretrained=False))
-
-
 def disk_frames(n: int, size=(120, 160)) -> list[np.ndarray]:
     """n RGB frames, a bright disk moving right on a fixed textured background."""
     bg = np.random.default_rng(0).integers(40, 120, (*size, 3), dtype=np.uint8)

@@ -196,11 +196,11 @@ class PairDataset(Dataset):
         object's own outline does. Drawn from its own generator ([seed, index, 1]), so every other random
         choice of the pair is the same with paste_p 0 or 1. search: (S, S, 3) float32 -> the same.
         """
-        others = [u for u in self.usable if u != video]
-        if self.cfg.paste_p <= 0 or not others:
+        if self.cfg.paste_p <= 0:
             return search
+        others = [u for u in self.usable if u != video]
         rng = np.random.default_rng([self.seed, index, 1])
-        if rng.random() >= self.cfg.paste_p:
+        if not others or rng.random() >= self.cfg.paste_p:
             return search
         source = self.videos[others[int(rng.integers(len(others)))]]
         frame = read_frame(source.frames[int(rng.integers(len(source.frames)))].file_path)
@@ -210,7 +210,7 @@ class PairDataset(Dataset):
         S = search.shape[0]
         background, _ = crop_square(frame, centre, side, S)
         alpha = cv2.GaussianBlur(smask.astype(np.float32), (0, 0), PASTE_FEATHER)[..., None]
-        alpha[np.ascontiguousarray(smask)] = 1.0  # the object itself is never mixed, only the ring outside it
+        alpha[smask] = 1.0  # the object itself is never mixed, only the ring outside it
         return alpha * search + (1.0 - alpha) * background.astype(np.float32)
 
     def _search_mask(self, video: Video, rec: FrameRecord, tf: CropTransform) -> np.ndarray:
