@@ -113,6 +113,13 @@ class Lite0Backbone(nn.Module):
         _freeze(stages[:frozen_stages], self, bn_mode)
 
     normalise = staticmethod(lite0_normalise)
+    early_channels = (24, 40)  # blocks.1 (stride 4) and blocks.2 (stride 8)
+
+    def early_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The refinement stage's features: x (B, 3, H, W) RGB 0..255 -> stride 4 (B, 24, H/4, W/4), stride 8."""
+        x = self.bn1(self.conv_stem(self.normalise(x)))
+        s4 = self.blocks[1](self.blocks[0](x))
+        return s4, self.blocks[2](s4)
 
     def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         """x: (B, 3, H, W) RGB 0..255 -> {stride: (B, C_s, ceil(H/s), ceil(W/s))}."""
@@ -187,6 +194,16 @@ class ResNetBackbone(nn.Module):
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """RGB 0..255 -> ImageNet mean/std normalised."""
         return (x - self.mean) / self.std
+
+    @property
+    def early_channels(self) -> tuple[int, int]:
+        """Channels of layer1 (stride 4) and layer2 (stride 8)."""
+        return self.layer1[-1].conv1.in_channels, self.layer2[-1].conv1.in_channels
+
+    def early_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The refinement stage's features: x (B, 3, H, W) RGB 0..255 -> layer1 (stride 4), layer2 (stride 8)."""
+        s4 = self.layer1(self.stem(self.normalise(x)))
+        return s4, self.layer2(s4)
 
     def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         """x: (B, 3, H, W) RGB 0..255 -> {stride: (B, C_s, H_s, W_s)}."""

@@ -40,6 +40,9 @@ class ModelConfig:
     frozen_stages: int = 2  # backbone stages kept frozen (lite0: stem + blocks 0-1; ResNet: stem + layer1)
     ray_search_features: bool = False  # the ray tower also reads the search crop's features (head.py)
     bn_mode: str = "frozen"  # backbone BatchNorm: "frozen" (eval statistics, no grad) or "train"
+    refine_iters: int = 0  # iterations of the object-scale refinement stage (models/refine.py); 0: no stage
+    refine_size: int = 128  # refinement crop side, pixels (stride-4 features: refine_size / 4 per side)
+    refine_channels: int = 64  # refinement feature width (a multiple of its 16 GroupNorm groups)
 
     def __post_init__(self):
         """Range-check every field before anything is built (a checkpoint's stored config or a flag may be anything)."""
@@ -61,7 +64,8 @@ class ModelConfig:
 
 # (low, high) per integer field: wide enough for every sensible network, small enough that none needs terabytes
 INT_RANGES = {"channels": (8, 1024), "tower_convs": (0, 8), "gn_groups": (1, 1024), "num_rays": (3, 360),
-              "template_size": (31, 1023), "search_size": (63, 2047), "frozen_stages": (0, 5)}
+              "template_size": (31, 1023), "search_size": (63, 2047), "frozen_stages": (0, 5),
+              "refine_iters": (0, 4), "refine_size": (32, 512), "refine_channels": (16, 512)}
 BACKBONES = ("lite0", "resnet18", "resnet50", "resnet101")
 
 
@@ -95,6 +99,9 @@ def check_model_config(c: "ModelConfig") -> None:
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo < v < hi:
             raise _bad(name, v, f"must be a number in ({lo}, {hi})")
+    if c.refine_channels % 16 or c.refine_size % 32:
+        raise _bad("refine_channels" if c.refine_channels % 16 else "refine_size",
+                   c.refine_channels if c.refine_channels % 16 else c.refine_size, "must be a multiple of 16 (32 for the size)")
     if c.bn_mode not in ("frozen", "train"):
         raise _bad("bn_mode", c.bn_mode, "must be 'frozen' or 'train'")
     if not isinstance(c.ray_search_features, bool):

@@ -9,6 +9,9 @@ Output dict, lists with one entry per level in `config.strides` order:
     "rays" (B, 36, H, W) positive ray lengths, search-crop pixels;
     "points" (H, W, 2) crop-pixel (x, y) of each location (`grid.location_grid`); "strides" list of ints.
 Tracking API: `model.template(z)` caches the template features, then `model.track(x)` per frame.
+With config.refine_iters > 0 the network also holds the object-scale refinement stage (`models.refine`):
+`model.refine(r, rays)`, r (B, 3, refine_size, refine_size) RGB 0..255 around the first polygon's centre, rays
+(B, R) crop pixels -> the refined rays (B, R) after the last iteration.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from .config import ModelConfig, get_config
 from .grid import location_grid
 from .head import PolarHead
 from .neck import FPNNeck
+from .refine import RayRefiner
 from .xcorr import align_search, crop_template, xcorr_depthwise
 
 
@@ -33,6 +37,8 @@ class SiamPolar(nn.Module):
         self.neck = FPNNeck(self.backbone.out_channels, config.channels, config.strides)
         self.head = PolarHead(config.channels, len(config.strides), config.tower_convs, config.gn_groups,
                               config.num_rays, config.prior_prob, config.ray_bias, config.ray_search_features)
+        self.refiner = RayRefiner(self.backbone.early_channels, config.refine_channels, config.num_rays,
+                                  config.refine_iters, config.refine_size) if config.refine_iters else None
         self._zf: list[torch.Tensor] | None = None  # cached template features, one per level
 
     def _check_input(self, t: torch.Tensor, size: int, what: str) -> None:
@@ -66,6 +72,17 @@ class SiamPolar(nn.Module):
         if zf is None:
             raise RuntimeError("call model.template(z) before model.track(x)")
         return self._head(zf, x)
+
+    def refine_all(self, r: torch.Tensor, rays: torch.Tensor) -> list[torch.Tensor]:
+        """Refinement crop (B, 3, S_r, S_r) RGB 0..255, first rays (B, R) crop px -> the rays after each iteration."""
+        if self.refiner is None:
+            raise RuntimeError(f"model {self.config.name!r} has no refinement stage (config.refine_iters is 0)")
+        self._check_input(r, self.config.refine_size, "refinement crop")
+        return self.refiner(*self.backbone.early_features(r), rays)
+
+    def refine(self, r: torch.Tensor, rays: torch.Tensor) -> torch.Tensor:
+        """Tracking API: the refined rays (B, R) crop pixels after the last iteration (see `refine_all`)."""
+        return self.refine_all(r, rays)[-1]
 
     def forward(self, template: torch.Tensor | dict[int, torch.Tensor],
                 search: torch.Tensor | dict[int, torch.Tensor]) -> dict:

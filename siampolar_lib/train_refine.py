@@ -1,0 +1,188 @@
+"""Train the object-scale refinement stage on a trained SiamPolar network: `python -m siampolar_lib.train_refine`.
+
+The first stage (backbone, neck, head) is loaded from --init-from and frozen; only `models.refine.RayRefiner`
+trains, on `data.refine_samples.RefineDataset` samples (a blurred first outline around a centre near the object's
+mass centre, the true rays from that centre). Loss: the Polar IoU loss (-log IoU of the rays) after every
+iteration, averaged. AdamW, linear warm-up then cosine (`schedule.lr_factor`), bf16 autocast on CPUs that have it.
+Every --ckpt-every steps and at the end: `last.pt` (the whole network, model-only, first stage included), a copy
+`step{N}.pt`, `train_log.csv`, and the stage's polar IoU on samples from the validation fold (held out of training):
+first rays against the truth, and refined rays against the truth. The samples of step s are a pure function of
+(seed, s). A phase is short (minutes): an interrupted one is run again, or continued with --init-from its last.pt.
+
+    python -m siampolar_lib.train_refine --init-from checkpoints/siampolar_lite0.pt --data DAVIS_TRAIN_ROOT ...
+        --exclude-sequences dog-agility,motorbike,surf --out runs/refine --iters 3000
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from .checkpoint import load_checkpoint, checkpoint_config, save_checkpoint
+from .cli import ArgumentParser, check_output_folder, cli_main, output_lock
+from .data.pairs import worker_loader_kwargs
+from .data.refine_samples import RefineDataset
+from .data.sources import load_training_videos
+from .device import pick_device, seed_everything
+from .errors import UserError
+from .io import atomic_write
+from .losses import polar_iou
+from .models.siampolar import SiamPolar
+from .schedule import lr_factor
+from .splits import VALIDATION_FOLD_SEQUENCES
+
+LOG_COLUMNS = ("step", "samples", "loss", "iou_first", "iou_refined", "lr", "samples_per_s", "val_iou_first",
+               "val_iou_refined")
+VAL_SAMPLES = 256  # fixed validation-fold samples scored at every checkpoint
+
+
+def refine_model(init_from: str | Path, iters: int, device: torch.device) -> SiamPolar:
+    """The network of --init-from with a refinement stage of `iters` iterations; only the stage's weights train.
+
+    A checkpoint without the stage gets a fresh one (which starts as the identity); one with it continues.
+    """
+    ckpt = load_checkpoint(init_from)
+    cfg = dataclasses.replace(checkpoint_config(ckpt, init_from), refine_iters=iters)
+    model = SiamPolar(cfg, pretrained=False)
+    missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
+    wrong = [k for k in missing if not k.startswith("refiner.")] + list(unexpected)
+    if wrong:
+        raise UserError(f"{init_from}: weights do not fit its config (e.g. {wrong[0]})")
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith("refiner."))
+    return model.to(device).eval()
+
+
+def refine_loss(model: SiamPolar, batch: dict, dtype: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean over iterations of the Polar IoU loss, and the last iteration's rays (B, R); the backbone gets no grad."""
+    with torch.autocast(batch["crop"].device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        with torch.no_grad():
+            s4, s8 = model.backbone.early_features(batch["crop"])
+        outs = model.refiner(s4, s8, batch["first"])
+    losses = [-torch.log(polar_iou(o.float(), batch["rays"]).clamp(min=1e-6)).mean() for o in outs]
+    return torch.stack(losses).mean(), outs[-1]
+
+
+@torch.no_grad()
+def score_fold(model: SiamPolar, loader: DataLoader, device: torch.device) -> tuple[float, float]:
+    """Mean polar IoU of the first and of the refined rays against the truth over a fixed set of samples."""
+    first, refined, n = 0.0, 0.0, 0
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items() if torch.is_tensor(v)}
+        rays = model.refine(batch["crop"], batch["first"])
+        first += float(polar_iou(batch["first"], batch["rays"]).sum())
+        refined += float(polar_iou(rays, batch["rays"]).sum())
+        n += batch["rays"].shape[0]
+    return first / n, refined / n
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """The log as CSV (temp file, then rename)."""
+    with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def train_refine(args) -> Path:
+    """One refinement phase (module docstring); returns the path of `last.pt`."""
+    device = pick_device(args.device)
+    seed_everything(args.seed)
+    exclude = [s for s in args.exclude_sequences.split(",") if s]
+    videos = load_training_videos(args.data, exclude=exclude)
+    fold = [v for v in load_training_videos(args.data) if v.name.split("/")[0] in set(VALIDATION_FOLD_SEQUENCES)
+            and v.name.split("/")[0] in set(exclude)]
+    model = refine_model(args.init_from, args.refine_iters, device)
+    size = model.config.refine_size
+    data = RefineDataset(videos, length=args.iters * args.batch, seed=args.seed, size=size)
+    loader = DataLoader(data, batch_size=args.batch, shuffle=False, drop_last=True, **worker_loader_kwargs(args.workers))
+    val = DataLoader(RefineDataset(fold, length=VAL_SAMPLES, seed=999, size=size), batch_size=64) if fold else None
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
+    dtype = torch.bfloat16 if args.precision == "bf16" else None
+    out = Path(args.out)
+    rows: list[dict] = []
+    t_last, step = time.perf_counter(), 0
+    for step, batch in enumerate(loader, start=1):
+        for g in opt.param_groups:
+            g["lr"] = args.lr * lr_factor(step - 1, args.iters, args.warmup)
+        batch = {k: v.to(device) for k, v in batch.items() if torch.is_tensor(v)}
+        model.refiner.train()
+        loss, rays = refine_loss(model, batch, dtype)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 10.0)
+        opt.step()
+        if step % args.log_every == 0 or step == args.iters:
+            now = time.perf_counter()
+            row = {"step": step, "samples": step * args.batch, "loss": round(float(loss.detach()), 5),
+                   "iou_first": round(float(polar_iou(batch["first"], batch["rays"]).mean()), 5),
+                   "iou_refined": round(float(polar_iou(rays.detach().float(), batch["rays"]).mean()), 5),
+                   "lr": opt.param_groups[0]["lr"], "samples_per_s": round(args.log_every * args.batch / (now - t_last), 1),
+                   "val_iou_first": "", "val_iou_refined": ""}
+            t_last = now
+            if step % args.ckpt_every == 0 or step == args.iters:
+                model.refiner.eval()
+                if val is not None:
+                    row["val_iou_first"], row["val_iou_refined"] = (round(x, 5) for x in score_fold(model, val, device))
+                save_checkpoint(out / "last.pt", model, step, meta={"stage": "refine", "init_from": str(args.init_from),
+                                                                   "samples": step * args.batch})
+                shutil.copyfile(out / "last.pt", out / f"step{step}.pt")
+                t_last = time.perf_counter()
+            rows.append(row)
+            write_rows(out / "train_log.csv", rows)
+            if not args.no_progress:
+                print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+    if step < args.iters:
+        raise UserError(f"the data gave {step} of {args.iters} steps")
+    return out / "last.pt"
+
+
+def parse_args(argv=None):
+    p = ArgumentParser(description="Train the refinement stage of a trained SiamPolar network (first stage frozen).")
+    p.add_argument("--init-from", required=True, help="a SiamPolar checkpoint (with or without a refinement stage)")
+    p.add_argument("--data", action="append", required=True, help="a DAVIS root or davis2coco JSON (repeat)")
+    p.add_argument("--exclude-sequences", default=",".join(VALIDATION_FOLD_SEQUENCES),
+                   help="sequences kept out of training (default: the validation fold, scored at each checkpoint)")
+    p.add_argument("--out", required=True, help="run folder (must not hold an earlier run)")
+    p.add_argument("--iters", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--refine-iters", type=int, default=2, help="iterations of the stage (1-4)")
+    p.add_argument("--ckpt-every", type=int, default=500)
+    p.add_argument("--log-every", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    for flag, v, lo in (("--iters", args.iters, 1), ("--batch", args.batch, 1), ("--ckpt-every", args.ckpt_every, 1),
+                        ("--log-every", args.log_every, 1), ("--warmup", args.warmup, 0), ("--workers", args.workers, 0)):
+        if v < lo:
+            p.error(f"{flag} must be >= {lo}, got {v}")
+    if not 1 <= args.refine_iters <= 4 or not args.lr > 0:
+        p.error(f"--refine-iters must be 1-4 and --lr > 0, got {args.refine_iters}, {args.lr}")
+    return args
+
+
+@cli_main
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    out = check_output_folder(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"{out}: --out already holds files (an earlier run?); choose a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    with output_lock(out):
+        print(f"refinement stage trained: {train_refine(args)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
