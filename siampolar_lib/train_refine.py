@@ -41,13 +41,21 @@ LOG_COLUMNS = ("step", "samples", "loss", "iou_first", "iou_refined", "lr", "sam
 VAL_SAMPLES = 256  # fixed validation-fold samples scored at every checkpoint
 
 
-def refine_model(init_from: str | Path, iters: int, device: torch.device) -> SiamPolar:
+def refine_model(init_from: str | Path, iters: int, device: torch.device, channels: int = 64,
+                 size: int = 128) -> SiamPolar:
     """The network of --init-from with a refinement stage of `iters` iterations; only the stage's weights train.
 
-    A checkpoint without the stage gets a fresh one (which starts as the identity); one with it continues.
+    A checkpoint without the stage gets a fresh one of `channels` and crop `size` (it starts as the identity);
+    one with it continues (its own channels and size; `iters` may change, the weights are shared by iterations).
     """
     ckpt = load_checkpoint(init_from)
-    cfg = dataclasses.replace(checkpoint_config(ckpt, init_from), refine_iters=iters)
+    cfg = checkpoint_config(ckpt, init_from)
+    if not cfg.refine_iters:
+        cfg = dataclasses.replace(cfg, refine_channels=channels, refine_size=size)
+    try:
+        cfg = dataclasses.replace(cfg, refine_iters=iters)
+    except ValueError as err:
+        raise UserError(str(err)) from None
     model = SiamPolar(cfg, pretrained=False)
     missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
     wrong = [k for k in missing if not k.startswith("refiner.")] + list(unexpected)
@@ -89,15 +97,21 @@ def write_rows(path: Path, rows: list[dict]) -> None:
         w.writerows(rows)
 
 
-def train_refine(args) -> Path:
-    """One refinement phase (module docstring); returns the path of `last.pt`."""
+def prepare(args) -> tuple[SiamPolar, list, list, torch.device]:
+    """The network and the videos of a run, read before anything is written: (model, train videos, fold videos,
+    device). The fold is the validation-fold sequences the run excludes (scored at each checkpoint)."""
     device = pick_device(args.device)
     seed_everything(args.seed)
     exclude = [s for s in args.exclude_sequences.split(",") if s]
     videos = load_training_videos(args.data, exclude=exclude)
     fold = [v for v in load_training_videos(args.data) if v.name.split("/")[0] in set(VALIDATION_FOLD_SEQUENCES)
             and v.name.split("/")[0] in set(exclude)]
-    model = refine_model(args.init_from, args.refine_iters, device)
+    model = refine_model(args.init_from, args.refine_iters, device, args.refine_channels, args.refine_size)
+    return model, videos, fold, device
+
+
+def train_refine(args, model: SiamPolar, videos: list, fold: list, device: torch.device) -> Path:
+    """One refinement phase (module docstring) of `prepare`'s network on its videos; returns the path of last.pt."""
     size = model.config.refine_size
     data = RefineDataset(videos, length=args.iters * args.batch, seed=args.seed, size=size)
     loader = DataLoader(data, batch_size=args.batch, shuffle=False, drop_last=True, **worker_loader_kwargs(args.workers))
@@ -155,6 +169,8 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--refine-iters", type=int, default=2, help="iterations of the stage (1-4)")
+    p.add_argument("--refine-channels", type=int, default=64, help="feature width of a new stage (multiple of 16)")
+    p.add_argument("--refine-size", type=int, default=128, help="crop side of a new stage (multiple of 32)")
     p.add_argument("--ckpt-every", type=int, default=500)
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
@@ -178,9 +194,10 @@ def main(argv=None) -> int:
     out = check_output_folder(args.out)
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out}: --out already holds files (an earlier run?); choose a new folder")
+    prepared = prepare(args)  # a bad checkpoint or data is refused before --out is made
     out.mkdir(parents=True, exist_ok=True)
     with output_lock(out):
-        print(f"refinement stage trained: {train_refine(args)}")
+        print(f"refinement stage trained: {train_refine(args, *prepared)}")
     return 0
 
 

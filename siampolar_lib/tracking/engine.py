@@ -6,6 +6,8 @@ An engine turns crops into score maps; the tracker (siampolar_lib.tracking.track
     levels = engine.search(x, state)     x (255, 255, 3) uint8 RGB -> one dict per level:
         score (H, W) float64 = sigmoid(cls) x sigmoid(ctr); rays (R, H, W) float64, crop pixels;
         points (H, W, 2) float64, crop-pixel (x, y) of each location
+    rays   = engine.refine(r, rays)      only when engine.refines (a network with a refinement stage):
+        r (S_r, S_r, 3) uint8 RGB around a polygon's centre, rays (R,) crop pixels -> refined rays (R,) float64
 
 The engine returns the template state instead of keeping it, so several targets share one engine (one network,
 one ONNX Runtime session). `make_engine(model, "onnxruntime")` exports the network once per set of weights
@@ -25,7 +27,7 @@ from ..device import sync
 from ..errors import ExportError
 from ..models.config import get_config
 from ..models.grid import location_grid
-from .export import META_NAME, SEARCH_NAME, TEMPLATE_NAME, cached_export
+from .export import META_NAME, REFINE_NAME, SEARCH_NAME, TEMPLATE_NAME, cached_export
 
 ENGINES = ("torch", "onnxruntime")
 DEFAULT_ENGINE = "onnxruntime"  # for tracking; training always uses torch
@@ -62,6 +64,7 @@ class Engine:
     name = "engine"
     device = torch.device("cpu")
     config = None  # the network's ModelConfig (crop sizes, context, rays), which the tracker reads
+    refines = False  # True when the network has an object-scale refinement stage (`refine`)
 
     def template(self, z: np.ndarray):
         """z (127, 127, 3) uint8 RGB -> template state for `search`."""
@@ -70,6 +73,10 @@ class Engine:
     def search(self, x: np.ndarray, state) -> list[dict]:
         """x (255, 255, 3) uint8 RGB against a template state -> per level dict (module docstring)."""
         raise NotImplementedError
+
+    def refine(self, r: np.ndarray, rays: np.ndarray) -> np.ndarray:
+        """r (S_r, S_r, 3) uint8 RGB, rays (R,) crop pixels from its middle pixel -> refined rays (R,) float64."""
+        raise NotImplementedError(f"the {self.name} engine's network has no refinement stage")
 
     def sync(self) -> None:
         """Wait for queued device work (so a timer measures it)."""
@@ -88,6 +95,7 @@ class TorchEngine(Engine):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.config = getattr(model, "config", None)
+        self.refines = getattr(model, "refiner", None) is not None
 
     @torch.inference_mode()
     def template(self, z: np.ndarray):
@@ -103,6 +111,14 @@ class TorchEngine(Engine):
         t = to_tensor(x, self.device)
         out = self.model.track(t) if state is None else self.model.track(t, state)
         return decode_levels(out)
+
+    @torch.inference_mode()
+    def refine(self, r: np.ndarray, rays: np.ndarray) -> np.ndarray:
+        """The network's refinement stage on crop r and rays (R,) crop pixels -> refined rays (R,) float64."""
+        if not self.refines:
+            return super().refine(r, rays)
+        t = torch.as_tensor(np.asarray(rays, np.float32), device=self.device)[None]
+        return self.model.refine(to_tensor(r, self.device), t)[0].float().cpu().numpy().astype(np.float64)
 
 
 def level_points(meta: dict) -> list[np.ndarray]:
@@ -133,6 +149,13 @@ class OrtEngine(Engine):
         self._search = ort.InferenceSession(str(folder / SEARCH_NAME), opts, providers=providers)
         self._zf_names = [i.name for i in self._search.get_inputs()][1:]
         self._points = level_points(self.meta)
+        self.refines = REFINE_NAME in self.meta.get("sha256", {})
+        self._refine = None
+        if self.refines:
+            # Its threads must not spin after a run: they would take the cores from the search graph's next run
+            # (16.4 ms a frame for search + refine with spinning, 10.8 without; 2 cores, idle).
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            self._refine = ort.InferenceSession(str(folder / REFINE_NAME), opts, providers=providers)
 
     def template(self, z: np.ndarray) -> list[np.ndarray]:
         """Template features, one (1, C, k, k) float32 array per level."""
@@ -144,6 +167,13 @@ class OrtEngine(Engine):
         outs = self._search.run(None, feeds)
         return [{"score": outs[2 * i].astype(np.float64), "rays": outs[2 * i + 1].astype(np.float64),
                  "points": pts} for i, pts in enumerate(self._points)]
+
+    def refine(self, r: np.ndarray, rays: np.ndarray) -> np.ndarray:
+        """The exported refinement graph on crop r and rays (R,) crop pixels -> refined rays (R,) float64."""
+        if self._refine is None:
+            return super().refine(r, rays)
+        feeds = {"r": np.ascontiguousarray(r)[None], "rays": np.asarray(rays, np.float32)[None]}
+        return self._refine.run(None, feeds)[0][0].astype(np.float64)
 
 
 def make_engine(model, engine: str = DEFAULT_ENGINE, device=None, threads: int | None = None,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import re
@@ -28,7 +27,6 @@ import socket
 import stat
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,39 +40,11 @@ from ..errors import ExportError, UserError
 from ..geometry.crops import context_side, crop_square
 from ..paths import davis_available
 from ..paths import davis_root as resolve_davis_root
+from .onnx_graphs import (ATOL, REFINE_NAME, RTOL, SEARCH_NAME, TEMPLATE_NAME, RefineStep, SearchStep, TemplateStep,
+                          _export_graph, check_graphs, sample_refine_input)
 
-TEMPLATE_NAME = "template.onnx"
-SEARCH_NAME = "search.onnx"
 META_NAME = "siampolar_onnx.json"
 FORMAT = "siampolar-onnx-v1"  # bump when the graphs' inputs or outputs change (invalidates the cache)
-ATOL, RTOL = 1e-3, 1e-4  # |ort - torch| <= ATOL + RTOL |torch| for every output (measured: <= 1.1e-4 on rays)
-
-
-class TemplateStep(nn.Module):
-    """The template graph: z (1, 127, 127, 3) uint8 RGB -> per level template features (1, C, k, k)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(self.model.template_features(z.permute(0, 3, 1, 2).float()))
-
-
-class SearchStep(nn.Module):
-    """The per-frame graph: x (1, 255, 255, 3) uint8 RGB and template features -> per level (score, rays)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor, *zf: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        feats = self.model.features(x.permute(0, 3, 1, 2).float())
-        outs: list[torch.Tensor] = []
-        for level, (z, f) in enumerate(zip(zf, feats)):
-            _, (cls, ctr, rays) = self.model.level_outputs(z, f, level)
-            outs += [(torch.sigmoid(cls) * torch.sigmoid(ctr))[0, 0], rays[0]]  # (H, W), (R, H, W)
-        return tuple(outs)
 
 
 def model_digest(model: nn.Module) -> str:
@@ -116,53 +86,6 @@ def sample_crops(model: nn.Module, davis_root=None) -> tuple[np.ndarray, np.ndar
     return z, x, what
 
 
-def _quiet():
-    """Silence the exporter's progress prints and warnings (its errors still raise)."""
-    stack = contextlib.ExitStack()
-    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
-    stack.enter_context(warnings.catch_warnings())
-    warnings.simplefilter("ignore")
-    return stack
-
-
-def _export_graph(module: nn.Module, args: tuple, path: Path, input_names, output_names) -> None:
-    """torch.export (strict) -> ONNX file at path (dynamo exporter, weights inside the file)."""
-    with _quiet(), torch.no_grad():
-        program = torch.export.export(module, args, strict=True)
-        onnx_program = torch.onnx.export(program, args, dynamo=True, input_names=list(input_names),
-                                         output_names=list(output_names), external_data=False)
-        onnx_program.save(str(path), external_data=False)
-
-
-def _check_graphs(folder: Path, z: np.ndarray, x: np.ndarray, zf: tuple, ref: tuple, names: list[str],
-                  what: str, threads: int | None) -> dict[str, float]:
-    """Run both exported graphs in ONNX Runtime and compare every output with PyTorch's: {name: max |diff|}.
-
-    The search graph is fed PyTorch's template features, so each graph is checked on its own. ExportError when
-    an output's shape differs or a value differs by more than ATOL + RTOL |torch|.
-    """
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = int(threads)
-    opts.log_severity_level = 3
-    st = ort.InferenceSession(str(folder / TEMPLATE_NAME), opts, providers=["CPUExecutionProvider"])
-    ss = ort.InferenceSession(str(folder / SEARCH_NAME), opts, providers=["CPUExecutionProvider"])
-    n = len(zf)
-    ozf = st.run(None, {"z": z[None]})
-    oout = ss.run(None, {"x": x[None], **{k: t.numpy() for k, t in zip(names[:n], zf)}})
-    diffs = {}
-    for name, a, b in zip(names, ozf + oout, list(zf) + list(ref)):
-        b = b.numpy()
-        if a.shape != b.shape:
-            raise ExportError(f"ONNX output {name} has shape {a.shape}, PyTorch {b.shape}")
-        diffs[name] = float(np.abs(a - b).max())
-        if (np.abs(a - b) > ATOL + RTOL * np.abs(b)).any():
-            raise ExportError(f"ONNX output {name} differs from PyTorch by up to {diffs[name]:.3g} on {what}")
-    return diffs
-
-
 def export_onnx(model: nn.Module, out: str | os.PathLike, davis_root=None, threads: int | None = None) -> dict:
     """Export `model` (a SiamPolar network) to out/template.onnx, out/search.onnx and out/siampolar_onnx.json.
 
@@ -181,9 +104,14 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, davis_root=None, threa
     z, x, what = sample_crops(model, davis_root)
     zt, xt = torch.from_numpy(z)[None], torch.from_numpy(x)[None]
     tstep, sstep = TemplateStep(model).eval(), SearchStep(model).eval()
+    rstep = RefineStep(model).eval() if cfg.refine_iters else None
+    refine = sample_refine_input(x, cfg.refine_size, cfg.num_rays) if rstep is not None else None
     with torch.inference_mode():
         zf = tstep(zt)
         ref = sstep(xt, *zf)
+        if refine is not None:
+            refine = (*refine, rstep(torch.from_numpy(refine[0])[None], torch.from_numpy(refine[1])[None]))
+    graphs = (TEMPLATE_NAME, SEARCH_NAME) + ((REFINE_NAME,) if refine is not None else ())
     zf_names = [f"zf{i}" for i in range(len(cfg.strides))]
     out_names = [f"{k}{i}" for i in range(len(cfg.strides)) for k in ("score", "rays")]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -193,19 +121,23 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, davis_root=None, threa
         try:
             _export_graph(tstep, (zt,), tmp / TEMPLATE_NAME, ["z"], zf_names)
             _export_graph(sstep, (xt, *[t.clone() for t in zf]), tmp / SEARCH_NAME, ["x", *zf_names], out_names)
+            if refine is not None:
+                _export_graph(rstep, (torch.from_numpy(refine[0])[None], torch.from_numpy(refine[1])[None]),
+                              tmp / REFINE_NAME, ["r", "rays"], ["refined"])
         except Exception as err:  # the exporter raises many types (torch._dynamo, onnxscript, ...): all mean "cannot"
             first = (str(err).strip().splitlines() or [""])[0][:300]
             raise ExportError(f"torch.onnx.export failed for {cfg.name}: {type(err).__name__}: {first}") from err
-        diffs = _check_graphs(tmp, z, x, zf, ref, zf_names + out_names, what, threads)
+        diffs = check_graphs(tmp, z, x, zf, ref, zf_names + out_names, what, threads, refine)
         meta = {"format": FORMAT, "config": cfg.to_dict(), "torch": torch.__version__, "onnxruntime": ort.__version__,
                 "search_size": cfg.search_size, "template_size": cfg.template_size,
                 "levels": [[int(r.shape[0]), int(r.shape[1]), int(s)] for r, s in zip(ref[0::2], cfg.strides)],
-                "inputs": {"template": ["z"], "search": ["x", *zf_names]}, "outputs": out_names,
+                "inputs": {"template": ["z"], "search": ["x", *zf_names], **({"refine": ["r", "rays"]} if refine else {})},
+                "outputs": out_names,
                 "checked_on": what, "max_abs_diff": diffs, "model_digest": model_digest(model),
-                "sha256": {n: hashlib.sha256((tmp / n).read_bytes()).hexdigest() for n in (TEMPLATE_NAME, SEARCH_NAME)}}
+                "sha256": {n: hashlib.sha256((tmp / n).read_bytes()).hexdigest() for n in graphs}}
         (tmp / META_NAME).write_text(json.dumps(meta, indent=2) + "\n")
         out.mkdir(parents=True, exist_ok=True)
-        for name in (TEMPLATE_NAME, SEARCH_NAME, META_NAME):  # same file system: each rename is atomic
+        for name in graphs + (META_NAME,):  # same file system: each rename is atomic
             os.replace(tmp / name, out / name)
     return meta
 
@@ -293,6 +225,11 @@ def graph_levels(search_graph: bytes, strides) -> list[list[int]]:
     return [[*shapes.get(f"score{i}", [0, 0]), int(s)] for i, s in enumerate(strides)]
 
 
+def graph_names(model: nn.Module) -> tuple[str, ...]:
+    """The graph files an export of `model` holds: template and search, and refine for a refinement stage."""
+    return (TEMPLATE_NAME, SEARCH_NAME) + ((REFINE_NAME,) if model.config.refine_iters else ())
+
+
 def cache_problem(folder: Path, model: nn.Module, digest: str) -> str | None:
     """Why the cached export `folder` must not be used for `model` (whose model_digest is `digest`); None: use it.
 
@@ -300,7 +237,8 @@ def cache_problem(folder: Path, model: nn.Module, digest: str) -> str | None:
     config, sizes, levels and format, and the graphs' sha256 match the meta's.
     """
     data = {}
-    for name in ("", META_NAME, TEMPLATE_NAME, SEARCH_NAME):  # "": the folder itself
+    graphs = graph_names(model)
+    for name in ("", META_NAME, *graphs):  # "": the folder itself
         what = name or "the folder"
         try:
             mode = os.lstat(folder / name).st_mode
@@ -322,7 +260,7 @@ def cache_problem(folder: Path, model: nn.Module, digest: str) -> str | None:
         if not isinstance(meta, dict) or meta.get(key) != value:
             return f"the {key} in {META_NAME} is not this model's"
     hashes = meta["sha256"] if isinstance(meta.get("sha256"), dict) else {}
-    for name in (TEMPLATE_NAME, SEARCH_NAME):
+    for name in graphs:
         if hashes.get(name) != hashlib.sha256(data[name]).hexdigest():
             return f"{name} does not match its sha256 in {META_NAME}"
     levels = graph_levels(data[SEARCH_NAME], cfg.strides)  # the graph is this model's once its sha256 matched

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from ..geometry.boxes import box_mask, clip_box, polygon_box, validate_box
 from ..geometry.crops import context_side, crop_square
+from ..geometry.refine import refine_side
 from ..geometry.polar import NUM_RAYS, mask_to_rays, polygon_to_mask, ray_angles, rays_to_polygon
 from ..geometry.voting import vote_mask
 from .engine import Engine, make_engine
@@ -53,6 +54,7 @@ class TrackerConfig:
     vote_radius: int = 0  # mask = score-weighted vote of the polygons within this many cells of the best (0: off)
     vote_threshold: float = 0.5  # share of the vote weight a pixel needs to be kept
     ray_scale: float = 1.0  # every predicted ray is multiplied by this before the mask is drawn
+    refine: bool = True  # run the network's object-scale refinement stage on the polygon, when it has one
 
     def __post_init__(self):
         if self.mode not in ("search", "full_frame"):
@@ -127,6 +129,7 @@ class Tracker:
         self.geometry = self.engine.config  # ModelConfig: template_size, search_size, context, num_rays
         self.template_state = None  # the target's template features (engine.template)
         self.last_levels: list[dict] | None = None  # the network's per-level output on the last search crop
+        self.last_first_polygon: np.ndarray | None = None  # (R, 2) frame px: the last polygon before refinement
         self.frame_shape: tuple[int, int] | None = None
         self._windows: dict = {}  # cosine window per level grid (the grids do not change between frames)
         self.elapsed_s = 0.0  # seconds spent in init + track since the last reset_timer
@@ -220,7 +223,12 @@ class Tracker:
         li, i, j, penalty, (dx, dy, bw, bh) = self._best_location(levels, tf.scale)
         lv = levels[li]
         score = float(lv["score"][i, j])
-        poly = tf.to_frame(rays_to_polygon(lv["points"][i, j], self.cfg.ray_scale * lv["rays"][:, i, j]))  # (R, 2)
+        origin = tf.to_frame(lv["points"][i, j])  # the polygon's centre, frame pixels
+        rays = self.cfg.ray_scale * lv["rays"][:, i, j] / tf.scale  # (R,) frame pixels
+        self.last_first_polygon = rays_to_polygon(origin, rays)  # (R, 2) before any refinement
+        if self.cfg.refine and self.engine.refines:
+            rays = self._refine(frame, origin, rays)
+        poly = rays_to_polygon(origin, rays)  # (R, 2)
         lost = score < self.cfg.lost_score
         self.low_run = self.low_run + 1 if score < self.cfg.empty_score else 0
         if lost:
@@ -237,6 +245,14 @@ class Tracker:
         else:
             mask = polygon_to_mask(poly, (H, W))
         return TrackResult(mask=mask, polygon=poly, box=self.state_box(), score=score, lost=lost)
+
+    def _refine(self, frame: np.ndarray, centre: np.ndarray, rays: np.ndarray) -> np.ndarray:
+        """The refinement stage on an object-scale crop around centre (2,): rays (R,) frame px -> refined, frame px.
+
+        The crop (`geometry.refine.refine_side`) is padded with the video's mean colour, as the search crop is.
+        """
+        crop, rtf = crop_square(frame, centre, refine_side(rays), self.geometry.refine_size, pad_value=self.avg_chans)
+        return self.engine.refine(crop, rays * rtf.scale) / rtf.scale
 
     def _search_crop(self, frame: np.ndarray):
         """The search crop (S, S, 3) around the state and its CropTransform (S = model search size)."""
