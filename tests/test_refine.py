@@ -177,6 +177,29 @@ def test_train_refine_trains_only_the_stage_and_scores_the_fold(tmp_path, ckpt, 
     rows = (out / "train_log.csv").read_text().splitlines()
     assert len(rows) == 5 and rows[0].startswith("step,samples,loss")
     assert train_refine.main(args) == 2 and "already holds files" in capsys.readouterr().err
+    check_export(out, ckpt, tmp_path)
+
+
+def check_export(run, first, tmp_path) -> None:
+    """export_refined.py: the stage with the first stage's step and lineage; inputs are never its --out."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "data_scripts" / "export_refined.py"
+    cmd = [sys.executable, str(script), "--stage", str(run / "step4.pt"), "--log", str(run / "train_log.csv"),
+           "--first-stage", str(first)]
+    done = subprocess.run(cmd + ["--out", str(tmp_path / "ship.pt")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    shipped = torch.load(tmp_path / "ship.pt", weights_only=True)
+    assert shipped["meta"]["refine"]["steps"] == 4 and shipped["step"] == torch.load(first, weights_only=True)["step"]
+    assert (tmp_path / "ship_refine_log.csv").read_text() == (run / "train_log.csv").read_text()
+    refused = subprocess.run(cmd + ["--out", str(first)], capture_output=True, text=True)
+    assert refused.returncode == 2 and "overwrite one of its inputs" in refused.stderr
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, refine_net())  # another first stage: the stage was not trained from it
+    wrong = subprocess.run(cmd[:-1] + [str(other), "--out", str(tmp_path / "x.pt")], capture_output=True, text=True)
+    assert wrong.returncode == 2 and "not trained from it" in wrong.stderr and not (tmp_path / "x.pt").exists()
 
 
 def test_train_refine_refuses_a_file_that_is_no_checkpoint(tmp_path, synthetic_davis, capsys):

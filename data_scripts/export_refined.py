@@ -1,0 +1,68 @@
+"""Ship a network with a trained refinement stage: the stage's run checkpoint + the first stage's lineage.
+
+    python data_scripts/export_refined.py --stage runs/refine/step1000.pt --log runs/refine/train_log.csv \
+        --first-stage FIRST.pt --out checkpoints/siampolar_lite0.pt
+
+--stage is a `siampolar_lib.train_refine` checkpoint; --first-stage the checkpoint it was trained from (its
+--init-from). The export checks that the first stage's weights are unchanged in --stage, then writes --out
+(model-only, loads with weights_only=True) with the first stage's step and meta (its training phases) plus a
+"refine" entry (the stage's steps, samples, log and the first stage's sha256), and the stage's log beside it as
+`<stem>_refine_log.csv`. The first stage's own `<stem>_train_log.csv` is left as it is. Every file is written to
+a temporary name and renamed; --out may not be one of the inputs.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from siampolar_lib.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from siampolar_lib.cli import ArgumentParser, check_output_file, cli_main, sha256
+from siampolar_lib.errors import UserError
+from siampolar_lib.io import atomic_write
+
+
+def export_refined(stage: Path, log: Path, first: Path, out: Path) -> dict:
+    """Write out (+ its _refine_log.csv) from the stage checkpoint and the first stage's; returns {checkpoint, log}."""
+    check_output_file(out)
+    log_out = out.with_name(out.stem + "_refine_log.csv")
+    inputs = {p.resolve() for p in (stage, log, first)}
+    for path in (out, log_out):
+        if path.resolve() in inputs:
+            raise UserError(f"{path}: the export would overwrite one of its inputs; choose another --out")
+    if not log.is_file():
+        raise UserError(f"{log}: no such training log")
+    s_ckpt, f_ckpt = load_checkpoint(stage), load_checkpoint(first)
+    model = model_from_checkpoint(s_ckpt, stage)
+    if model.refiner is None:
+        raise UserError(f"{stage}: has no refinement stage (config refine_iters is 0)")
+    for name, t in f_ckpt["model"].items():
+        if name not in s_ckpt["model"] or not torch.equal(t, s_ckpt["model"][name]):
+            raise UserError(f"{stage}: its first stage differs from {first} ({name}); it was not trained from it")
+    meta = dict(f_ckpt["meta"])
+    meta["refine"] = {"steps": int(s_ckpt["step"]), "samples": int(s_ckpt["meta"].get("samples", 0)),
+                      "stage_checkpoint": stage.name, "log": log_out.name, "first_stage_sha256": sha256(first)}
+    save_checkpoint(out, model, step=int(f_ckpt["step"]), meta=meta)
+    with atomic_write(log_out) as tmp:
+        shutil.copyfile(log, tmp)
+    return {"checkpoint": out, "log": log_out}
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    p = ArgumentParser(prog="export_refined.py", description=__doc__.splitlines()[0])
+    p.add_argument("--stage", required=True, type=Path, help="a train_refine checkpoint (step*.pt or last.pt)")
+    p.add_argument("--log", required=True, type=Path, help="that run's train_log.csv")
+    p.add_argument("--first-stage", required=True, type=Path, help="the checkpoint the stage was trained from")
+    p.add_argument("--out", required=True, type=Path, help="the model-only checkpoint to write (.pt)")
+    a = p.parse_args(argv)
+    done = export_refined(a.stage, a.log, a.first_stage, a.out)
+    size = done["checkpoint"].stat().st_size / 2**20
+    print(f"wrote {done['checkpoint']} ({size:.1f} MB, sha256 {sha256(done['checkpoint'])}) and {done['log']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
