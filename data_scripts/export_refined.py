@@ -6,7 +6,7 @@
 --stage is a `siampolar_lib.train_refine` checkpoint; --first-stage the checkpoint it was trained from (its
 --init-from). The export checks that the first stage's weights are unchanged in --stage, then writes --out
 (model-only, loads with weights_only=True) with the first stage's step and meta (its training phases) plus a
-"refine" entry (the stage's steps, samples, log and the first stage's sha256), and the stage's log beside it as
+"refine" entry (the stage's steps, samples, log, its file's sha256 and the first stage's), and the stage's log beside it as
 `<stem>_refine_log.csv`. The first stage's own `<stem>_train_log.csv` is left as it is. Every file is written to
 a temporary name and renamed; --out may not be one of the inputs.
 """
@@ -43,7 +43,8 @@ def export_refined(stage: Path, log: Path, first: Path, out: Path) -> dict:
             raise UserError(f"{stage}: its first stage differs from {first} ({name}); it was not trained from it")
     meta = dict(f_ckpt["meta"])
     meta["refine"] = {"steps": int(s_ckpt["step"]), "samples": int(s_ckpt["meta"].get("samples", 0)),
-                      "stage_checkpoint": stage.name, "log": log_out.name, "first_stage_sha256": sha256(first)}
+                      "stage_checkpoint": stage.name, "stage_sha256": sha256(stage), "log": log_out.name,
+                      "first_stage_sha256": sha256(first)}
     save_checkpoint(out, model, step=int(f_ckpt["step"]), meta=meta)
     with atomic_write(log_out) as tmp:
         shutil.copyfile(log, tmp)

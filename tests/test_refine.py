@@ -182,6 +182,7 @@ def test_train_refine_trains_only_the_stage_and_scores_the_fold(tmp_path, ckpt, 
 
 def check_export(run, first, tmp_path) -> None:
     """export_refined.py: the stage with the first stage's step and lineage; inputs are never its --out."""
+    import hashlib
     import subprocess
     import sys
     from pathlib import Path
@@ -193,6 +194,7 @@ def check_export(run, first, tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     shipped = torch.load(tmp_path / "ship.pt", weights_only=True)
     assert shipped["meta"]["refine"]["steps"] == 4 and shipped["step"] == torch.load(first, weights_only=True)["step"]
+    assert shipped["meta"]["refine"]["stage_sha256"] == hashlib.sha256((run / "step4.pt").read_bytes()).hexdigest()
     assert (tmp_path / "ship_refine_log.csv").read_text() == (run / "train_log.csv").read_text()
     refused = subprocess.run(cmd + ["--out", str(first)], capture_output=True, text=True)
     assert refused.returncode == 2 and "overwrite one of its inputs" in refused.stderr
