@@ -10,7 +10,8 @@ J_M differ by <= 0.2 points.
 Timings, on the real frames of the first held-out sequence, interleaved in rounds (best round reported):
   step  `engine.search(x, state)`: the network on a pre-cut 255 crop, uint8 in, per-level numpy arrays out
         (torch: HWC -> CHW float copy, forward, sigmoid/decode; ONNX Runtime: the exported graph does all);
-  loop  `Tracker.track(frame)` over decoded frames: crop, step, scores/penalty/window, polygon, mask, state;
+  loop  `Tracker.track(frame)` over decoded frames: crop, step, scores/penalty/window, polygon, the refinement
+        stage (a network that has one: a second crop and graph per frame), mask, state;
   decode `read_frame` (JPEG -> RGB) per frame, shown apart: it is not part of the loop (it can run ahead).
 Then the held-out fold (splits.HELDOUT_SEQUENCES) is tracked with each engine: per-frame IoU between the two
 engines' masks and the DAVIS J_M of each. The load average is printed: other processes slow every number.
@@ -116,9 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     for what in ("step", "loop"):
         t, o = fps[f"torch {what}"], fps[f"onnxruntime {what}"]
         print(f"{what + ' fps':18}{t:10.1f}{o:13.1f}{o / t:7.2f}x")
+    refine = " and refinement stage" if getattr(model, "refiner", None) is not None else ""
     for k in ("torch", "onnxruntime"):
         print(f"{k + ' loop/step':18}{fps[f'{k} loop'] / fps[f'{k} step']:10.2f}  "
-              f"(tracker's own work {1000 / fps[f'{k} loop'] - 1000 / fps[f'{k} step']:.2f} ms a frame)")
+              f"(tracker's own work{refine} {1000 / fps[f'{k} loop'] - 1000 / fps[f'{k} step']:.2f} ms a frame)")
     print(f"decode (read_frame, not in the loop): {decode_ms:.2f} ms a frame")
 
     ious, jm = [], {"torch": [], "onnxruntime": []}
