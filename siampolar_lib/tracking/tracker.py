@@ -55,6 +55,7 @@ class TrackerConfig:
     vote_threshold: float = 0.5  # share of the vote weight a pixel needs to be kept
     ray_scale: float = 1.0  # every predicted ray is multiplied by this before the mask is drawn
     refine: bool = True  # run the network's object-scale refinement stage on the polygon, when it has one
+    subcell: bool = False  # move the chosen location to the vertex of a parabola through the final scores (< 1/2 cell)
 
     def __post_init__(self):
         if self.mode not in ("search", "full_frame"):
@@ -130,6 +131,7 @@ class Tracker:
         self.template_state = None  # the target's template features (engine.template)
         self.last_levels: list[dict] | None = None  # the network's per-level output on the last search crop
         self.last_first_polygon: np.ndarray | None = None  # (R, 2) frame px: the last polygon before refinement
+        self._last_pscore: np.ndarray | None = None  # the winning level's final scores on the last frame
         self.frame_shape: tuple[int, int] | None = None
         self._windows: dict = {}  # cosine window per level grid (the grids do not change between frames)
         self.elapsed_s = 0.0  # seconds spent in init + track since the last reset_timer
@@ -220,11 +222,15 @@ class Tracker:
         H, W = self.frame_shape
         x, tf = self._search_crop(frame)
         levels = self.last_levels = self.engine.search(x, self.template_state)
+        self._last_pscore = None
         li, i, j, penalty, (dx, dy, bw, bh) = self._best_location(levels, tf.scale)
         lv = levels[li]
         score = float(lv["score"][i, j])
-        origin = tf.to_frame(lv["points"][i, j])  # the polygon's centre, frame pixels
-        rays = self.cfg.ray_scale * lv["rays"][:, i, j] / tf.scale  # (R,) frame pixels
+        point, crop_rays = lv["points"][i, j], lv["rays"][:, i, j]
+        if self.cfg.subcell and self._last_pscore is not None:
+            point, crop_rays, (dx, dy, bw, bh) = self._subcell(lv, i, j)
+        origin = tf.to_frame(point)  # the polygon's centre, frame pixels
+        rays = self.cfg.ray_scale * crop_rays / tf.scale  # (R,) frame pixels
         self.last_first_polygon = rays_to_polygon(origin, rays)  # (R, 2) before any refinement
         if self.cfg.refine and self.engine.refines:
             rays = self._refine(frame, origin, rays)
@@ -236,7 +242,7 @@ class Tracker:
             self.growth = min(self.growth * self.cfg.lost_growth, self.cfg.max_growth)
         else:
             self.growth = 1.0
-            centre = tf.to_frame(lv["points"][i, j] + np.array([dx, dy]))
+            centre = tf.to_frame(point + np.array([dx, dy]))
             self._update_state(centre, np.array([bw, bh]) / tf.scale, float(penalty) * score)
         if self.low_run >= self.cfg.empty_after:
             mask = np.zeros((H, W), bool)
@@ -278,7 +284,32 @@ class Tracker:
             i, j = np.unravel_index(int(np.argmax(pscore)), pscore.shape)
             if best is None or pscore[i, j] > best[0]:
                 best = (pscore[i, j], li, i, j, penalty[i, j], (dx[i, j], dy[i, j], bw[i, j], bh[i, j]))
+                self._last_pscore = pscore  # the winning level's final scores, for `subcell`
         return best[1:]
+
+    def _subcell(self, lv: dict, i: int, j: int):
+        """The best cell moved by (fy, fx) in [-1/2, 1/2] cells, each the vertex of a parabola through the final score
+        there and at its two neighbours on that axis (0 at the map's edge): (point (2,) crop px, rays (R,) read
+        bilinearly there, (dx, dy, w, h) of their polygon box). Small changes of the scores move it a little, where
+        the argmax would jump a whole cell."""
+        p = self._last_pscore
+        h, w = p.shape
+
+        def vertex(a: float, b: float, c: float) -> float:
+            den = a - 2.0 * b + c
+            return float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den < 0 else 0.0
+
+        fy = vertex(p[i - 1, j], p[i, j], p[i + 1, j]) if 0 < i < h - 1 else 0.0
+        fx = vertex(p[i, j - 1], p[i, j], p[i, j + 1]) if 0 < j < w - 1 else 0.0
+        i1, j1 = min(max(i + int(np.sign(fy)), 0), h - 1), min(max(j + int(np.sign(fx)), 0), w - 1)
+        ay, ax = abs(fy), abs(fx)
+        r = lv["rays"]
+        rays = ((1 - ay) * (1 - ax) * r[:, i, j] + (1 - ay) * ax * r[:, i, j1] + ay * (1 - ax) * r[:, i1, j]
+                + ay * ax * r[:, i1, j1])
+        pts = lv["points"]
+        point = pts[i, j] + ay * (pts[i1, j] - pts[i, j]) + ax * (pts[i, j1] - pts[i, j])
+        dx, dy, bw, bh = (float(v[0, 0]) for v in polygon_boxes(rays[:, None, None]))
+        return point, rays, (dx, dy, max(bw, 1e-3), max(bh, 1e-3))
 
     def _update_state(self, centre: np.ndarray, new_size: np.ndarray, weight: float) -> None:
         """Move the state to centre (frame px) and the size towards new_size by weight x size_lr, clipped."""
