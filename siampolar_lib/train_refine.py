@@ -89,6 +89,11 @@ def score_fold(model: SiamPolar, loader: DataLoader, device: torch.device) -> tu
     return first / n, refined / n
 
 
+def fold_samples(fold: list, size: int) -> DataLoader:
+    """The fixed validation-fold samples every checkpoint is scored on: VAL_SAMPLES of `fold`'s videos, seed 999."""
+    return DataLoader(RefineDataset(fold, length=VAL_SAMPLES, seed=999, size=size), batch_size=64)
+
+
 def write_rows(path: Path, rows: list[dict]) -> None:
     """The log as CSV (temp file, then rename)."""
     with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
@@ -115,7 +120,7 @@ def train_refine(args, model: SiamPolar, videos: list, fold: list, device: torch
     size = model.config.refine_size
     data = RefineDataset(videos, length=args.iters * args.batch, seed=args.seed, size=size)
     loader = DataLoader(data, batch_size=args.batch, shuffle=False, drop_last=True, **worker_loader_kwargs(args.workers))
-    val = DataLoader(RefineDataset(fold, length=VAL_SAMPLES, seed=999, size=size), batch_size=64) if fold else None
+    val = fold_samples(fold, size) if fold else None
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
     dtype = torch.bfloat16 if args.precision == "bf16" else None

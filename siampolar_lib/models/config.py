@@ -99,9 +99,9 @@ def check_model_config(c: "ModelConfig") -> None:
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo < v < hi:
             raise _bad(name, v, f"must be a number in ({lo}, {hi})")
-    if c.refine_channels % 16 or c.refine_size % 32:
-        raise _bad("refine_channels" if c.refine_channels % 16 else "refine_size",
-                   c.refine_channels if c.refine_channels % 16 else c.refine_size, "must be a multiple of 16 (32 for the size)")
+    for name, k in (("refine_channels", 16), ("refine_size", 32)):
+        if getattr(c, name) % k:
+            raise _bad(name, getattr(c, name), "must be a multiple of 16 (32 for the size)")
     if c.bn_mode not in ("frozen", "train"):
         raise _bad("bn_mode", c.bn_mode, "must be 'frozen' or 'train'")
     if not isinstance(c.ray_search_features, bool):

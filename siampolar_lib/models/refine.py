@@ -22,10 +22,6 @@ from ..geometry.polar import ray_angles
 SAMPLES = (0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6)  # sample points along a ray, as multiples of its current length
 
 
-def _circular_conv(c_in: int, c_out: int) -> nn.Conv1d:
-    return nn.Conv1d(c_in, c_out, 3, padding=0)
-
-
 def circular_pad(x: torch.Tensor) -> torch.Tensor:
     """(B, C, R) -> (B, C, R + 2): the last ray before the first and the first after the last (rays are a circle)."""
     return torch.cat([x[..., -1:], x, x[..., :1]], dim=-1)
@@ -44,8 +40,8 @@ class RayRefiner(nn.Module):
             nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.GroupNorm(gn_groups, channels), nn.ReLU(),
             nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.GroupNorm(gn_groups, channels), nn.ReLU())
         c_in = 2 * channels * len(SAMPLES) + 1
-        self.ray_convs = nn.ModuleList([_circular_conv(c_in, hidden), _circular_conv(hidden, hidden),
-                                        _circular_conv(hidden, 1)])
+        # kernel 3 over the ray index, padded by `circular_pad` (ray 0 and ray R-1 are neighbours)
+        self.ray_convs = nn.ModuleList([nn.Conv1d(c_in, hidden, 3), nn.Conv1d(hidden, hidden, 3), nn.Conv1d(hidden, 1, 3)])
         nn.init.zeros_(self.ray_convs[-1].weight)
         nn.init.zeros_(self.ray_convs[-1].bias)
         th = torch.as_tensor(ray_angles(num_rays), dtype=torch.float32)

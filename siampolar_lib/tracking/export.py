@@ -40,8 +40,8 @@ from ..errors import ExportError, UserError
 from ..geometry.crops import context_side, crop_square
 from ..paths import davis_available
 from ..paths import davis_root as resolve_davis_root
-from .onnx_graphs import (ATOL, REFINE_NAME, RTOL, SEARCH_NAME, TEMPLATE_NAME, RefineStep, SearchStep, TemplateStep,
-                          _export_graph, check_graphs, sample_refine_input)
+from .onnx_graphs import (REFINE_NAME, SEARCH_NAME, TEMPLATE_NAME, RefineStep, SearchStep, TemplateStep, _export_graph,
+                          check_graphs, sample_refine_input)
 
 META_NAME = "siampolar_onnx.json"
 FORMAT = "siampolar-onnx-v1"  # bump when the graphs' inputs or outputs change (invalidates the cache)
@@ -111,7 +111,7 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, davis_root=None, threa
         ref = sstep(xt, *zf)
         if refine is not None:
             refine = (*refine, rstep(torch.from_numpy(refine[0])[None], torch.from_numpy(refine[1])[None]))
-    graphs = (TEMPLATE_NAME, SEARCH_NAME) + ((REFINE_NAME,) if refine is not None else ())
+    graphs = graph_names(model)
     zf_names = [f"zf{i}" for i in range(len(cfg.strides))]
     out_names = [f"{k}{i}" for i in range(len(cfg.strides)) for k in ("score", "rays")]
     out.parent.mkdir(parents=True, exist_ok=True)
