@@ -227,3 +227,42 @@ def test_copy_paste_keeps_the_object_and_replaces_its_surroundings(videos):
     assert changed >= 8
     plan = lambda ds, i: {k: v for k, v in ds.sample(i).items() if k != "rng"}
     assert all(plan(plain, i) == plan(pasted, i) for i in range(16))  # the option draws from its own generator
+
+
+def test_same_frame_pairs_take_the_search_crop_from_the_template_frame(videos):
+    """same_frame_p 1: every positive's search frame is its template frame; negatives and other draws unchanged."""
+    from dataclasses import replace
+
+    plain = PairDataset(videos, PairConfig(), length=32, seed=5)
+    same = PairDataset(videos, replace(PairConfig(), same_frame_p=1.0), length=32, seed=5)
+    moved = 0
+    for i in range(32):
+        a, b = plain.sample(i), same.sample(i)
+        assert (a["video"], a["template"], a["positive"]) == (b["video"], b["template"], b["positive"])
+        if b["positive"]:
+            assert b["search"] == b["template"]
+            moved += a["search"] != a["template"]
+        else:
+            assert (a["search_video"], a["search"]) == (b["search_video"], b["search"])
+    assert moved >= 8, "the plain pairs mostly use another frame, so the option changed them"
+
+
+def test_distractor_is_pasted_behind_the_object_and_keeps_the_target(videos):
+    """distractor_p 1: another video's object appears beside a positive's object, never over it; masks unchanged."""
+    from dataclasses import replace
+
+    cfg = replace(PairConfig(), blur_p=0.0)
+    plain = PairDataset(videos, cfg, length=16, seed=3)
+    dis = PairDataset(videos, replace(cfg, distractor_p=1.0), length=16, seed=3)
+    changed = 0
+    for i in range(16):
+        a, b = plain[i], dis[i]
+        assert torch.equal(a["template"], b["template"]) and torch.equal(a["search_mask"], b["search_mask"])
+        m = a["search_mask"].numpy()
+        if not a["positive"] or not m.any():
+            assert torch.equal(a["search"], b["search"]), "negatives get no distractor"
+            continue
+        inside = m[None].repeat(3, 0)
+        assert torch.equal(a["search"][inside], b["search"][inside]), "the object stays in front"
+        changed += int((a["search"] - b["search"]).abs().amax(0).gt(50).sum()) > 100  # a disk-sized patch
+    assert changed >= 8

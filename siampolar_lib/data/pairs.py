@@ -47,6 +47,8 @@ class PairConfig:
     blur_p: float = 0.18  # chance the search crop is Gaussian-blurred (SiamMask's search blur)
     negative_rate: float = 0.2  # fraction of negative pairs (object absent or another video's object)
     paste_p: float = 0.0  # chance a positive search crop's object is pasted onto another video's frame
+    same_frame_p: float = 0.0  # chance a positive's search frame is its template frame (the shape is known)
+    distractor_p: float = 0.0  # chance another video's object is pasted behind a positive's object
 
     def __post_init__(self):
         """Refuse a setting no pair can be drawn with, naming its flag (before any folder is made or frame read)."""
@@ -60,8 +62,10 @@ PAIR_RULES = {"max_gap": (lambda v: isinstance(v, int) and v >= 0, "none (any ga
               "first_frame_p": _PROBABILITY, "template_shift": _PIXELS, "template_scale": _SCALE,
               "search_shift": _PIXELS, "search_scale": _SCALE, "flip_p": _PROBABILITY,
               "colour_jitter": (lambda v: 0 <= v <= 1, "in [0, 1] (the colour factors 1 +- it must stay >= 0)"),
-              "blur_p": _PROBABILITY, "negative_rate": _PROBABILITY, "paste_p": _PROBABILITY}
+              "blur_p": _PROBABILITY, "negative_rate": _PROBABILITY, "paste_p": _PROBABILITY,
+              "same_frame_p": _PROBABILITY, "distractor_p": _PROBABILITY}
 PASTE_FEATHER = 1.0  # sigma (crop pixels) of the pasted object's soft edge: no hard seam to learn
+DISTRACTOR_OFFSET = (0.25, 0.45)  # a distractor's centre lies this far from the object's, fractions of the crop
 
 
 def _visible(f: FrameRecord) -> bool:
@@ -133,6 +137,9 @@ class PairDataset(Dataset):
         if plan["search"] is None:  # positive (also when no negative source exists)
             near = self._near(vis, t, self.videos[v])
             plan["search"] = near[int(rng.integers(len(near)))]
+            # Its own generator, so every other choice is the same whatever same_frame_p is.
+            if np.random.default_rng([self.seed, index, 2]).random() < cfg.same_frame_p:
+                plan["search"] = t
         return plan
 
     # ------------------------------------------------------------ pixels
@@ -155,8 +162,8 @@ class PairDataset(Dataset):
         The template is cut around its frame's box (context side); the search crop around the search frame's
         box (or, for an "object absent" negative, where the object was in the template frame); the search
         mask follows the search crop by nearest neighbour (empty for negatives). Then a shared flip, colour
-        jitter per crop, with paste_p the object pasted onto another video's frame (positives), and sometimes a
-        blur of the search crop.
+        jitter per crop, with paste_p the object pasted onto another video's frame and with distractor_p another
+        video's object pasted behind it (positives), and sometimes a blur of the search crop.
         """
         cfg, g = self.cfg, self.geometry
         p = self.sample(int(index))
@@ -178,6 +185,7 @@ class PairDataset(Dataset):
         search = colour_jitter(search, rng, cfg.colour_jitter)
         if p["positive"]:
             search = self._maybe_paste(int(index), p["video"], search, smask)
+            search = self._maybe_distract(int(index), p["video"], search, smask)
         if rng.random() < cfg.blur_p:
             search = gaussian_blur(search, rng)
         return dict(
@@ -212,6 +220,40 @@ class PairDataset(Dataset):
         alpha = cv2.GaussianBlur(smask.astype(np.float32), (0, 0), PASTE_FEATHER)[..., None]
         alpha[smask] = 1.0  # the object itself is never mixed, only the ring outside it
         return alpha * search + (1.0 - alpha) * background.astype(np.float32)
+
+    def _maybe_distract(self, index: int, video: int, search: np.ndarray, smask: np.ndarray) -> np.ndarray:
+        """With chance distractor_p, another video's object pasted into `search` beside its object, behind it.
+
+        A distractor of the same kind as the copy-paste objects: a real object, at the scale its own search crop
+        gives it (so about the object's size), centred DISTRACTOR_OFFSET of the crop away from the object's
+        centre in a random direction, its mask feathered, never over the object's own pixels (the object stays
+        in front, so `smask` stays the target). Drawn from its own generator ([seed, index, 3]).
+        search: (S, S, 3) float32 -> the same.
+        """
+        if self.cfg.distractor_p <= 0 or not smask.any():
+            return search
+        others = [u for u in self.usable if u != video]
+        rng = np.random.default_rng([self.seed, index, 3])
+        if not others or rng.random() >= self.cfg.distractor_p:
+            return search
+        ui = others[int(rng.integers(len(others)))]
+        u, vis = self.videos[ui], self.visible[ui]
+        rec = u.frames[vis[int(rng.integers(len(vis)))]]
+        g, S = self.geometry, search.shape[0]
+        ys, xs = np.nonzero(smask)
+        angle, dist = rng.uniform(0, 2 * np.pi), rng.uniform(*DISTRACTOR_OFFSET) * S
+        # The distractor crop is moved so its object lands at `where` in crop pixels.
+        where = np.array([xs.mean(), ys.mean()]) + dist * np.array([np.cos(angle), np.sin(angle)])
+        side = search_side(rec.box_xywh[2], rec.box_xywh[3], g.context, g.template_size, g.search_size)
+        cx, cy = box_centre(rec.box_xywh)
+        frame_px = side / S
+        centre = (cx - (where[0] - S / 2) * frame_px, cy - (where[1] - S / 2) * frame_px)
+        frame = read_frame(rec.file_path)
+        patch, tf = crop_square(frame, centre, side, S, pad_value=cv2.mean(frame)[:3])
+        dmask = self._search_mask(u, rec, tf)
+        alpha = cv2.GaussianBlur(dmask.astype(np.float32), (0, 0), PASTE_FEATHER)[..., None]
+        alpha[smask] = 0.0  # behind the object: its pixels, and so its mask, are the target's
+        return alpha * patch.astype(np.float32) + (1.0 - alpha) * search
 
     def _search_mask(self, video: Video, rec: FrameRecord, tf: CropTransform) -> np.ndarray:
         """The frame's object mask warped onto the search crop (S, S) bool (nearest neighbour, 0 outside)."""
