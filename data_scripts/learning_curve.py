@@ -1,12 +1,14 @@
 """Validation-fold J&F against training pairs seen, from a campaign's checkpoints: is more training still paying?
 
     python data_scripts/learning_curve.py --points campaign.json --checkpoints A.pt B.pt ... [--offset-pairs N]
-        --label NAME --png checkpoints/learning_curve.png
+        --label NAME --png checkpoints/learning_curve.png [--stage SHIPPED.pt]
 
 Each checkpoint (a run's last.pt copies or model-only files) is tracked over the validation fold of train
 sequences (`splits.VALIDATION_FOLD_SEQUENCES`, full-rate train sample; never a val sequence) with the tracker
 defaults; pairs seen = offset + step x batch x world size (batch and world size from the checkpoint's meta).
-The points are added to the JSON file `--points` (kept across phases and sessions: it is the campaign's record)
+With --stage, each checkpoint is scored with that network's refinement stage put on its first stage
+(`checkpoint.with_stage`: the campaign's first stages share the stage's early backbone blocks), the system
+as it ships. The points are added to the JSON file `--points` (kept across phases and sessions: it is the campaign's record)
 and the whole curve is drawn into `--png`.
 """
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 from pathlib import Path
 
 
-from siampolar_lib.checkpoint import load_checkpoint, model_from_checkpoint
+from siampolar_lib.checkpoint import load_checkpoint, load_model, model_from_checkpoint, with_stage
 from siampolar_lib.cli import ArgumentParser, cli_main
 from siampolar_lib.errors import UserError
 from siampolar_lib.evaluation.benchmark import fold_scores
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--offset-pairs", type=int, default=0, help="pairs seen before these checkpoints' run began")
     ap.add_argument("--label", default="", help="a name for these points (e.g. the phase)")
     ap.add_argument("--png", default=None, help="draw the whole curve into this PNG")
+    ap.add_argument("--stage", default=None, help="score with this checkpoint's refinement stage on each first stage")
     ap.add_argument("--davis-root", default=None, help="default: the DAVIS-2016 train sample")
     ap.add_argument("--sequences", default=",".join(VALIDATION_FOLD_SEQUENCES),
                     help="comma-separated train sequences (default: the validation fold)")
@@ -70,9 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     points_path = Path(a.points)
     points = json.loads(points_path.read_text()) if points_path.is_file() else []
     root = Path(a.davis_root) if a.davis_root else davis_train_sample_root()
+    stage = load_model(a.stage, device="cpu") if a.stage else None
     for path in a.checkpoints:
         ckpt = load_checkpoint(path)
         model = model_from_checkpoint(ckpt, path, device="cpu")
+        if stage is not None:
+            try:
+                model = with_stage(model, stage)
+            except ValueError as err:
+                raise UserError(f"{path}: cannot carry the stage of {a.stage}: {err}") from err
         scores = fold_scores(model, root, names)
         row = {"checkpoint": Path(path).name, "step": int(ckpt.get("step", 0)),
                "pairs": pairs_seen(ckpt, a.offset_pairs), "label": a.label,

@@ -128,6 +128,33 @@ def model_from_checkpoint(ckpt: dict, path: str | os.PathLike, device=None):
     return model.eval()
 
 
+def with_stage(first: nn.Module, staged: nn.Module) -> nn.Module:
+    """A new network: `first`'s first stage with `staged`'s refinement stage on top (eval mode, CPU).
+
+    The stage reads the backbone's early maps (`backbone.early_features`), so it fits only a first stage
+    whose early blocks compute what the stage was trained on: checked on a probe image, exactly.
+    """
+    if getattr(staged, "refiner", None) is None:
+        raise ValueError("the second network has no refinement stage (config refine_iters is 0)")
+    cfg = replace(first.config, **{k: getattr(staged.config, k) for k in ("refine_iters", "refine_size",
+                                                                           "refine_channels")})
+    model = SiamPolar(cfg, pretrained=False).eval()
+    first_state = {k: v for k, v in first.state_dict().items() if not k.startswith("refiner.")}
+    missing = model.load_state_dict(first_state, strict=False).missing_keys
+    if any(not k.startswith("refiner.") for k in missing):
+        raise ValueError(f"the first network does not fit its own config: missing {missing[:3]}")
+    model.refiner.load_state_dict(staged.refiner.state_dict())
+    probe = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, cfg.refine_size, cfg.refine_size, generator=probe) * 255
+    device = next(staged.parameters()).device
+    with torch.no_grad():
+        mine = model.backbone.early_features(x)
+        theirs = [t.cpu() for t in staged.backbone.early_features(x.to(device))]
+    if not all(torch.equal(a, b) for a, b in zip(mine, theirs)):
+        raise ValueError("the two networks' early backbone blocks differ: the stage was trained on other features")
+    return model
+
+
 def export_weights(src: str | os.PathLike, dst: str | os.PathLike, step: int | None = None,
                    meta: dict | None = None) -> Path:
     """Copy a training checkpoint's network to a model-only file (optimiser, scheduler, RNG dropped).

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from siampolar_lib.checkpoint import load_model, save_checkpoint
+from siampolar_lib.checkpoint import load_model, save_checkpoint, with_stage
 from siampolar_lib.data.refine_samples import RefineDataset, RefineSampleConfig, jittered_centre
 from siampolar_lib.data.sources import videos_from_davis
 from siampolar_lib.geometry.polar import mask_to_rays, polygon_to_mask, rays_to_polygon
@@ -119,6 +119,24 @@ def disk_video(n: int = 4) -> tuple[list[np.ndarray], tuple[float, float, float,
         cv2.circle(f, (60 + 4 * i, 60), 20, (240, 220, 200), -1)
         frames.append(f)
     return frames, (40.0, 40.0, 41.0, 41.0)
+
+
+def test_a_stage_moves_onto_another_first_stage_only_with_the_same_early_blocks():
+    """with_stage: the first network's outputs, the stage's refinement; other early blocks are refused."""
+    staged, first = refine_net(seed=0), SiamPolar(get_config("quick"), pretrained=False).eval()
+    first.load_state_dict({k: v for k, v in staged.state_dict().items() if not k.startswith("refiner.")})
+    with torch.no_grad():  # a first stage trained on: its head moves, its early blocks do not
+        next(first.head.parameters()).mul_(1.5)
+    both = with_stage(first, staged)
+    x, rays = torch.rand(1, 3, 128, 128) * 255, torch.full((1, 36), 20.0)
+    with torch.no_grad():
+        assert torch.equal(both.refine(x, rays), staged.refine(x, rays))
+        assert all(torch.equal(a, b) for a, b in zip(both.head.parameters(), first.head.parameters()))
+        next(first.backbone.parameters()).add_(0.01)  # now its early features differ
+    with pytest.raises(ValueError, match="early backbone blocks differ"):
+        with_stage(first, staged)
+    with pytest.raises(ValueError, match="no refinement stage"):
+        with_stage(staged, first)
 
 
 def test_the_tracker_maps_rays_to_the_refinement_crop_and_back():
