@@ -36,7 +36,7 @@ def pairs_seen(ckpt: dict, offset: int = 0) -> int:
     return int(offset + int(ckpt.get("step", 0)) * batch * int(meta.get("world_size", 1)))
 
 
-def plot(points: list[dict], path: Path) -> Path:
+def plot(points: list[dict], path: Path, note: str = "") -> Path:
     """The learning curve into a PNG: J&F and F_M against pairs seen, one line per label (`viz.draw_learning_curve`)."""
     import matplotlib
 
@@ -45,7 +45,7 @@ def plot(points: list[dict], path: Path) -> Path:
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     draw_learning_curve(axes, points)
-    fig.suptitle("Learning curve: validation fold of DAVIS-2016 train (dog-agility, motorbike, surf)", fontsize=10)
+    fig.suptitle(f"Learning curve: validation fold of DAVIS-2016 train (dog-agility, motorbike, surf){note}", fontsize=10)
     fig.tight_layout()
     with atomic_write(path) as tmp:
         fig.savefig(tmp, dpi=110)
@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
               f"J_M {100 * row['J_M']:.1f} F_M {100 * row['F_M']:.1f}", flush=True)
         write_text(points_path, json.dumps(sorted(points, key=lambda p: p["pairs"]), indent=1) + "\n")
     if a.png:
-        print(f"wrote {plot(points, Path(a.png))}")
+        note = f", each first stage with the refinement stage of {Path(a.stage).name}" if a.stage else ""
+        print(f"wrote {plot(points, Path(a.png), note)}")
     return 0
 
 

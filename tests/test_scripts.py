@@ -139,6 +139,29 @@ def test_learning_curve(synthetic_davis, tmp_path):
     assert png.stat().st_size > 0 and "210 pairs" in r.stdout
 
 
+def test_learning_curve_with_a_stage_only_on_the_same_early_blocks(synthetic_davis, tmp_path):
+    """--stage scores each first stage with the given stage on top; a stage cast from other features is refused."""
+    import dataclasses
+
+    import torch
+
+    from siampolar_lib.models.siampolar import SiamPolar
+
+    first = build_model("quick", pretrained=False)
+    ckpt = save_checkpoint(tmp_path / "s5.pt", first, step=5, meta={"train_config": {"batch": 2}})
+    staged = SiamPolar(dataclasses.replace(first.config, refine_iters=1), pretrained=False)
+    staged.load_state_dict(first.state_dict(), strict=False)
+    good = save_checkpoint(tmp_path / "stage.pt", staged)
+    args = ["data_scripts/learning_curve.py", "--points", str(tmp_path / "c.json"), "--checkpoints", str(ckpt),
+            "--davis-root", str(synthetic_davis), "--sequences", "synth00", "--label", "staged"]
+    assert "10 pairs" in _run(args + ["--stage", str(good)]).stdout
+    with torch.no_grad():
+        next(staged.backbone.parameters()).add_(0.01)
+    bad = save_checkpoint(tmp_path / "other.pt", staged)
+    r = subprocess.run([sys.executable] + args + ["--stage", str(bad)], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert r.returncode != 0 and "early backbone blocks differ" in r.stderr
+
+
 def test_fold_scores_refuse_val_sequences(quick_checkpoint):
     from siampolar_lib.errors import UserError
     from siampolar_lib.evaluation.benchmark import fold_scores
