@@ -77,6 +77,7 @@ def test_2_evaluate_refuses_a_used_out_and_overwrite_replaces_it_whole(tiny_davi
     assert run["method"] == "siampolar" and run["mode"] == "search" and run["checkpoint"] == str(ckpt)
     assert run["checkpoint_sha256"] == __import__("hashlib").sha256(ckpt.read_bytes()).hexdigest()
     assert run["sequences"] == sorted(run["frames"]) and set(run["frames"].values()) == {4}
+    assert run["tracker"]["mode"] == "search" and run["tracker"]["state_grid"] > 0  # the settings that scored it
     assert run["version"] and json.loads((out / "static" / "results.json").read_text())["run"]["method"] == "static"
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")], "no temp or lock left beside out"
 

@@ -99,7 +99,7 @@ def test_peak_and_rays_map_to_the_expected_frame_polygon():
     rays = 10.0 + 5.0 * np.cos(ray_angles(R)) ** 2  # a known, non-circular shape
     i0, j0 = 9, 15
     model = FixedModel([level(25, 8, {(i0, j0): 10.0}, rays)])
-    cfg = TrackerConfig(window_influence=0.0, penalty_k=0.0)
+    cfg = TrackerConfig(window_influence=0.0, penalty_k=0.0, state_grid=0.0)  # the exact state update
     trk = Tracker(model, cfg)
     box = (400.0, 200.0, 50.0, 40.0)
     trk.init(frame(), box)
@@ -188,6 +188,34 @@ def test_follows_a_moving_disk_end_to_end():
         assert not res.lost
         assert mask_iou(res.mask, m) > 0.85, k
     assert trk.frames_done == 12 and trk.fps > 0
+
+
+class NudgedBlobModel(BlobModel):
+    """BlobModel whose rays are 1e-6 longer: the size of difference two engines or thread counts give."""
+
+    def track(self, x):
+        out = super().track(x)
+        return {**out, "rays": [r * (1 + 1e-6) for r in out["rays"]]}
+
+
+def test_the_state_lies_on_its_grid_and_absorbs_tiny_output_differences():
+    """state_grid: centre and size are multiples of it, and a 1e-6 nudge of the rays leaves the state unchanged."""
+    f0, m0 = disk_frame(200, 240, 30)
+    ys, xs = np.nonzero(m0)
+    box = (xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+    runs = {}
+    for name, model, grid in (("grid", BlobModel(), 0.25), ("nudged", NudgedBlobModel(), 0.25),
+                              ("off", NudgedBlobModel(), 0.0)):
+        trk = Tracker(model, TrackerConfig(state_grid=grid))
+        trk.init(f0, box)
+        states = []
+        for k in range(1, 8):
+            trk.track(disk_frame(200 + 25 * k, 240 + 6 * k, 30 + k)[0])
+            states.append(np.concatenate([trk.centre, trk.size]))
+        runs[name] = np.array(states)
+    assert np.allclose(runs["grid"] / 0.25, np.round(runs["grid"] / 0.25))
+    assert np.array_equal(runs["grid"], runs["nudged"])
+    assert not np.array_equal(runs["off"], runs["nudged"])  # without the grid the nudge reaches the state
 
 
 def test_low_score_keeps_state_widens_search_then_empties():
@@ -283,3 +311,5 @@ def test_bad_config_raises():
         TrackerConfig(mode="nope")
     with pytest.raises(ValueError, match="empty_score"):
         TrackerConfig(empty_score=0.5, lost_score=0.2)
+    with pytest.raises(ValueError, match="state_grid"):
+        TrackerConfig(state_grid=-1.0)

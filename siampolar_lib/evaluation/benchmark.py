@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
@@ -142,11 +143,13 @@ def check_eval_output(out: str | os.PathLike, overwrite: bool | None,
 
 
 def run_record(model, checkpoint: str | os.PathLike | None, methods: Sequence[str], mode: str, names: Sequence[str],
-               frames: dict[str, int], max_frames: int | None, split: str, root: Path) -> dict:
-    """What produced an evaluation (written to run.json and results.json): methods, mode, checkpoint + sha256, data."""
+               frames: dict[str, int], max_frames: int | None, split: str, root: Path,
+               tracker: TrackerConfig | None = None) -> dict:
+    """What produced an evaluation (run.json and results.json): methods, mode, tracker settings, checkpoint, data."""
     rec = {"tool": "siampolar-evaluate", "version": package_version(), "methods": list(methods), "mode": mode,
            "checkpoint": None, "checkpoint_sha256": None, "model": None, "davis_root": str(root), "split": split,
-           "sequences": list(names), "frames": dict(frames), "max_frames": max_frames}
+           "sequences": list(names), "frames": dict(frames), "max_frames": max_frames,
+           "tracker": asdict(tracker) if tracker is not None else None}
     if checkpoint is not None:
         rec["checkpoint"], rec["checkpoint_sha256"] = str(checkpoint), sha256(checkpoint)
     if model is not None:
@@ -245,7 +248,7 @@ def evaluate_into(model: torch.nn.Module | Engine | str | os.PathLike | None, da
             preds, rows[method][name] = track_and_score(tracker, frame_paths, gt, progress, desc=f"{method}/{name}")
             for t, p in enumerate(frame_paths):
                 write_mask_png(out / method / name / (Path(p).stem + ".png"), preds[t])
-    record = run_record(net, checkpoint, methods, mode, names, frames, max_frames, split, root)
+    record = run_record(net, checkpoint, methods, mode, names, frames, max_frames, split, root, tcfg)
     results = {}
     for method in methods:
         is_model = method in MODEL_METHODS.values()

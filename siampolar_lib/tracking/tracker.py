@@ -56,6 +56,7 @@ class TrackerConfig:
     ray_scale: float = 1.0  # every predicted ray is multiplied by this before the mask is drawn
     refine: bool = True  # run the network's object-scale refinement stage on the polygon, when it has one
     subcell: bool = False  # move the chosen location to the vertex of a parabola through the final scores (< 1/2 cell)
+    state_grid: float = 0.25  # frame px: the state's centre and size rounded to it after each update (0: off)
 
     def __post_init__(self):
         if self.mode not in ("search", "full_frame"):
@@ -65,6 +66,8 @@ class TrackerConfig:
                              f"{self.vote_radius}, {self.vote_threshold}, {self.ray_scale}")
         if not 0.0 <= self.window_influence <= 1.0:
             raise ValueError(f"window_influence must lie in [0, 1], got {self.window_influence}")
+        if not self.state_grid >= 0.0:
+            raise ValueError(f"state_grid must be >= 0 frame pixels (0: off), got {self.state_grid}")
         if self.empty_score > self.lost_score:
             raise ValueError(f"empty_score {self.empty_score} must not exceed lost_score {self.lost_score}")
 
@@ -318,6 +321,12 @@ class Tracker:
         size = (1.0 - rate) * self.size + rate * new_size
         self.centre = np.clip(centre, [0.0, 0.0], [W - 1.0, H - 1.0])
         self.size = np.clip(size, self.cfg.min_size, [max(W, self.cfg.min_size), max(H, self.cfg.min_size)])
+        # Without the grid a 1e-6 difference in the network's outputs (another engine, another thread count) moves
+        # the next crop a little, which changes the outputs a little more, frame after frame, until two runs track
+        # differently (checkpoints/README.md, "Why the engines' masks differed"); rounded, both runs keep one state.
+        if self.cfg.state_grid > 0:
+            g = self.cfg.state_grid
+            self.centre, self.size = np.round(self.centre / g) * g, np.round(self.size / g) * g
 
     def _vote(self, lv: dict, i: int, j: int, tf, shape: tuple[int, int]) -> np.ndarray:
         """Mask from the score-weighted vote of the polygons within vote_radius cells of location (i, j)."""
