@@ -106,7 +106,7 @@ def _cast(mask: np.ndarray, c: np.ndarray, n_rays: int) -> np.ndarray:
     return out.reshape(c.shape[0], n_rays)
 
 
-SIGMA = 0.7  # blur (pixels) before the 0.5 crossing: chosen on disks and DAVIS (data_scripts/bench_polar.py)
+SIGMA = 0.7  # blur (pixels) before the 0.5 crossing: chosen on disks and DAVIS (benchmarks/bench_polar.py)
 _MARGIN = 5  # > the blur's radius of 3 pixels
 _OFFSETS = np.arange(-16, 13) / 8.0  # (S,) samples from 2 px before to 1.5 px after the exit, 1/8 px apart
 
@@ -199,7 +199,7 @@ def mask_to_rays(mask: np.ndarray, centres, n_rays: int = NUM_RAYS, method: str 
     elif method == "contour":
         rays = _contour(m, c, n_rays)
     else:
-        raise ValueError(f"unknown method {method!r}: use 'cast' or 'contour'")
+        raise ValueError(f"unknown method {method!r}: use 'cast', 'exit' or 'contour'")
     rays = rays.astype(np.float32)
     return rays[0] if single else rays
 
