@@ -102,3 +102,10 @@ def test_cli_exports_and_names_bad_inputs(tmp_path, quick_model, capsys):
     afile.write_text("keep me")
     assert main(["--checkpoint", str(ckpt), "--out", str(afile)]) == 2
     assert "not a folder" in capsys.readouterr().err and afile.read_text() == "keep me"
+    graphs = tmp_path / "graphs"
+    before = (graphs / SEARCH_NAME).read_bytes()
+    (graphs / "refine.onnx").write_bytes(b"an earlier export's stage")
+    assert main(["--checkpoint", str(ckpt), "--out", str(graphs)]) == 2  # an earlier export is kept unless asked
+    assert "--overwrite" in capsys.readouterr().err and (graphs / SEARCH_NAME).read_bytes() == before
+    assert main(["--checkpoint", str(ckpt), "--out", str(graphs), "--overwrite"]) == 0
+    assert not (graphs / "refine.onnx").exists(), "a stage the new graphs do not have is removed"

@@ -10,6 +10,9 @@ As in pysot/SiamCAR (crop sizes and context from the trained model's `ModelConfi
   * a fraction of pairs are negatives: a frame where the object is absent, or a frame of another video
     (cropped around *that* video's object: a distractor); their search mask is empty;
   * both crops are flipped together, colour-jittered independently, and the search crop sometimes blurred.
+  * options (off by default, each measured in checkpoints/README.md): a positive's search crop from its template
+    frame (same_frame_p), its object pasted onto another video's frame (paste_p), another video's object pasted
+    beside it, behind it (distractor_p).
 Every random choice comes from a generator seeded by (seed, index): the same index gives the same pair in
 any worker, after a resume, on any machine. Use only training videos: never the frames you evaluate on.
 """

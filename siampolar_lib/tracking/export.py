@@ -139,6 +139,8 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, davis_root=None, threa
         out.mkdir(parents=True, exist_ok=True)
         for name in graphs + (META_NAME,):  # same file system: each rename is atomic
             os.replace(tmp / name, out / name)
+        if REFINE_NAME not in graphs:  # an earlier export's stage must not sit beside graphs it does not fit
+            (out / REFINE_NAME).unlink(missing_ok=True)
     return meta
 
 
@@ -317,12 +319,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", required=True, help="a SiamPolar checkpoint (.pt)")
     ap.add_argument("--out", required=True, help="folder for template.onnx, search.onnx and siampolar_onnx.json")
     ap.add_argument("--davis-root", default=None, help="DAVIS folder for the check frame (default: $SIAMPOLAR_DAVIS_ROOT)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
     args = ap.parse_args(argv)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out {out}: exists and is not a folder")
-    if Path(args.checkpoint).resolve() in [(out / n).resolve() for n in (TEMPLATE_NAME, SEARCH_NAME, META_NAME)]:
+    names = (TEMPLATE_NAME, SEARCH_NAME, REFINE_NAME, META_NAME)
+    if Path(args.checkpoint).resolve() in [(out / n).resolve() for n in names]:
         raise ExportError(f"--out {out} would overwrite the checkpoint {args.checkpoint}")
+    earlier = [n for n in names if (out / n).exists()]
+    if earlier and not args.overwrite:
+        raise ExportError(f"--out {out}: holds an earlier export ({', '.join(earlier)}); pass --overwrite to replace "
+                          "it, or choose another folder")
     model = load_model(args.checkpoint, device="cpu")
     meta = export_onnx(model, out, davis_root=args.davis_root)
     worst = max(meta["max_abs_diff"].values())
