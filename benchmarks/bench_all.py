@@ -10,7 +10,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHES = ["bench_davis2coco", "bench_polar", "bench_model", "bench_pairs", "bench_train", "bench_targets",
-           "bench_metrics", "bench_tracker", "bench_stream", "bench_engines"]
+           "bench_metrics", "bench_tracker", "bench_stream", "bench_engines", "bench_agreement"]
 
 
 def main() -> int:

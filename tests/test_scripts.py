@@ -124,6 +124,18 @@ def test_select_model(synthetic_davis, quick_checkpoint, tmp_path):
     assert "vote_radius=1" in r.stdout
 
 
+def test_bench_agreement(synthetic_davis, tmp_path):
+    """Every pair of the four runs is printed for each grid, with the engines' verdict; val sequences are refused."""
+    ckpt = save_checkpoint(tmp_path / "q.pt", build_model("quick", pretrained=False))
+    args = ["-m", "benchmarks.bench_agreement", "--checkpoint", str(ckpt), "--davis-root", str(synthetic_davis),
+            "--sequences", "synth00", "--max-frames", "4", "--grids", "0,0.25"]
+    out = _run(args).stdout
+    assert out.count(" vs ") == 12 and out.count("engines: lowest") == 2 and "state_grid 0.25 px" in out
+    r = subprocess.run([sys.executable, *args[:-4], "--sequences", "blackswan"], capture_output=True, text=True,
+                       cwd=REPO_ROOT)
+    assert r.returncode != 0 and "val sequences" in r.stderr
+
+
 def test_learning_curve(synthetic_davis, tmp_path):
     """Points of checkpoints against pairs seen (offset + step x batch), kept across calls, and the curve drawn."""
     ckpt = save_checkpoint(tmp_path / "s5.pt", build_model("quick", pretrained=False), step=5,
