@@ -34,16 +34,14 @@ RUNS = (("torch", 2), ("torch", 1), ("onnxruntime", 2), ("onnxruntime", 1))
 TARGET_IOU = 0.97
 
 
-def track_runs(model, folder, root, names, grid: float, max_frames: int | None) -> dict:
-    """{(engine, threads): {sequence: masks (T, H, W) bool}} for one state grid."""
+def track_runs(model, folder, sequences: dict, grid: float) -> dict:
+    """{(engine, threads): {sequence: masks (T, H, W) bool}} for one state grid; sequences: {name: (paths, gt)}."""
     out = {}
     for kind, threads in RUNS:
         torch.set_num_threads(threads)
         engine = TorchEngine(model, "cpu") if kind == "torch" else OrtEngine(folder, threads=threads)
-        out[kind, threads] = {}
-        for name in names:
-            paths, gt = load_eval_sequence(root, name, max_frames)
-            out[kind, threads][name] = run_sequence(Tracker(engine, TrackerConfig(state_grid=grid)), paths, gt)[0]
+        out[kind, threads] = {name: run_sequence(Tracker(engine, TrackerConfig(state_grid=grid)), paths, gt)[0]
+                              for name, (paths, gt) in sequences.items()}
     torch.set_num_threads(2)
     return out
 
@@ -77,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     load0 = os.getloadavg()[0]
     model = load_model(a.checkpoint, device="cpu")
     folder = cached_export(model)
+    sequences = {name: load_eval_sequence(root, name, a.max_frames) for name in names}
     for grid in grids:
-        ious = pair_ious(track_runs(model, folder, root, names, grid, a.max_frames), names)
+        ious = pair_ious(track_runs(model, folder, sequences, grid), names)
         print(f"state_grid {grid:g} px: mean per-frame mask IoU per sequence ({', '.join(names)})")
         for (ra, rb), per in ious.items():
             print(f"  {ra[0] + '@' + str(ra[1]):14} vs {rb[0] + '@' + str(rb[1]):14} " + " ".join(f"{v:.4f}" for v in per)

@@ -153,11 +153,7 @@ class PairDataset(Dataset):
         s = 1.0 + rng.uniform(-scale, scale)
         side = side / s  # s > 1 zooms in: the object looks bigger
         dx, dy = rng.uniform(-shift, shift, size=2)
-        cx, cy = box_centre(box)
-        pad = cv2.mean(frame)[:3]  # the frame's mean colour (pysot avg_chans), 50x faster than numpy's mean
-        # Moving the crop window by -d/scale frame pixels moves the object by +d crop pixels.
-        px_per_frame = out_size / side
-        return crop_square(frame, (cx - dx / px_per_frame, cy - dy / px_per_frame), side, out_size, pad_value=pad)
+        return _crop_moved(frame, box, out_size, side, dx, dy)
 
     def __getitem__(self, index: int) -> dict:
         """Pair `index` (see the class docstring): read both frames, crop with jitter, warp the mask, augment.
@@ -207,13 +203,11 @@ class PairDataset(Dataset):
         object's own outline does. Drawn from its own generator ([seed, index, 1]), so every other random
         choice of the pair is the same with paste_p 0 or 1. search: (S, S, 3) float32 -> the same.
         """
-        if self.cfg.paste_p <= 0:
+        drawn = self._other_video(index, video, self.cfg.paste_p, stream=1)
+        if drawn is None:
             return search
-        others = [u for u in self.usable if u != video]
-        rng = np.random.default_rng([self.seed, index, 1])
-        if not others or rng.random() >= self.cfg.paste_p:
-            return search
-        source = self.videos[others[int(rng.integers(len(others)))]]
+        rng, ui = drawn
+        source = self.videos[ui]
         frame = read_frame(source.frames[int(rng.integers(len(source.frames)))].file_path)
         h, w = frame.shape[:2]
         side = min(h, w) * rng.uniform(0.5, 1.0)
@@ -233,30 +227,36 @@ class PairDataset(Dataset):
         in front, so `smask` stays the target). Drawn from its own generator ([seed, index, 3]).
         search: (S, S, 3) float32 -> the same.
         """
-        if self.cfg.distractor_p <= 0 or not smask.any():
+        drawn = self._other_video(index, video, self.cfg.distractor_p, stream=3) if smask.any() else None
+        if drawn is None:
             return search
-        others = [u for u in self.usable if u != video]
-        rng = np.random.default_rng([self.seed, index, 3])
-        if not others or rng.random() >= self.cfg.distractor_p:
-            return search
-        ui = others[int(rng.integers(len(others)))]
+        rng, ui = drawn
         u, vis = self.videos[ui], self.visible[ui]
         rec = u.frames[vis[int(rng.integers(len(vis)))]]
         g, S = self.geometry, search.shape[0]
         ys, xs = np.nonzero(smask)
         angle, dist = rng.uniform(0, 2 * np.pi), rng.uniform(*DISTRACTOR_OFFSET) * S
-        # The distractor crop is moved so its object lands at `where` in crop pixels.
+        # The distractor's crop is moved so that its object lands at `where` (crop pixels).
         where = np.array([xs.mean(), ys.mean()]) + dist * np.array([np.cos(angle), np.sin(angle)])
         side = search_side(rec.box_xywh[2], rec.box_xywh[3], g.context, g.template_size, g.search_size)
-        cx, cy = box_centre(rec.box_xywh)
-        frame_px = side / S
-        centre = (cx - (where[0] - S / 2) * frame_px, cy - (where[1] - S / 2) * frame_px)
-        frame = read_frame(rec.file_path)
-        patch, tf = crop_square(frame, centre, side, S, pad_value=cv2.mean(frame)[:3])
+        patch, tf = _crop_moved(read_frame(rec.file_path), rec.box_xywh, S, side, where[0] - S / 2, where[1] - S / 2)
         dmask = self._search_mask(u, rec, tf)
         alpha = cv2.GaussianBlur(dmask.astype(np.float32), (0, 0), PASTE_FEATHER)[..., None]
         alpha[smask] = 0.0  # behind the object: its pixels, and so its mask, are the target's
         return alpha * patch.astype(np.float32) + (1.0 - alpha) * search
+
+    def _other_video(self, index: int, video: int, chance: float, stream: int):
+        """With `chance`, (its own generator [seed, index, stream], another usable video's index); else None.
+
+        The option's own generator: every other random choice of the pair is the same whatever its chance is.
+        """
+        if chance <= 0:
+            return None
+        others = [u for u in self.usable if u != video]
+        rng = np.random.default_rng([self.seed, index, stream])
+        if not others or rng.random() >= chance:
+            return None
+        return rng, others[int(rng.integers(len(others)))]
 
     def _search_mask(self, video: Video, rec: FrameRecord, tf: CropTransform) -> np.ndarray:
         """The frame's object mask warped onto the search crop (S, S) bool (nearest neighbour, 0 outside)."""
@@ -264,6 +264,16 @@ class PairDataset(Dataset):
         mask = video.decode_mask(rec).astype(np.uint8)
         return cv2.warpAffine(mask, tf.matrix(), (S, S), flags=cv2.INTER_NEAREST,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
+
+
+def _crop_moved(frame: np.ndarray, box, out_size: int, side: float, dx: float, dy: float):
+    """Square crop (side frame px -> out_size) around box's centre, moved so the box's centre lands (dx, dy) crop
+    pixels from the crop's middle; padded with the frame's mean colour. -> (crop, CropTransform)."""
+    cx, cy = box_centre(box)
+    pad = cv2.mean(frame)[:3]  # the frame's mean colour (pysot avg_chans), 50x faster than numpy's mean
+    # Moving the crop window by -d/scale frame pixels moves the object by +d crop pixels.
+    px_per_frame = out_size / side
+    return crop_square(frame, (cx - dx / px_per_frame, cy - dy / px_per_frame), side, out_size, pad_value=pad)
 
 
 def worker_init(worker_id: int) -> None:
