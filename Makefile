@@ -27,12 +27,12 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m siampolar_lib.demo --out runs/demo --overwrite
+	$(PY) -m siampolar_lib.commands.demo --out runs/demo --overwrite
 
 # The full DAVIS-2016 (480p, the official DAVIS-data.zip) into data/DAVIS, unless a DAVIS folder is already found;
 # run it again to resume a broken download.
 data: $(STAMP)
-	$(PY) -m siampolar_lib.download --if-missing
+	$(PY) -m siampolar_lib.commands.download --if-missing
 
 # Tests never download: SIAMPOLAR_OFFLINE=1 keeps torchvision weights to the local cache.
 test: export SIAMPOLAR_OFFLINE = 1

@@ -19,16 +19,16 @@ import sys
 import numpy as np
 import torch
 
-from siampolar_lib.checkpoint import load_model
 from siampolar_lib.cli import ArgumentParser, cli_main
 from siampolar_lib.errors import UserError
-from siampolar_lib.evaluation.benchmark import load_eval_sequence, run_sequence
+from siampolar_lib.evaluation.evaluate import load_eval_sequence, run_sequence
 from siampolar_lib.geometry.polar import mask_iou
 from siampolar_lib.paths import checkpoints_dir, davis_train_sample_root
 from siampolar_lib.splits import REAL_VAL_SEQUENCES, VALIDATION_FOLD_SEQUENCES
 from siampolar_lib.tracking.engine import OrtEngine, TorchEngine
-from siampolar_lib.tracking.export import cached_export
+from siampolar_lib.tracking.onnx_export import cached_export
 from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
+from siampolar_lib.training.checkpoint import load_model
 
 RUNS = (("torch", 2), ("torch", 1), ("onnxruntime", 2), ("onnxruntime", 1))
 TARGET_IOU = 0.97

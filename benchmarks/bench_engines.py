@@ -26,17 +26,17 @@ import time
 import numpy as np
 import torch
 
-from siampolar_lib.checkpoint import load_model
 from siampolar_lib.data.davis import first_box, load_sequence, read_frame, sequence_masks
-from siampolar_lib.tracking.engine import OrtEngine, TorchEngine
-from siampolar_lib.evaluation.benchmark import run_sequence
-from siampolar_lib.tracking.export import cached_export
+from siampolar_lib.evaluation.evaluate import run_sequence
+from siampolar_lib.evaluation.metrics import evaluate_sequence
 from siampolar_lib.geometry.crops import context_side, crop_square
 from siampolar_lib.geometry.polar import mask_iou
-from siampolar_lib.evaluation.metrics import evaluate_sequence
 from siampolar_lib.paths import checkpoints_dir, davis_available, davis_root
 from siampolar_lib.splits import HELDOUT_SEQUENCES
+from siampolar_lib.tracking.engine import OrtEngine, TorchEngine
+from siampolar_lib.tracking.onnx_export import cached_export
 from siampolar_lib.tracking.tracker import Tracker
+from siampolar_lib.training.checkpoint import load_model
 
 TARGET_FPS = 100.0
 TARGET_RATIO = 0.85

@@ -18,10 +18,10 @@ from siampolar_lib import build_model
 from siampolar_lib.data.pairs import PairConfig, PairDataset, worker_loader_kwargs
 from siampolar_lib.data.sources import videos_from_davis
 from siampolar_lib.device import describe_device, pick_device, sync
-from siampolar_lib.losses import compute_losses
 from siampolar_lib.models.config import get_config
 from siampolar_lib.paths import davis_available, davis_train_sample_root
-from siampolar_lib.targets import model_targets
+from siampolar_lib.training.losses import compute_losses
+from siampolar_lib.training.targets import model_targets
 
 
 def loader_rate(ds: PairDataset, batch: int, batches: int, workers: int) -> float:

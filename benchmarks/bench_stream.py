@@ -1,4 +1,4 @@
-"""Streaming benchmark: peak memory of `python -m siampolar_lib.track` on a 1920x1080 video of 100 and 600 frames.
+"""Streaming benchmark: peak memory of `python -m siampolar_lib.commands.track` on a 1920x1080 video of 100 and 600 frames.
 
     python -m benchmarks.bench_stream [--frames 100,600] [--size 1920x1080] [--checkpoint CKPT]
 
@@ -63,14 +63,14 @@ def main(argv: list[str] | None = None) -> int:
         ckpt = a.checkpoint
         if ckpt is None:
             from siampolar_lib import build_model
-            from siampolar_lib.checkpoint import save_checkpoint
+            from siampolar_lib.training.checkpoint import save_checkpoint
 
             ckpt = str(save_checkpoint(tmp / "quick.pt", build_model("quick", pretrained=False)))
         rows = []
         for n in counts:
             video = write_video(tmp / f"v{n}.mp4", n, size)
             w, h = size
-            cmd = [sys.executable, "-m", "siampolar_lib.track", "--checkpoint", ckpt, "--video", str(video),
+            cmd = [sys.executable, "-m", "siampolar_lib.commands.track", "--checkpoint", ckpt, "--video", str(video),
                    "--box", f"180,{h // 2 - 120},240,240",  # the disk of frame 0
                    "--out", str(tmp / f"out{n}"), "--device", "cpu", "--no-progress"]
             mb, secs, rc = peak_rss_of(cmd)

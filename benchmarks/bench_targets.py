@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_targets [--configs quick lite0] [--workers 0 2] [--iters 8] [--batch 8] [--threads 2]
 
-For each config and worker count, two fresh runs of `siampolar_lib.train.train` on the same small synthetic
+For each config and worker count, two fresh runs of `siampolar_lib.training.train.train` on the same small synthetic
 DAVIS set, one with `worker_targets=False` (targets built in numpy inside `train_step`, the old path) and one
 with `worker_targets=True` (`targets.TargetCollate` in the DataLoader); the median steps/s of steps 3..iters
 and the ratio. Also the time `build_targets` itself takes per batch, and the machine's load average.
@@ -22,10 +22,10 @@ from siampolar_lib.data.pairs import PairDataset
 from siampolar_lib.data.sources import videos_from_davis
 from siampolar_lib.data.synthetic import make_synthetic_davis
 from siampolar_lib.models.config import get_config
-from siampolar_lib.targets import config_points, config_targets
-from siampolar_lib.experiment import OptimConfig, TrainConfig
-from siampolar_lib.train import train
-from siampolar_lib.trainlog import read_log
+from siampolar_lib.training.config import OptimConfig, TrainConfig
+from siampolar_lib.training.log import read_log
+from siampolar_lib.training.targets import config_points, config_targets
+from siampolar_lib.training.train import train
 
 
 def steps_per_s(config: str, data: Path, out: Path, iters: int, batch: int, workers: int, in_workers: bool) -> float:

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
     dev = pick_device(a.device)
     if a.checkpoint:
-        from siampolar_lib.checkpoint import load_model
+        from siampolar_lib.training.checkpoint import load_model
 
         model = load_model(a.checkpoint, device=dev)
     else:

@@ -6,7 +6,7 @@
 Each run is CONFIG:MODE, trained side by side in one process on the same data (a small synthetic DAVIS set unless
 --data is given): "trainable" trains the config's unfrozen backbone blocks, "frozen" keeps the whole backbone
 frozen (the backbone still runs on every crop), "cached" is the frozen step on cached backbone maps
-(`siampolar_lib.feature_cache`: only neck and head run per step; the cache is built once before the first step
+(`siampolar_lib.training.feature_cache`: only neck and head run per step; the cache is built once before the first step
 and its build time is printed by the trainer, not counted here). Prints the median pairs/s of the steps after
 the first two (warm-up) and each run's speed relative to the first.
 """
@@ -21,10 +21,10 @@ import torch
 
 from siampolar_lib.data.synthetic import make_synthetic_davis
 from siampolar_lib.device import describe_device, pick_device
-from siampolar_lib.experiment import OptimConfig, TrainConfig
 from siampolar_lib.models.config import get_config
-from siampolar_lib.train import train
-from siampolar_lib.trainlog import read_log
+from siampolar_lib.training.config import OptimConfig, TrainConfig
+from siampolar_lib.training.log import read_log
+from siampolar_lib.training.train import train
 
 MODES = ("trainable", "frozen", "cached")
 

@@ -9,11 +9,11 @@ import sys
 import time
 from pathlib import Path
 
-from siampolar_lib.cli import (ArgumentParser, check_output_apart, check_output_folder, clean_stale_temps,
-                               cli_main, output_lock)
-from siampolar_lib.errors import UserError
+from siampolar_lib.cli import ArgumentParser, cli_main
 from siampolar_lib.data.coco import davis_to_coco, verify_coco
 from siampolar_lib.data.davis import folder_sequences
+from siampolar_lib.errors import UserError
+from siampolar_lib.outputs import check_output_apart, check_output_folder, clean_stale_temps, output_lock
 from siampolar_lib.paths import REPO_ROOT, davis_root
 
 STALE_TEMPS = (".*.tmp*", ".*.json.*")  # what a killed conversion leaves: atomic_write temps (older: .NAME.json.XXXX)

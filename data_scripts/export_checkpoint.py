@@ -16,10 +16,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from siampolar_lib.checkpoint import checkpoint_log, export_weights, load_checkpoint
-from siampolar_lib.cli import ArgumentParser, check_output_file, cli_main, sha256
+from siampolar_lib.cli import ArgumentParser, cli_main
 from siampolar_lib.errors import UserError
-from siampolar_lib.trainlog import concat_logs, save_loss_curve, write_log
+from siampolar_lib.io import sha256
+from siampolar_lib.outputs import check_output_file
+from siampolar_lib.training.checkpoint import checkpoint_log, export_weights, load_checkpoint
+from siampolar_lib.training.log import concat_logs, save_loss_curve, write_log
 
 
 def export_runs(runs: list[Path], out: Path) -> dict:

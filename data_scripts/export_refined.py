@@ -3,7 +3,7 @@
     python data_scripts/export_refined.py --stage runs/refine/step1000.pt --log runs/refine/train_log.csv \
         --first-stage FIRST.pt --out checkpoints/siampolar_lite0.pt
 
---stage is a `siampolar_lib.train_refine` checkpoint; --first-stage the checkpoint it was trained from (its
+--stage is a `siampolar_lib.training.train_refine` checkpoint; --first-stage the checkpoint it was trained from (its
 --init-from). The export checks that the first stage's weights are unchanged in --stage, then writes --out
 (model-only, loads with weights_only=True) with the first stage's step and meta (its training phases) plus a
 "refine" entry (the stage's steps, samples, log, its file's sha256 and the first stage's), and the stage's log beside it as
@@ -18,10 +18,11 @@ from pathlib import Path
 
 import torch
 
-from siampolar_lib.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from siampolar_lib.cli import ArgumentParser, check_output_file, cli_main, sha256
+from siampolar_lib.cli import ArgumentParser, cli_main
 from siampolar_lib.errors import UserError
-from siampolar_lib.io import atomic_write
+from siampolar_lib.io import atomic_write, sha256
+from siampolar_lib.outputs import check_output_file
+from siampolar_lib.training.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 
 
 def export_refined(stage: Path, log: Path, first: Path, out: Path) -> dict:

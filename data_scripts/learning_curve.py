@@ -16,14 +16,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
-from siampolar_lib.checkpoint import load_checkpoint, load_model, model_from_checkpoint, with_stage
 from siampolar_lib.cli import ArgumentParser, cli_main
 from siampolar_lib.errors import UserError
-from siampolar_lib.evaluation.benchmark import fold_scores
+from siampolar_lib.evaluation.evaluate import fold_scores
 from siampolar_lib.io import atomic_write, write_text
 from siampolar_lib.paths import davis_train_sample_root
 from siampolar_lib.splits import VALIDATION_FOLD_SEQUENCES
+from siampolar_lib.training.checkpoint import load_checkpoint, load_model, model_from_checkpoint, with_stage
 from siampolar_lib.viz import draw_learning_curve
 
 

@@ -8,9 +8,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from siampolar_lib.cli import ArgumentParser, check_output_folder, cli_main
-from siampolar_lib.errors import UserError
+from siampolar_lib.cli import ArgumentParser, cli_main
 from siampolar_lib.data.synthetic import make_synthetic_davis
+from siampolar_lib.errors import UserError
+from siampolar_lib.outputs import check_output_folder
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from siampolar_lib.cli import ArgumentParser, check_output_file, cli_main
+from siampolar_lib.cli import ArgumentParser, cli_main
 from siampolar_lib.errors import UserError
 from siampolar_lib.geometry.polar import polar_fit_iou
 from siampolar_lib.io import read_mask_png, write_text
+from siampolar_lib.outputs import check_output_file
 from siampolar_lib.paths import davis_root
 
 

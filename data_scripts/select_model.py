@@ -16,17 +16,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from siampolar_lib.checkpoint import load_model
 from siampolar_lib.cli import ArgumentParser, cli_main
-from siampolar_lib.errors import UserError
-from siampolar_lib.io import write_text
 from siampolar_lib.data.davis import load_sequence, sequence_masks
-from siampolar_lib.evaluation.benchmark import run_sequence
-from siampolar_lib.geometry.boxes import box_iou, mask_to_box
+from siampolar_lib.errors import UserError
+from siampolar_lib.evaluation.evaluate import run_sequence
 from siampolar_lib.evaluation.metrics import evaluate_sequence, mean_over_sequences, scored_slice
+from siampolar_lib.geometry.boxes import box_iou, mask_to_box
+from siampolar_lib.io import write_text
 from siampolar_lib.paths import davis_train_sample_root
 from siampolar_lib.splits import REAL_VAL_SEQUENCES, VALIDATION_FOLD_SEQUENCES
 from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
+from siampolar_lib.training.checkpoint import load_model
 
 
 def parse_setting(text: str) -> dict:

@@ -24,15 +24,15 @@ from pathlib import Path
 
 import torch
 
-from siampolar_lib.checkpoint import load_checkpoint, load_model
 from siampolar_lib.cli import ArgumentParser, cli_main
 from siampolar_lib.data.davis import list_sequences
-from siampolar_lib.evaluation.benchmark import load_eval_sequence, track_and_score
-from siampolar_lib.io import write_text
+from siampolar_lib.evaluation.evaluate import load_eval_sequence, track_and_score
 from siampolar_lib.evaluation.metrics import mean_over_sequences
+from siampolar_lib.io import write_text
 from siampolar_lib.paths import davis_train_sample_root
 from siampolar_lib.splits import REAL_VAL_SEQUENCES
 from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
+from siampolar_lib.training.checkpoint import load_checkpoint, load_model
 
 PYSOT = TrackerConfig(penalty_k=0.04, window_influence=0.44, size_lr=0.4, lost_score=0.2, empty_score=0.1)
 TUNED_KEYS = ("penalty_k", "window_influence", "size_lr", "lost_score", "empty_score")

@@ -7,8 +7,7 @@ import random
 import numpy as np
 import torch
 
-from .errors import DeviceUnavailable
-
+from siampolar_lib.errors import DeviceUnavailable
 
 
 def pick_device(prefer: str = "auto") -> torch.device:

@@ -64,3 +64,11 @@ def check_fields(obj, section: str, rules: dict[str, tuple[Callable[[float], boo
             continue
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not accepts(v):
             raise ValueError(f"{section}.{name} = {v!r} (--{section}.{name.replace('_', '-')}): must be {what}")
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line (newlines folded), with its type when the message is empty."""
+    text = " ".join(str(err).split())
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        text = f"{err.filename}: {err.strerror}"
+    return text or type(err).__name__

@@ -6,6 +6,7 @@ library goes through it, so a crash or a full disk leaves the old file (or nothi
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -17,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .errors import DISK_ERRNOS, DiskError
+from siampolar_lib.errors import DISK_ERRNOS, DiskError
 
 
 @contextmanager
@@ -152,3 +153,18 @@ def write_label_png(path: str | os.PathLike, labels: np.ndarray) -> Path:
     with atomic_write(path) as tmp:
         im.save(tmp, format="PNG")
     return path
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+def package_version() -> str:
+    """The library's version (`siampolar_lib.__version__`)."""
+    from siampolar_lib import __version__
+
+    return __version__

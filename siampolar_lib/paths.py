@@ -6,7 +6,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-LOCAL_DAVIS = REPO_ROOT / "data" / "DAVIS"  # where `make data` (siampolar_lib.download) puts the full DAVIS-2016
+LOCAL_DAVIS = REPO_ROOT / "data" / "DAVIS"  # where `make data` (siampolar_lib.data.download) puts the full DAVIS-2016
 
 
 def davis_root(explicit: str | os.PathLike | None = None) -> Path:

@@ -14,7 +14,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from .errors import VideoError
+from siampolar_lib.errors import VideoError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 CORRUPT_JPEG = ("Corrupt JPEG data", "Premature end of JPEG file")  # libjpeg's warnings that pixels are damaged

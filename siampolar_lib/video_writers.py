@@ -13,9 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import VideoError
-from .io import atomic_write
-from .video import call_logging_stderr
+from siampolar_lib.errors import VideoError
+from siampolar_lib.io import atomic_write
+from siampolar_lib.video import call_logging_stderr
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
 

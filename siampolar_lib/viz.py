@@ -9,8 +9,8 @@ import inspect
 import cv2
 import numpy as np
 
-from .geometry.polar import ray_angles
-from .io import PALETTE
+from siampolar_lib.geometry.polar import ray_angles
+from siampolar_lib.io import PALETTE
 
 
 def show_source(obj) -> None:

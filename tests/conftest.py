@@ -77,7 +77,7 @@ def tiny_davis(tmp_path_factory) -> Path:
 def ckpt(tmp_path_factory) -> Path:
     """An untrained quick network as a checkpoint (plumbing, not accuracy)."""
     from siampolar_lib import build_model
-    from siampolar_lib.checkpoint import save_checkpoint
+    from siampolar_lib.training.checkpoint import save_checkpoint
 
     return save_checkpoint(tmp_path_factory.mktemp("c") / "quick.pt", build_model("quick", pretrained=False))
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from siampolar_lib.tracking.baselines import (CSRT, GridBound, OracleBox, PolarBound, StaticBox, box_mask, ellipse_mask,
-                                              make_baseline)
 from siampolar_lib.geometry.boxes import mask_to_box
 from siampolar_lib.geometry.polar import mask_iou
+from siampolar_lib.tracking.baselines import (
+    CSRT,
+    GridBound,
+    OracleBox,
+    PolarBound,
+    StaticBox,
+    box_mask,
+    ellipse_mask,
+    make_baseline,
+)
 
 
 def textured_square(x: int, y: int, side: int = 60, h: int = 240, w: int = 320) -> tuple[np.ndarray, np.ndarray]:

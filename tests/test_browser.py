@@ -83,7 +83,7 @@ def checkpoint_for_kernel(tmp_path: Path) -> Path:
         return default_checkpoint()
     except FileNotFoundError:
         from siampolar_lib import build_model
-        from siampolar_lib.checkpoint import save_checkpoint
+        from siampolar_lib.training.checkpoint import save_checkpoint
 
         save_checkpoint(tmp_path / "quick.pt", build_model("quick", pretrained=False))
         return tmp_path / "quick.pt"

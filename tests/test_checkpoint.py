@@ -7,9 +7,17 @@ import pytest
 import torch
 
 from siampolar_lib import build_model
-from siampolar_lib.checkpoint import (FORMAT, CheckpointError, check_network, checkpoint_log, load_checkpoint,
-                                     load_model, network_differences, save_checkpoint)
 from siampolar_lib.models.config import LITE0, QUICK
+from siampolar_lib.training.checkpoint import (
+    FORMAT,
+    CheckpointError,
+    check_network,
+    checkpoint_log,
+    load_checkpoint,
+    load_model,
+    network_differences,
+    save_checkpoint,
+)
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +141,7 @@ def _rows(steps) -> list[dict]:
 
 
 def test_checkpoint_log_reads_the_checkpoint_else_the_csv(tmp_path):
-    from siampolar_lib.trainlog import write_log
+    from siampolar_lib.training.log import write_log
 
     csv = tmp_path / "train_log.csv"
     assert checkpoint_log({"step": 3, "log": _rows([1, 2, 3, 4])}, "last.pt", csv) == _rows([1, 2, 3])

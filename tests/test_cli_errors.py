@@ -15,15 +15,19 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
-from siampolar_lib import demo, track
-from siampolar_lib.evaluation import benchmark, folders
-from siampolar_lib import train as train_mod
-from siampolar_lib.checkpoint import check_resume
-from siampolar_lib.experiment import TrainConfig
-from siampolar_lib.cli import output_lock
-from siampolar_lib.trainlog import read_log
 from cli_helpers import refused, script
+
+from siampolar_lib.apps import track_video as track
+from siampolar_lib.commands import demo as demo_cmd
+from siampolar_lib.commands import evaluate as evaluate_cmd
+from siampolar_lib.commands import score as score_cmd
+from siampolar_lib.commands import track as track_cmd
+from siampolar_lib.commands import train as train_cmd
+from siampolar_lib.outputs import output_lock
+from siampolar_lib.training import train as train_mod
+from siampolar_lib.training.checkpoint import check_resume
+from siampolar_lib.training.config import TrainConfig
+from siampolar_lib.training.log import read_log
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -52,10 +56,10 @@ def test_1_train_refuses_an_existing_run_without_resume_or_overwrite(tiny_davis,
     run.mkdir()
     (run / "last.pt").write_bytes(b"a 30-step run")
     (run / "train_log.csv").write_text("step\n")
-    rc = train_mod.main(["--data", str(tiny_davis), "--out", str(run), "--iters", "3", "--device", "cpu"])
+    rc = train_cmd.main(["--data", str(tiny_davis), "--out", str(run), "--iters", "3", "--device", "cpu"])
     refused(capsys, rc, str(run), "--resume", "--overwrite")
     assert (run / "last.pt").read_bytes() == b"a 30-step run"  # nothing destroyed
-    rc = train_mod.main(["--data", str(tiny_davis), "--out", str(run), "--iters", "3", "--resume", "--overwrite"])
+    rc = train_cmd.main(["--data", str(tiny_davis), "--out", str(run), "--iters", "3", "--resume", "--overwrite"])
     refused(capsys, rc, "contradict")
 
 
@@ -65,12 +69,12 @@ def test_2_evaluate_refuses_a_used_out_and_overwrite_replaces_it_whole(tiny_davi
     out = tmp_path / "eval"
     args = ["--davis-root", str(tiny_davis), "--baselines", "static", "--out", str(out), "--no-progress",
             "--checkpoint", str(ckpt), "--max-frames", "4"]
-    assert benchmark.main(args) == 0
+    assert evaluate_cmd.main(args) == 0
     capsys.readouterr()
     (out / "static" / "stale_from_another_run.png").write_bytes(b"x")
-    refused(capsys, benchmark.main(args), str(out), "not empty", "--overwrite")
+    refused(capsys, evaluate_cmd.main(args), str(out), "not empty", "--overwrite")
     assert (out / "static" / "stale_from_another_run.png").exists()
-    assert benchmark.main(args + ["--overwrite"]) == 0
+    assert evaluate_cmd.main(args + ["--overwrite"]) == 0
     assert not (out / "static" / "stale_from_another_run.png").exists()  # replaced whole: nothing mixed
     doc = json.loads((out / "results.json").read_text())
     run = doc["run"]
@@ -85,19 +89,19 @@ def test_2_evaluate_refuses_a_used_out_and_overwrite_replaces_it_whole(tiny_davi
 def test_2_a_concurrent_run_into_the_same_out_is_refused(tiny_davis, tmp_path, capsys, frames_dir, ckpt):
     out = tmp_path / "busy"
     with output_lock(out):  # another run holds it
-        rc = benchmark.main(["--davis-root", str(tiny_davis), "--baselines", "static", "--out", str(out),
+        rc = evaluate_cmd.main(["--davis-root", str(tiny_davis), "--baselines", "static", "--out", str(out),
                             "--no-progress"])
         refused(capsys, rc, str(out), "another run is writing")
-        refused(capsys, track.main(trk(ckpt, frames_dir, out, "--box", "30,40,40,40")), "another run is writing")
+        refused(capsys, track_cmd.main(trk(ckpt, frames_dir, out, "--box", "30,40,40,40")), "another run is writing")
     assert not out.exists()
 
 
 def test_2_track_refuses_an_earlier_run(tmp_path, capsys, frames_dir, ckpt):
     out = tmp_path / "t.gif"
-    assert track.main(trk(ckpt, frames_dir, out, "--box", "30,40,40,40")) == 0
+    assert track_cmd.main(trk(ckpt, frames_dir, out, "--box", "30,40,40,40")) == 0
     capsys.readouterr()
-    refused(capsys, track.main(trk(ckpt, frames_dir, out, "--box", "30,40,40,40")), "t.gif", "--overwrite")
-    assert track.main(trk(ckpt, frames_dir, out, "--box", "30,40,40,40", "--max-frames", "2", "--overwrite")) == 0
+    refused(capsys, track_cmd.main(trk(ckpt, frames_dir, out, "--box", "30,40,40,40")), "t.gif", "--overwrite")
+    assert track_cmd.main(trk(ckpt, frames_dir, out, "--box", "30,40,40,40", "--max-frames", "2", "--overwrite")) == 0
     assert sorted(p.name for p in (tmp_path / "t_masks").iterdir()) == ["00000.png", "00001.png"]  # not 4
     # The library (notebooks rerun their cells) replaces an earlier track run as a whole, nothing else.
     track.track_video(ckpt, frames_dir, (30, 40, 40, 40), out, max_frames=3, progress=False)
@@ -111,7 +115,7 @@ def test_2_track_refuses_an_earlier_run(tmp_path, capsys, frames_dir, ckpt):
 
 @pytest.mark.parametrize("n", ["-1", "0", "1", "2"])
 def test_3_demo_refuses_fewer_than_three_frames(tmp_path, capsys, ckpt, n):
-    rc = demo.main(["--out", str(tmp_path / "demo"), "--checkpoint", str(ckpt), "--max-frames", n, "--no-progress"])
+    rc = demo_cmd.main(["--out", str(tmp_path / "demo"), "--checkpoint", str(ckpt), "--max-frames", n, "--no-progress"])
     refused(capsys, rc, f"--max-frames {n}", "at least 3 frames")
     assert not (tmp_path / "demo").exists()
 
@@ -121,7 +125,7 @@ def test_3_demo_refuses_fewer_than_three_frames(tmp_path, capsys, ckpt, n):
 def test_4_track_names_a_truncated_jpeg(tmp_path, capsys, frames_dir, ckpt):
     bad = truncated_copy(frames_dir, tmp_path / "bad", "00002.jpg")
     out = tmp_path / "o.gif"
-    refused(capsys, track.main(trk(ckpt, bad, out, "--box", "30,40,40,40")), "00002.jpg", "truncated JPEG")
+    refused(capsys, track_cmd.main(trk(ckpt, bad, out, "--box", "30,40,40,40")), "00002.jpg", "truncated JPEG")
     assert not out.exists() and not (tmp_path / "o_masks").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temp left on a handled error"
 
@@ -148,50 +152,50 @@ def test_5_metrics_errors_are_one_line(tiny_davis, tmp_path, capsys):
 
     shutil.copytree(gt, pred)
     args = ["--gt", str(tiny_davis), "--pred", str(pred), "--out", str(tmp_path / "m"), "--processes", "1"]
-    assert folders.main(args) == 0
+    assert score_cmd.main(args) == 0
     capsys.readouterr()
     (pred / seq / "00003.png").unlink()
-    refused(capsys, folders.main(args), f"{seq}/00003.png", "missing prediction")
+    refused(capsys, score_cmd.main(args), f"{seq}/00003.png", "missing prediction")
     cv2.imwrite(str(pred / seq / "00003.png"), np.zeros((10, 10), np.uint8))
-    refused(capsys, folders.main(args), f"{seq}/00003.png", "size mismatch")
+    refused(capsys, score_cmd.main(args), f"{seq}/00003.png", "size mismatch")
     data = (gt / seq / "00003.png").read_bytes()
     (pred / seq / "00003.png").write_bytes(data[: len(data) // 2])
-    refused(capsys, folders.main(args), f"{seq}/00003.png", "not a readable mask image")
-    refused(capsys, folders.main(["--gt", str(tiny_davis), "--pred", str(tmp_path / "nope")]), "nope", "not found")
-    refused(capsys, folders.main(["--gt", str(tmp_path / "nogt"), "--pred", str(pred)]), "nogt", "not found")
+    refused(capsys, score_cmd.main(args), f"{seq}/00003.png", "not a readable mask image")
+    refused(capsys, score_cmd.main(["--gt", str(tiny_davis), "--pred", str(tmp_path / "nope")]), "nope", "not found")
+    refused(capsys, score_cmd.main(["--gt", str(tmp_path / "nogt"), "--pred", str(pred)]), "nogt", "not found")
 
 
 # ------------------------------------------------------------------------------------ 6. train errors
 
 def test_6_train_errors_are_one_line(tiny_davis, tmp_path, capsys, ckpt):
     base = ["--data", str(tiny_davis), "--iters", "2", "--batch", "1", "--device", "cpu", "--no-progress"]
-    refused(capsys, train_mod.main(base + ["--out", str(tmp_path / "r0"), "--resume"]), "last.pt", "no checkpoint")
-    refused(capsys, train_mod.main(["--data", str(tmp_path / "nodata"), "--out", str(tmp_path / "r1"),
+    refused(capsys, train_cmd.main(base + ["--out", str(tmp_path / "r0"), "--resume"]), "last.pt", "no checkpoint")
+    refused(capsys, train_cmd.main(["--data", str(tmp_path / "nodata"), "--out", str(tmp_path / "r1"),
                                     "--iters", "2"]), "nodata", "no such training data")
-    refused(capsys, train_mod.main(["--out", str(tmp_path / "r1"), "--iters", "2"]), "--data")
+    refused(capsys, train_cmd.main(["--out", str(tmp_path / "r1"), "--iters", "2"]), "--data")
     (tmp_path / "afile").write_text("x")
-    refused(capsys, train_mod.main(base + ["--out", str(tmp_path / "afile")]), "afile", "is a file")
+    refused(capsys, train_cmd.main(base + ["--out", str(tmp_path / "afile")]), "afile", "is a file")
     corrupt = tmp_path / "r2"
     corrupt.mkdir()
     (corrupt / "last.pt").write_bytes(b"PK\x03\x04 half a zip")
-    refused(capsys, train_mod.main(base + ["--out", str(corrupt), "--resume"]), "last.pt", "not a readable")
+    refused(capsys, train_cmd.main(base + ["--out", str(corrupt), "--resume"]), "last.pt", "not a readable")
     other = tmp_path / "r3"
     other.mkdir()
     import shutil
 
     shutil.copy(ckpt, other / "last.pt")
-    refused(capsys, train_mod.main(base + ["--out", str(other), "--resume", "--config", "lite0"]),
+    refused(capsys, train_cmd.main(base + ["--out", str(other), "--resume", "--config", "lite0"]),
             "'quick' network, but --model is 'lite0'")
-    refused(capsys, train_mod.main(base + ["--out", str(tmp_path / "r4"), "--iters", "0"]), "--iters")
+    refused(capsys, train_cmd.main(base + ["--out", str(tmp_path / "r4"), "--iters", "0"]), "--iters")
     if not torch.cuda.is_available():
-        refused(capsys, train_mod.main(base + ["--out", str(tmp_path / "r5"), "--device", "cuda"]), "cuda")
+        refused(capsys, train_cmd.main(base + ["--out", str(tmp_path / "r5"), "--device", "cuda"]), "cuda")
 
 
 # ------------------------------------------------- 7. checkpoint and log in one step; 8. stale temps
 
 def _cfg(data, out, **kw) -> TrainConfig:
-    from siampolar_lib.experiment import OptimConfig
     from siampolar_lib.models.config import get_config
+    from siampolar_lib.training.config import OptimConfig
 
     base = dict(model=get_config("quick"), data=(str(data),), out=str(out), iters=4, batch=2,
                 optim=OptimConfig(lr=0.01, warmup=2), ckpt_every=1, device="cpu", seed=3, progress=False,
@@ -240,7 +244,7 @@ def test_7_random_kills_then_resume_keep_every_step_once(synthetic_davis, tmp_pa
     rng = random.Random(10)
     straight = train_mod.train(_cfg(synthetic_davis, tmp_path / "straight", iters=6))
     run = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "siampolar_lib.train", "--config", "quick", "--data", str(synthetic_davis),
+    cmd = [sys.executable, "-m", "siampolar_lib.commands.train", "--config", "quick", "--data", str(synthetic_davis),
            "--out", str(run), "--iters", "6", "--batch", "2", "--lr", "0.01", "--warmup", "2", "--ckpt-every", "1",
            "--device", "cpu", "--seed", "3", "--no-pretrained", "--no-progress"]
     kills = 0
@@ -294,7 +298,7 @@ def test_9_track_checks_the_checkpoint_before_reading_a_frame(tmp_path, capsys, 
     real = video.read_image
     monkeypatch.setattr(video, "read_image", lambda p: reads.append(p) or real(p))
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    refused(capsys, track.main(trk(tmp_path / "bad.pt", frames_dir, tmp_path / "o", "--box", "30,40,40,40")),
+    refused(capsys, track_cmd.main(trk(tmp_path / "bad.pt", frames_dir, tmp_path / "o", "--box", "30,40,40,40")),
             "bad.pt")
     assert reads == [] and not (tmp_path / "o").exists()
 
@@ -337,7 +341,7 @@ def test_9_streamed_gif_holds_every_frame(tmp_path):
 def test_10_bad_output_paths_fail_before_any_work(tiny_davis, tmp_path, capsys, frames_dir, ckpt):
     afile = tmp_path / "afile"
     afile.write_text("x")
-    refused(capsys, track.main(trk(ckpt, frames_dir, afile, "--box", "30,40,40,40")), "afile", "is a file")
+    refused(capsys, track_cmd.main(trk(ckpt, frames_dir, afile, "--box", "30,40,40,40")), "afile", "is a file")
     pub = script("polar_upper_bound")
     refused(capsys, pub.main(["--davis-root", str(tiny_davis), "--json", str(tmp_path)]), "--json is a folder")
     refused(capsys, pub.main(["--davis-root", str(tiny_davis), "--json", str(afile / "x.json")]), "under a file")
@@ -357,17 +361,17 @@ def test_10_bad_output_paths_fail_before_any_work(tiny_davis, tmp_path, capsys, 
 
 def test_11_box_edge_cases(tmp_path, capsys, frames_dir, ckpt):
     out = tmp_path / "neg"
-    assert track.main(trk(ckpt, frames_dir, out, "--box", "-10,40,50,40", "--max-frames", "2")) == 0  # no "="
-    assert track.main(trk(ckpt, frames_dir, tmp_path / "neg2", "--box=-10,40,50,40", "--max-frames", "2")) == 0
+    assert track_cmd.main(trk(ckpt, frames_dir, out, "--box", "-10,40,50,40", "--max-frames", "2")) == 0  # no "="
+    assert track_cmd.main(trk(ckpt, frames_dir, tmp_path / "neg2", "--box=-10,40,50,40", "--max-frames", "2")) == 0
     first = cv2.imread(str(out / "masks" / "00000.png"), cv2.IMREAD_GRAYSCALE) > 0
     assert first[40:80, 0:40].all() and first.sum() == 40 * 40  # clipped to the frame
     capsys.readouterr()
-    line = refused(capsys, track.main(trk(ckpt, frames_dir, tmp_path / "a", "--box", "500.5,10,20,20")),
+    line = refused(capsys, track_cmd.main(trk(ckpt, frames_dir, tmp_path / "a", "--box", "500.5,10,20,20")),
                    "(500.5, 10, 20, 20)", "outside the 160x120 image")
     assert "np." not in line
-    refused(capsys, track.main(trk(ckpt, frames_dir, tmp_path / "b", "--box", "10,10,0.5,0.5")),
+    refused(capsys, track_cmd.main(trk(ckpt, frames_dir, tmp_path / "b", "--box", "10,10,0.5,0.5")),
             "at least 2 px a side")
-    refused(capsys, track.main(trk(ckpt, frames_dir, tmp_path / "c", "--box", "-30,10,31,20")),
+    refused(capsys, track_cmd.main(trk(ckpt, frames_dir, tmp_path / "c", "--box", "-30,10,31,20")),
             "only 1x20 px of it lie inside")
 
 
@@ -375,7 +379,7 @@ def test_11_box_edge_cases(tmp_path, capsys, frames_dir, ckpt):
 
 @pytest.mark.parametrize("value", ["0", "-2"])
 def test_12_demo_refuses_no_sequences(tmp_path, capsys, ckpt, value):
-    rc = demo.main(["--out", str(tmp_path / "d"), "--checkpoint", str(ckpt), f"--sequences={value}", "--no-progress"])
+    rc = demo_cmd.main(["--out", str(tmp_path / "d"), "--checkpoint", str(ckpt), f"--sequences={value}", "--no-progress"])
     refused(capsys, rc, f"--sequences {value}", "at least 1 sequence")
 
 
@@ -394,18 +398,18 @@ def test_12_resume_with_other_data_warns(tmp_path, capsys):
 
 @pytest.mark.slow  # ten interpreter starts, each importing torch
 @pytest.mark.parametrize("argv, needle", [
-    (["-m", "siampolar_lib.train", "--data", "/nonexistent/d", "--out", "{tmp}/r", "--iters", "2"], "/nonexistent/d"),
-    (["-m", "siampolar_lib.evaluation.benchmark", "--baselines", "static", "--max-frames", "1", "--out", "{tmp}/e"],
+    (["-m", "siampolar_lib.commands.train", "--data", "/nonexistent/d", "--out", "{tmp}/r", "--iters", "2"], "/nonexistent/d"),
+    (["-m", "siampolar_lib.commands.evaluate", "--baselines", "static", "--max-frames", "1", "--out", "{tmp}/e"],
      "--max-frames 1"),
-    (["-m", "siampolar_lib.track", "--checkpoint", "{tmp}/none.pt", "--video", "{tmp}", "--box", "-1,2,3",
+    (["-m", "siampolar_lib.commands.track", "--checkpoint", "{tmp}/none.pt", "--video", "{tmp}", "--box", "-1,2,3",
       "--out", "{tmp}/t"], "four numbers"),
-    (["-m", "siampolar_lib.evaluation.folders", "--gt", "{tmp}/nogt", "--pred", "{tmp}"], "nogt"),
-    (["-m", "siampolar_lib.demo", "--sequences", "0", "--out", "{tmp}/d"], "--sequences 0"),
+    (["-m", "siampolar_lib.commands.score", "--gt", "{tmp}/nogt", "--pred", "{tmp}"], "nogt"),
+    (["-m", "siampolar_lib.commands.demo", "--sequences", "0", "--out", "{tmp}/d"], "--sequences 0"),
     (["data_scripts/davis2coco.py", "--davis-root", "{tmp}/nodavis", "--out", "{tmp}/c"], "nodavis"),
     (["data_scripts/export_checkpoint.py", "--runs", "{tmp}/norun", "--out", "{tmp}/m.pt"], "norun"),
     (["data_scripts/polar_upper_bound.py", "--davis-root", "{tmp}/nodavis"], "nodavis"),
     (["data_scripts/make_synthetic_davis.py", "--out", "{tmp}/s", "--size", "10"], "854x480"),
-    (["-m", "siampolar_lib.evaluation.benchmark", "--bogus-flag", "--out", "{tmp}/e"], "--bogus-flag"),
+    (["-m", "siampolar_lib.commands.evaluate", "--bogus-flag", "--out", "{tmp}/e"], "--bogus-flag"),
 ])
 def test_every_cli_in_a_real_process(tmp_path, argv, needle):
     args = [a.replace("{tmp}", str(tmp_path)) for a in argv]
@@ -419,11 +423,11 @@ def test_every_cli_in_a_real_process(tmp_path, argv, needle):
 def test_empty_sequence_lists_and_a_split_that_is_a_path_are_refused(capsys, synthetic_davis, tmp_path):
     """issue 22: `--sequences ","` evaluated everything; `--split ../../x` wrote both CSVs into one file elsewhere."""
     gt = str(synthetic_davis)
-    refused(capsys, folders.main(["--gt", gt, "--pred", gt + "/Annotations/480p", "--out", str(tmp_path / "o"),
+    refused(capsys, score_cmd.main(["--gt", gt, "--pred", gt + "/Annotations/480p", "--out", str(tmp_path / "o"),
                                   "--split", "../../x"]), "--split")
-    refused(capsys, folders.main(["--gt", gt, "--pred", gt + "/Annotations/480p", "--out", str(tmp_path / "o"),
+    refused(capsys, score_cmd.main(["--gt", gt, "--pred", gt + "/Annotations/480p", "--out", str(tmp_path / "o"),
                                   "--sequences", ","]), "--sequences")
-    refused(capsys, benchmark.main(["--davis-root", gt, "--out", str(tmp_path / "e"), "--baselines", "static",
+    refused(capsys, evaluate_cmd.main(["--davis-root", gt, "--out", str(tmp_path / "e"), "--baselines", "static",
                                     "--sequences", " , "]), "--sequences")
     assert not (tmp_path / "o").exists() and not (tmp_path / "e").exists()
 

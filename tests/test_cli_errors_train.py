@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 
 import pytest
-
-from siampolar_lib import train as train_mod
-from siampolar_lib.errors import UserError
 from cli_helpers import refused
+
+from siampolar_lib.commands import train as train_cmd
+from siampolar_lib.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +58,14 @@ def test_a_data_json_of_the_wrong_shape_is_one_line_naming_the_file(coco, tmp_pa
     bad = tmp_path / f"{name}.json"
     bad.write_text(json.dumps(breaks(coco)))
     out = tmp_path / "run"
-    refused(capsys, train_mod.main(_args(bad, out)), str(bad), words)
+    refused(capsys, train_cmd.main(_args(bad, out)), str(bad), words)
     assert not out.exists(), "a refused run leaves no --out behind"
 
 
 def test_a_data_file_that_is_not_json_names_the_file(tmp_path, capsys):
     bad = tmp_path / "broken.json"
     bad.write_text("{not json")
-    refused(capsys, train_mod.main(_args(bad, tmp_path / "run")), str(bad), "not valid JSON")
+    refused(capsys, train_cmd.main(_args(bad, tmp_path / "run")), str(bad), "not valid JSON")
     assert not (tmp_path / "run").exists()
 
 
@@ -78,20 +78,20 @@ def test_a_data_file_that_is_not_json_names_the_file(tmp_path, capsys):
 def test_pair_and_loss_settings_out_of_range_name_their_flag_before_any_work(tiny_davis, tmp_path, flags, named):
     """Checked when the config is built (parse_args), so the run never starts: before, these trained or crashed."""
     with pytest.raises(UserError, match=named):
-        train_mod.parse_args(_args(tiny_davis, tmp_path / "run", *flags))
+        train_cmd.parse_args(_args(tiny_davis, tmp_path / "run", *flags))
     assert not (tmp_path / "run").exists()
 
 
 def test_a_refusal_found_late_leaves_no_empty_out(tiny_davis, tmp_path, capsys):
     """Refusals met once the run has begun (every sequence excluded; --init-from of another size) leave no --out."""
     from siampolar_lib import build_model
-    from siampolar_lib.checkpoint import save_checkpoint
+    from siampolar_lib.training.checkpoint import save_checkpoint
 
     out = tmp_path / "run"
-    refused(capsys, train_mod.main(_args(tiny_davis, out, "--exclude-sequences", "synth00,synth01")),
+    refused(capsys, train_cmd.main(_args(tiny_davis, out, "--exclude-sequences", "synth00,synth01")),
             "no training videos left")
     assert not out.exists()
     ckpt = save_checkpoint(tmp_path / "quick.pt", build_model("quick", pretrained=False))
-    refused(capsys, train_mod.main(_args(tiny_davis, out, "--init-from", str(ckpt), "--model", "lite0")),
+    refused(capsys, train_cmd.main(_args(tiny_davis, out, "--init-from", str(ckpt), "--model", "lite0")),
             "'quick' network, but --model is 'lite0'")
     assert not out.exists()

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from siampolar_lib.checkpoint import CheckpointError, load_model, save_checkpoint
-from siampolar_lib.experiment import OptimConfig, TrainConfig, load_preset
 from siampolar_lib.models.config import CONFIGS, QUICK, ModelConfig
 from siampolar_lib.models.siampolar import SiamPolar
+from siampolar_lib.training.checkpoint import CheckpointError, load_model, save_checkpoint
+from siampolar_lib.training.config import OptimConfig, TrainConfig, load_preset
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 ])
 def test_train_flags_out_of_range_are_one_line_and_leave_nothing(tmp_path, synthetic_davis, flags, named):
     out = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "siampolar_lib.train", "--model", "quick", "--data", str(synthetic_davis),
+    r = subprocess.run([sys.executable, "-m", "siampolar_lib.commands.train", "--model", "quick", "--data", str(synthetic_davis),
                         "--out", str(out), "--iters", "2", "--no-progress", *flags],
                        capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 2 and named in r.stderr and "Traceback" not in r.stderr, r.stderr
@@ -100,8 +100,8 @@ def test_the_polar_bound_of_empty_masks_is_no_object_not_a_perfect_score(tmp_pat
 
 
 def test_a_huge_box_names_the_flag():
+    from siampolar_lib.apps.track_video import parse_box
     from siampolar_lib.errors import USER_ERRORS
-    from siampolar_lib.track import parse_box
 
     with pytest.raises(USER_ERRORS, match=r"--box .*at most 100000 px"):
         parse_box("0,0,1e200,1e200")

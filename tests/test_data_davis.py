@@ -10,8 +10,17 @@ import pytest
 from PIL import Image
 
 from siampolar_lib.data.davis import (
-    DavisError, first_annotated, first_box, frame_size, list_sequences, load_sequence,
-    read_frame, read_labels, read_mask, sequence_masks, splits,
+    DavisError,
+    first_annotated,
+    first_box,
+    frame_size,
+    list_sequences,
+    load_sequence,
+    read_frame,
+    read_labels,
+    read_mask,
+    sequence_masks,
+    splits,
 )
 
 

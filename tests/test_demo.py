@@ -1,4 +1,4 @@
-"""The main job (`python -m siampolar_lib.demo`) in a quick form: one sequence, a few frames, into tmp_path."""
+"""The main job (`python -m siampolar_lib.commands.demo`) in a quick form: one sequence, a few frames, into tmp_path."""
 from __future__ import annotations
 
 import json
@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from siampolar_lib import demo
 from siampolar_lib import paths
+from siampolar_lib.apps import demo
+from siampolar_lib.commands import demo as demo_cmd
 from siampolar_lib.paths import checkpoints_dir, shipped_train_log
 from siampolar_lib.video import read_frames
 
@@ -16,7 +17,7 @@ from siampolar_lib.video import read_frames
 def checkpoint(tmp_path_factory) -> Path:
     """An untrained 'quick' network saved as a checkpoint (the demo's plumbing, not its accuracy, is tested)."""
     from siampolar_lib import build_model
-    from siampolar_lib.checkpoint import save_checkpoint
+    from siampolar_lib.training.checkpoint import save_checkpoint
 
     path = tmp_path_factory.mktemp("ckpt") / "quick.pt"
     save_checkpoint(path, build_model("quick", pretrained=False))
@@ -42,7 +43,7 @@ def test_default_checkpoint_names_the_missing_file(tmp_path, monkeypatch):
 def test_demo_quick_run_on_real_val(tmp_path, checkpoint, real_davis, monkeypatch, capsys):
     monkeypatch.setenv("SIAMPOLAR_DAVIS_ROOT", str(real_davis))
     out = tmp_path / "demo"
-    rc = demo.main(["--out", str(out), "--checkpoint", str(checkpoint), "--sequences", "1", "--max-frames", "5",
+    rc = demo_cmd.main(["--out", str(out), "--checkpoint", str(checkpoint), "--sequences", "1", "--max-frames", "5",
                     "--baselines", "static,polar_bound", "--no-progress"])
     text = capsys.readouterr().out
     assert rc == 0
@@ -71,7 +72,7 @@ def test_demo_falls_back_to_synthetic(tmp_path, checkpoint, monkeypatch, capsys)
 def test_demo_bad_checkpoint_is_a_clear_error(tmp_path, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    rc = demo.main(["--out", str(tmp_path / "o"), "--checkpoint", str(bad), "--sequences", "1", "--max-frames", "3",
+    rc = demo_cmd.main(["--out", str(tmp_path / "o"), "--checkpoint", str(bad), "--sequences", "1", "--max-frames", "3",
                     "--baselines", ""])
     assert rc == 2 and "bad.pt" in capsys.readouterr().err
     assert not (tmp_path / "o").exists(), "the checkpoint is checked before any work"

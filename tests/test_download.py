@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from cli_helpers import refused
 from PIL import Image
 
-from siampolar_lib import download
-from siampolar_lib.download import download_davis, ensure_davis, main, verify_archive
+from siampolar_lib.commands.download import main
+from siampolar_lib.data import download
+from siampolar_lib.data.download import download_davis, ensure_davis, verify_archive
 from siampolar_lib.errors import UserError
 from siampolar_lib.paths import davis_available
-from cli_helpers import refused
 
 SEQUENCES = ("bear", "dog")
 DB_INFO = "DAVIS/Annotations/db_info.yml"

@@ -8,12 +8,21 @@ import pytest
 import torch
 
 from siampolar_lib import build_model
-from siampolar_lib.checkpoint import save_checkpoint
-from siampolar_lib.tracking.engine import OrtEngine, TorchEngine, make_engine
-from siampolar_lib.tracking.export import (META_NAME, SEARCH_NAME, TEMPLATE_NAME, ExportError, cached_export, export_onnx,
-                                       main, model_digest, sample_crops)
+from siampolar_lib.commands.export_onnx import main
 from siampolar_lib.geometry.polar import mask_iou
+from siampolar_lib.tracking.engine import OrtEngine, TorchEngine, make_engine
+from siampolar_lib.tracking.onnx_export import (
+    META_NAME,
+    SEARCH_NAME,
+    TEMPLATE_NAME,
+    ExportError,
+    cached_export,
+    export_onnx,
+    model_digest,
+    sample_crops,
+)
 from siampolar_lib.tracking.tracker import Tracker
+from siampolar_lib.training.checkpoint import save_checkpoint
 
 
 @pytest.fixture(scope="module")

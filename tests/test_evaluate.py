@@ -9,11 +9,12 @@ import torch
 from PIL import Image
 
 from siampolar_lib import build_model
+from siampolar_lib.commands.evaluate import main
 from siampolar_lib.data.davis import load_sequence, read_frame, sequence_masks
-from siampolar_lib.evaluation.benchmark import evaluate_tracker, main
+from siampolar_lib.evaluation.evaluate import evaluate_tracker
+from siampolar_lib.evaluation.report import RESULT_KEYS
 from siampolar_lib.geometry.boxes import mask_to_box
 from siampolar_lib.io import read_mask_png
-from siampolar_lib.evaluation.report import RESULT_KEYS
 from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
 
 SEQ = "blackswan"

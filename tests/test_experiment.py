@@ -6,15 +6,16 @@ import dataclasses
 import pytest
 import torch
 
-from siampolar_lib.checkpoint import load_checkpoint, load_model
+from siampolar_lib.commands.train import parse_args
 from siampolar_lib.data.davis import folder_sequences, load_sequence, read_frame, read_mask
 from siampolar_lib.data.pairs import PairConfig
-from siampolar_lib.experiment import OptimConfig, TrainConfig, load_preset
 from siampolar_lib.geometry.boxes import mask_to_box
 from siampolar_lib.models.config import LITE0, QUICK, get_config
 from siampolar_lib.splits import VALIDATION_FOLD_SEQUENCES
 from siampolar_lib.tracking.tracker import Tracker, TrackerConfig, track_frames
-from siampolar_lib.train import parse_args, train
+from siampolar_lib.training.checkpoint import load_checkpoint, load_model
+from siampolar_lib.training.config import OptimConfig, TrainConfig, load_preset
+from siampolar_lib.training.train import train
 
 torch.set_num_threads(2)
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from siampolar_lib.checkpoint import CheckpointError, export_weights, load_model
 from siampolar_lib.models.config import QUICK
-from siampolar_lib.experiment import OptimConfig, TrainConfig
-from siampolar_lib.train import train
-from siampolar_lib.trainlog import concat_logs, read_log
+from siampolar_lib.training.checkpoint import CheckpointError, export_weights, load_model
+from siampolar_lib.training.config import OptimConfig, TrainConfig
+from siampolar_lib.training.log import concat_logs, read_log
+from siampolar_lib.training.train import train
 
 REPO = Path(__file__).resolve().parent.parent
 

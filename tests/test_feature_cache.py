@@ -7,8 +7,8 @@ import torch
 
 from siampolar_lib import build_model
 from siampolar_lib.data.sources import videos_from_davis
-from siampolar_lib.feature_cache import CacheConfig, CachedPairs, build_feature_cache, window_difference
-from siampolar_lib.targets import TargetCollate
+from siampolar_lib.training.feature_cache import CacheConfig, CachedPairs, build_feature_cache, window_difference
+from siampolar_lib.training.targets import TargetCollate
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_pairs_run_through_the_network_like_crops(quick, cache):
 
 
 def test_window_maps_equal_the_crop_inside_and_differ_only_at_the_border(quick, synthetic_davis):
-    from siampolar_lib.data.davis import load_sequence, read_frame, first_box
+    from siampolar_lib.data.davis import first_box, load_sequence, read_frame
 
     seq = load_sequence(synthetic_davis, "synth00")
     frame, box = read_frame(seq.frame_paths[0]), first_box(seq)
@@ -72,10 +72,10 @@ def test_bad_margin_is_refused(quick, cache):
 
 def test_a_cached_run_trains_and_needs_a_frozen_backbone(synthetic_davis, tmp_path):
     from siampolar_lib.errors import UserError
-    from siampolar_lib.experiment import OptimConfig, TrainConfig
     from siampolar_lib.models.config import QUICK
-    from siampolar_lib.train import train
-    from siampolar_lib.trainlog import read_log
+    from siampolar_lib.training.config import OptimConfig, TrainConfig
+    from siampolar_lib.training.log import read_log
+    from siampolar_lib.training.train import train
 
     cfg = TrainConfig(model=QUICK, data=(str(synthetic_davis),), out=str(tmp_path / "run"), iters=4, batch=4,
                       optim=OptimConfig(warmup=0, freeze_backbone_iters=4), ckpt_every=0, device="cpu",

@@ -18,11 +18,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
-from siampolar_lib import track
-from siampolar_lib.errors import VideoError
-from siampolar_lib.evaluation import benchmark
 from cli_helpers import refused, script
+
+from siampolar_lib.commands import evaluate as evaluate_cmd
+from siampolar_lib.commands import track as track_cmd
+from siampolar_lib.commands import train as train_cmd
+from siampolar_lib.errors import VideoError
 
 torch.set_num_threads(2)
 FULL = "No space left on device"
@@ -76,13 +77,13 @@ def rerun_on_full_disk(capsys, disk: Path, run, *needles: str) -> None:
 def test_track_on_a_full_disk(capsys, disk, ckpt, frames_dir, out):
     args = ["--checkpoint", str(ckpt), "--video", str(frames_dir), "--out", str(disk / out), "--box", "30,40,40,40",
             "--engine", "torch", "--device", "cpu", "--no-progress"]
-    rerun_on_full_disk(capsys, disk, lambda again: track.main(args + ["--overwrite"] * again), FULL, str(disk))
+    rerun_on_full_disk(capsys, disk, lambda again: track_cmd.main(args + ["--overwrite"] * again), FULL, str(disk))
 
 
 def test_evaluate_on_a_full_disk(capsys, disk, tiny_davis):
     args = ["--davis-root", str(tiny_davis), "--baselines", "static", "--out", str(disk / "ev"), "--no-progress",
             "--max-frames", "4", "--model", "quick", "--engine", "torch", "--device", "cpu"]
-    rerun_on_full_disk(capsys, disk, lambda again: benchmark.main(args + ["--overwrite"] * again), FULL, str(disk))
+    rerun_on_full_disk(capsys, disk, lambda again: evaluate_cmd.main(args + ["--overwrite"] * again), FULL, str(disk))
 
 
 def test_davis2coco_on_a_full_disk(capsys, disk, tiny_davis):
@@ -92,11 +93,10 @@ def test_davis2coco_on_a_full_disk(capsys, disk, tiny_davis):
 
 
 def test_train_on_a_full_disk(capsys, disk, tiny_davis):
-    from siampolar_lib import train as train_mod
 
     args = ["--data", str(tiny_davis), "--out", str(disk / "run"), "--batch", "1", "--device", "cpu", "--no-progress"]
     # The second run resumes for 2 more steps: its checkpoint cannot be written, the first run's stays whole.
-    rerun_on_full_disk(capsys, disk, lambda again: train_mod.main(args + (["--iters", "4", "--resume"] if again
+    rerun_on_full_disk(capsys, disk, lambda again: train_cmd.main(args + (["--iters", "4", "--resume"] if again
                                                                           else ["--iters", "2"])), FULL, str(disk))
 
 

@@ -12,29 +12,28 @@ PACKAGE = Path(__file__).resolve().parent.parent / "siampolar_lib"
 MAX_FUNCTION_LINES = 60
 MAX_MODULE_LINES = 400
 
-# What each layer may import from the library (prefixes of module names below siampolar_lib). Entry points
-# (train, train_refine, track, demo, widgets) may import anything below them; nothing imports an entry point.
+# What each layer may import from the library (prefixes of module names below siampolar_lib). `cli` (the command
+# line's error contract) is for `commands` alone; `apps` (the jobs the commands and the demo notebook run) and
+# `commands` may import anything below them; nothing imports a command.
 ALLOWED = {
     "geometry": ("geometry",),
     "errors": (),
     "io": ("errors",),
-    "evaluation.metrics": ("geometry",),
+    "outputs": ("errors", "io"),
+    "cli": ("errors",),
+    "evaluation.metrics": ("geometry", "errors"),
     "models": ("geometry", "models"),
-    "data": ("data", "geometry", "io", "video", "errors"),
-    # targets: the grid_bound baseline is defined by the training targets' assignment (tracking.baselines)
-    "tracking": ("tracking", "geometry", "models", "checkpoint", "cli", "data.davis", "device", "errors", "io",
-                 "paths", "targets", "video"),
-    "evaluation": ("evaluation", "tracking", "geometry", "models", "checkpoint", "cli", "data.davis", "device",
-                   "errors", "io", "paths", "splits"),
+    "data": ("data", "geometry", "io", "video", "errors", "outputs", "paths"),
+    "training": ("training", "data", "models", "geometry", "device", "errors", "io", "outputs", "splits", "paths"),
+    # training.targets: the grid_bound baseline is defined by the training targets' assignment (tracking.baselines)
+    "tracking": ("tracking", "geometry", "models", "device", "errors", "io", "training.targets"),
+    "evaluation": ("evaluation", "tracking", "geometry", "models", "training.checkpoint", "data.davis", "device",
+                   "errors", "io", "outputs", "paths", "splits"),
 }
-ENTRY_POINTS = ("train", "train_refine", "track", "demo", "widgets")
+ENTRY_POINTS = ("commands",)
 # The floors README's "Layout of the library" lists, bottom up: a module imports from its own floor or below.
-FLOORS = (("errors", "io", "cli", "device", "paths", "splits", "video", "video_writers",
-           "download"), ("geometry",), ("models",),
-          ("data",),
-          ("targets", "losses", "schedule", "experiment", "trainlog", "checkpoint", "distributed", "feature_cache"),
-          ("tracking",), ("evaluation",), ("viz",) + ENTRY_POINTS)
-
+FLOORS = (("errors", "io", "outputs", "cli", "device", "paths", "splits", "video", "video_writers"), ("geometry",),
+          ("models",), ("data",), ("training",), ("tracking",), ("evaluation",), ("viz",), ("apps",), ENTRY_POINTS)
 
 def module_name(path: Path) -> str:
     """siampolar_lib/a/b.py -> 'a.b'; a package's __init__.py -> its folder's name."""
@@ -102,6 +101,8 @@ def test_no_upward_import():
         for target in sorted(imports):
             if target.split(".")[0] in ENTRY_POINTS and name.split(".")[0] != target.split(".")[0]:
                 bad.append(f"{name} imports the entry point {target}")
+            if target == "cli" and name.split(".")[0] not in ENTRY_POINTS:
+                bad.append(f"{name} imports cli, the command line's error contract (only commands may)")
             layer = _layer(name)
             if layer is None or not target:
                 continue
@@ -166,7 +167,7 @@ def test_torch_free_modules_do_not_import_torch(module):
 
 def test_scoring_help_does_not_import_torch():
     code = ("import sys, runpy\nsys.argv = ['siampolar-score', '--help']\n"
-            "try:\n    runpy.run_module('siampolar_lib.evaluation.folders', run_name='__main__')\n"
+            "try:\n    runpy.run_module('siampolar_lib.commands.score', run_name='__main__')\n"
             "except SystemExit:\n    pass\nprint('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "--gt" in out.stdout and out.stdout.strip().endswith("False")

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from siampolar_lib.losses import LossConfig, compute_losses, polar_iou, polar_iou_loss
+from siampolar_lib.training.losses import LossConfig, compute_losses, polar_iou, polar_iou_loss
 
 
 def sig(x: float) -> float:

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from siampolar_lib import io
+from siampolar_lib.commands import score as score_cmd
 from siampolar_lib.evaluation import folders
 from siampolar_lib.evaluation import metrics as M
 from siampolar_lib.evaluation.report import format_table, write_results_json
@@ -245,10 +246,10 @@ def test_write_results_json_schema(tmp_path):
 def test_cli_writes_results_and_never_into_gt(tmp_path, capsys):
     ann = _tiny_davis(tmp_path / "DAVIS", n_frames=5)
     shutil.copytree(ann, tmp_path / "pred")
-    assert folders.main(["--gt", str(tmp_path / "DAVIS"), "--pred", str(tmp_path / "pred"), "--processes", "1"]) == 0
+    assert score_cmd.main(["--gt", str(tmp_path / "DAVIS"), "--pred", str(tmp_path / "pred"), "--processes", "1"]) == 0
     assert "mean over sequences" in capsys.readouterr().out
     assert json.loads((tmp_path / "pred" / "results.json").read_text())["J_M"] == 1.0
-    assert folders.main(["--gt", str(tmp_path / "DAVIS"), "--pred", str(tmp_path / "pred"),
+    assert score_cmd.main(["--gt", str(tmp_path / "DAVIS"), "--pred", str(tmp_path / "pred"),
                    "--out", str(tmp_path / "DAVIS" / "out")]) == 2
     assert "lies inside the input --gt" in capsys.readouterr().err
     assert not (tmp_path / "DAVIS" / "out").exists()

@@ -12,14 +12,14 @@ import pytest
 from PIL import Image
 
 from siampolar_lib import build_model
-from siampolar_lib.checkpoint import save_checkpoint
-from siampolar_lib.io import read_label_png
-from siampolar_lib.evaluation.folders import evaluate_folder, main as metrics_main
-from siampolar_lib.io import PALETTE, write_label_png
-from siampolar_lib.tracking.multi import label_map
+from siampolar_lib.commands.track import main as track_main
+from siampolar_lib.evaluation.folders import evaluate_folder
+from siampolar_lib.evaluation.folders import main as metrics_main
 from siampolar_lib.evaluation.report import write_davis_csvs
-from siampolar_lib.track import main as track_main
+from siampolar_lib.io import PALETTE, read_label_png, write_label_png
+from siampolar_lib.tracking.multi import label_map
 from siampolar_lib.tracking.tracker import TrackResult
+from siampolar_lib.training.checkpoint import save_checkpoint
 
 GLOBAL_COLUMNS = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
 
@@ -125,7 +125,7 @@ def test_davis_csvs_columns_and_values(tmp_path):
 
 
 def test_evaluate_writes_official_csvs(real_davis, tmp_path):
-    from siampolar_lib.evaluation.benchmark import main as evaluate_main
+    from siampolar_lib.evaluation.evaluate import main as evaluate_main
 
     assert evaluate_main(["--baselines", "static", "--sequences", "blackswan", "--max-frames", "4",
                           "--davis-root", str(real_davis), "--out", str(tmp_path), "--no-progress"]) == 0

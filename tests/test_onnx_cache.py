@@ -19,8 +19,17 @@ from siampolar_lib.errors import USER_ERRORS, UserError
 from siampolar_lib.models.config import QUICK
 from siampolar_lib.models.siampolar import SiamPolar
 from siampolar_lib.tracking.engine import OrtEngine, TorchEngine
-from siampolar_lib.tracking.export import (META_NAME, SEARCH_NAME, TEMPLATE_NAME, cache_root, cached_export,
-                                           export_onnx, model_digest, sample_crops, temp_prefix)
+from siampolar_lib.tracking.onnx_export import (
+    META_NAME,
+    SEARCH_NAME,
+    TEMPLATE_NAME,
+    cache_root,
+    cached_export,
+    export_onnx,
+    model_digest,
+    sample_crops,
+    temp_prefix,
+)
 
 LEVELS = [[25, 25, 8], [13, 13, 16]]  # the quick network's score maps (H, W, stride)
 
@@ -55,7 +64,7 @@ def cache(monkeypatch, tmp_path) -> Path:
 def copy_export(monkeypatch, good) -> list:
     """cached_export's export replaced by a copy of `good` (seconds saved; the cache logic is what is tested):
     the list of the folders it exported into."""
-    from siampolar_lib.tracking import export
+    from siampolar_lib.tracking import onnx_export as export
 
     calls = []
 
@@ -167,7 +176,7 @@ def test_a_good_entry_is_reused_and_dead_exports_temps_are_removed(model, good, 
 
 
 def test_export_removes_its_dead_temps_beside_the_output(model, tmp_path, monkeypatch):
-    from siampolar_lib.tracking import export
+    from siampolar_lib.tracking import onnx_export as export
 
     done = subprocess.Popen([sys.executable, "-c", "pass"])
     done.wait()

@@ -1,6 +1,6 @@
 """No tool writes where it reads, and two runs sharing an output path never both run (issue 22, data loss 1, 2, 4).
 
-The rule lives in one place, `cli.check_output_apart`: an output may not be, contain or lie inside an input.
+The rule lives in one place, `outputs.check_output_apart`: an output may not be, contain or lie inside an input.
 Each test fails on the code before the fix: there `track --out DIR --overwrite` swapped away the frames inside
 DIR, `evaluate` and `demo` deleted or wrote into the DAVIS folder, and `track --out r.gif` removed the live
 staging folder of a `track --out r.mp4` (both write `r_masks/`).
@@ -17,12 +17,15 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
-from siampolar_lib import demo, track
-from siampolar_lib.cli import check_output_apart, clean_stale_temps, fresh_folder_beside, output_lock
-from siampolar_lib.errors import UserError
-from siampolar_lib.evaluation import benchmark
 from cli_helpers import refused
+
+from siampolar_lib.commands import demo as demo_cmd
+from siampolar_lib.commands import evaluate as evaluate_cmd
+from siampolar_lib.commands import score as score_cmd
+from siampolar_lib.commands import track as track_cmd
+from siampolar_lib.errors import UserError
+from siampolar_lib.evaluation import evaluate as benchmark
+from siampolar_lib.outputs import check_output_apart, clean_stale_temps, fresh_folder_beside, output_lock
 
 torch.set_num_threads(2)
 
@@ -110,7 +113,7 @@ def test_track_refuses_an_out_holding_an_input(tmp_path, capsys, ckpt, case):
         flag, src = "--checkpoint", proj / "m.pt"
         model = Path(shutil.copy(ckpt, src))
     before = snapshot(tmp_path)
-    refused(capsys, track.main(trk(model, video, out, "--overwrite")), f"contains the input {flag} {src}")
+    refused(capsys, track_cmd.main(trk(model, video, out, "--overwrite")), f"contains the input {flag} {src}")
     assert snapshot(tmp_path) == before  # the inputs and everything beside them survive
 
 
@@ -128,7 +131,7 @@ def test_evaluate_refuses_an_out_at_the_davis_root(davis, capsys, where, overwri
     if where == "inside_gt":
         assert out.is_dir()
     before = snapshot(davis.parent)
-    rc = benchmark.main(["--davis-root", str(davis), "--baselines", "static", "--out", str(out), "--no-progress",
+    rc = evaluate_cmd.main(["--davis-root", str(davis), "--baselines", "static", "--out", str(out), "--no-progress",
                          "--max-frames", "4"] + ["--overwrite"] * overwrite)
     refused(capsys, rc, f"--out {out} {RELATION[where]} the input --davis-root {davis}")
     assert snapshot(davis.parent) == before
@@ -146,7 +149,7 @@ def test_demo_refuses_an_out_at_the_davis_root(davis, capsys, ckpt, monkeypatch,
     monkeypatch.setenv("SIAMPOLAR_DAVIS_ROOT", str(davis))
     out = WHERE[where](davis)
     before = snapshot(davis.parent)
-    rc = demo.main(["--out", str(out), "--checkpoint", str(ckpt), "--sequences", "1", "--max-frames", "3",
+    rc = demo_cmd.main(["--out", str(out), "--checkpoint", str(ckpt), "--sequences", "1", "--max-frames", "3",
                     "--baselines", "", "--engine", "torch", "--device", "cpu", "--no-progress"]
                    + ["--overwrite"] * overwrite)
     refused(capsys, rc, f"--out {out} {RELATION[where]} the input $SIAMPOLAR_DAVIS_ROOT {davis}")
@@ -162,7 +165,7 @@ def test_runs_sharing_the_mask_folder_exclude_each_other(tmp_path, capsys, ckpt,
     with output_lock(tmp_path / first), output_lock(tmp_path / "r_masks"):
         staging = fresh_folder_beside(tmp_path / "r_masks")
         (staging / "00000.png").write_bytes(b"frame 0 of the first run")
-        refused(capsys, track.main(trk(ckpt, video, tmp_path / second)), "r_masks", "another run is writing")
+        refused(capsys, track_cmd.main(trk(ckpt, video, tmp_path / second)), "r_masks", "another run is writing")
         assert (staging / "00000.png").is_file(), "the first run's staging folder is left alone"
     assert not (tmp_path / second).exists() and not (tmp_path / "r_masks").exists()
 
@@ -175,7 +178,7 @@ def test_only_temps_of_dead_owners_are_removed(tmp_path, capsys, ckpt):
     for d in (dead, live, old):
         d.mkdir()
         (d / "00000.png").write_bytes(b"x")
-    assert track.main(trk(ckpt, video, tmp_path / "r.gif")) == 0
+    assert track_cmd.main(trk(ckpt, video, tmp_path / "r.gif")) == 0
     assert not dead.exists() and not old.exists() and (live / "00000.png").is_file()
     assert sorted(p.name for p in (tmp_path / "r_masks").iterdir()) == ["00000.png", "00001.png", "00002.png"]
 
@@ -195,16 +198,15 @@ def test_score_and_davis2coco_use_the_same_rule(davis, capsys):
     """Both refused an --out inside the dataset before; an --out containing it is refused now too."""
     import importlib.util
 
-    from siampolar_lib.evaluation import folders
 
     spec = importlib.util.spec_from_file_location("davis2coco", Path(__file__).parent.parent / "data_scripts" /
                                                   "davis2coco.py")
     d2c = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(d2c)
     before, parent = snapshot(davis.parent), davis.parent
-    refused(capsys, folders.main(["--gt", str(davis), "--pred", str(davis / "Annotations" / "480p"), "--out",
+    refused(capsys, score_cmd.main(["--gt", str(davis), "--pred", str(davis / "Annotations" / "480p"), "--out",
                                   str(parent)]), f"--out {parent} contains the input --gt {davis}")
-    refused(capsys, folders.main(["--gt", str(davis), "--pred", str(davis / "Annotations" / "480p")]),
+    refused(capsys, score_cmd.main(["--gt", str(davis), "--pred", str(davis / "Annotations" / "480p")]),
             "--out (default: --pred)", "lies inside the input --gt")
     refused(capsys, d2c.main(["--davis-root", str(davis), "--out", str(parent)]),
             f"--out {parent} contains the input --davis-root {davis}")

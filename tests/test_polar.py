@@ -7,8 +7,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from siampolar_lib.geometry.polar import (best_centre, mask_box_centre, mask_iou, mask_to_rays, mass_centre,
-                                          polar_fit_iou, polygon_to_mask, ray_angles, rays_to_polygon)
+from siampolar_lib.geometry.polar import (
+    best_centre,
+    mask_box_centre,
+    mask_iou,
+    mask_to_rays,
+    mass_centre,
+    polar_fit_iou,
+    polygon_to_mask,
+    ray_angles,
+    rays_to_polygon,
+)
 
 FAST = settings(max_examples=30, deadline=None, derandomize=True)  # the same examples on every run: CI cannot flake
 

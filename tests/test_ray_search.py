@@ -6,10 +6,10 @@ import dataclasses
 import pytest
 import torch
 
-from siampolar_lib.checkpoint import CheckpointError, init_weights, load_model, save_checkpoint
 from siampolar_lib.models.config import QUICK
 from siampolar_lib.models.siampolar import SiamPolar
 from siampolar_lib.models.xcorr import align_search, xcorr_depthwise
+from siampolar_lib.training.checkpoint import CheckpointError, init_weights, load_model, save_checkpoint
 
 GROWN = dataclasses.replace(QUICK, ray_search_features=True)
 
@@ -76,7 +76,7 @@ def test_grown_head_needs_the_search_features():
 
 
 def test_grown_network_exports_to_onnx(tmp_path):
-    from siampolar_lib.tracking.export import export_onnx
+    from siampolar_lib.tracking.onnx_export import export_onnx
 
     torch.manual_seed(1)
     model = SiamPolar(GROWN, pretrained=False).eval()

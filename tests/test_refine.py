@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from siampolar_lib.checkpoint import load_model, save_checkpoint, with_stage
 from siampolar_lib.data.refine_samples import RefineDataset, RefineSampleConfig, jittered_centre
 from siampolar_lib.data.sources import videos_from_davis
-from siampolar_lib.geometry.polar import mask_to_rays, polygon_to_mask, rays_to_polygon
+from siampolar_lib.geometry.polar import mask_to_rays, polygon_to_mask
 from siampolar_lib.geometry.refine import MIN_SIDE, REFINE_MARGIN, flip_rays, refine_side, smooth_rays
 from siampolar_lib.models.config import get_config
 from siampolar_lib.models.siampolar import SiamPolar
 from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
+from siampolar_lib.training.checkpoint import load_model, save_checkpoint, with_stage
 
 
 def refine_net(seed: int = 0, identity: bool = False) -> SiamPolar:
@@ -179,7 +179,7 @@ def test_a_refined_polygon_is_drawn_as_the_mask():
 # ------------------------------------------------------------------------------- training
 
 def test_train_refine_trains_only_the_stage_and_scores_the_fold(tmp_path, ckpt, synthetic_davis, capsys):
-    from siampolar_lib import train_refine
+    from siampolar_lib.training import train_refine
 
     out = tmp_path / "run"
     names = sorted(p.name for p in (synthetic_davis / "JPEGImages" / "480p").iterdir())
@@ -223,7 +223,7 @@ def check_export(run, first, tmp_path) -> None:
 
 
 def test_train_refine_refuses_a_file_that_is_no_checkpoint(tmp_path, synthetic_davis, capsys):
-    from siampolar_lib import train_refine
+    from siampolar_lib.training import train_refine
 
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")

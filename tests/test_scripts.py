@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from siampolar_lib import build_model
-from siampolar_lib.checkpoint import save_checkpoint
 from siampolar_lib.paths import REPO_ROOT
+from siampolar_lib.training.checkpoint import save_checkpoint
 
 
 def _run(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
@@ -176,7 +176,7 @@ def test_learning_curve_with_a_stage_only_on_the_same_early_blocks(synthetic_dav
 
 def test_fold_scores_refuse_val_sequences(quick_checkpoint):
     from siampolar_lib.errors import UserError
-    from siampolar_lib.evaluation.benchmark import fold_scores
+    from siampolar_lib.evaluation.evaluate import fold_scores
 
     with pytest.raises(UserError, match="val sequences"):
         fold_scores(build_model("quick", pretrained=False), names=["dog-agility", "blackswan"])

@@ -13,16 +13,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from cli_helpers import refused, script
 from PIL import Image
 
-from siampolar_lib import track
+from siampolar_lib.commands import evaluate as evaluate_cmd
+from siampolar_lib.commands import score as score_cmd
+from siampolar_lib.commands import track as track_cmd
 from siampolar_lib.data.coco import davis_to_coco
 from siampolar_lib.data.davis import DavisError, load_sequence, read_frame, read_labels, sequence_masks
 from siampolar_lib.errors import VideoError
-from siampolar_lib.evaluation import benchmark, folders
 from siampolar_lib.io import read_label_png, read_mask_png
 from siampolar_lib.video import iter_frames, list_frame_files, read_frames, read_image
-from cli_helpers import refused, script
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -73,7 +74,7 @@ def test_6_score_refuses_a_soft_edged_ground_truth(tmp_path, capsys):
     pred.mkdir(parents=True)
     for t in range(4):
         Image.fromarray(np.zeros((40, 60), np.uint8)).save(pred / f"{t:05d}.png")  # all-zero prediction
-    rc = folders.main(["--gt", str(gt), "--pred", str(tmp_path / "pred"), "--out", str(tmp_path / "o"),
+    rc = score_cmd.main(["--gt", str(gt), "--pred", str(tmp_path / "pred"), "--out", str(tmp_path / "o"),
                        "--processes", "1"])
     refused(capsys, rc, "00000.png", "grey levels", "binary")
     assert not (tmp_path / "o" / "results.json").exists()
@@ -153,7 +154,7 @@ def test_8_davis2016_tools_refuse_a_mask_of_several_objects(tmp_path, capsys):
 
 def test_8_evaluate_refuses_it_before_tracking(tmp_path, capsys):
     root = tiny_davis(tmp_path / "D", two_objects(), palette=True)
-    rc = benchmark.main(["--davis-root", str(root), "--out", str(tmp_path / "e"), "--baselines", "static",
+    rc = evaluate_cmd.main(["--davis-root", str(root), "--out", str(tmp_path / "e"), "--baselines", "static",
                          "--no-progress", "--device", "cpu"])
     refused(capsys, rc, "00000.png", "objects 1, 2")
 
@@ -182,7 +183,7 @@ def test_9_every_frame_of_a_gif_is_read(tmp_path):
 
 def test_9_track_tracks_every_frame_of_that_gif(tmp_path, capsys, ckpt):
     gif = gif_without_control_blocks(tmp_path / "clip.gif", disk_frames(4))
-    rc = track.main(trk(ckpt, gif, tmp_path / "o", "--box", "30,40,40,40", "--device", "cpu", "--engine", "torch"))
+    rc = track_cmd.main(trk(ckpt, gif, tmp_path / "o", "--box", "30,40,40,40", "--device", "cpu", "--engine", "torch"))
     assert rc == 0, capsys.readouterr().err
     assert "tracked 4 frames" in capsys.readouterr().out
     assert len(list((tmp_path / "o" / "masks").glob("*.png"))) == 4
@@ -202,18 +203,18 @@ def test_10_a_dangling_frame_link_is_an_error_naming_it(tmp_path, capsys, ckpt):
     (folder / "00002.jpg").symlink_to(tmp_path / "gone.jpg")
     with pytest.raises(VideoError, match=r"00002\.jpg: .*broken link"):
         list_frame_files(folder)
-    refused(capsys, track.main(trk(ckpt, folder, tmp_path / "o", "--box", "30,40,40,40")), "00002.jpg")
+    refused(capsys, track_cmd.main(trk(ckpt, folder, tmp_path / "o", "--box", "30,40,40,40")), "00002.jpg")
     assert not (tmp_path / "o").exists()
 
 
 def test_10_masks_take_their_frames_names(tmp_path, capsys, ckpt):
     folder = frame_folder(tmp_path / "clip", ["00000.jpg", "00001.jpg", "00003.jpg"])  # 00002 is not there
-    rc = track.main(trk(ckpt, folder, tmp_path / "o", "--box", "30,40,40,40", "--device", "cpu", "--engine", "torch"))
+    rc = track_cmd.main(trk(ckpt, folder, tmp_path / "o", "--box", "30,40,40,40", "--device", "cpu", "--engine", "torch"))
     assert rc == 0, capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "o" / "masks").iterdir()) == ["00000.png", "00001.png", "00003.png"]
 
 
 def test_10_frames_that_share_a_name_are_refused(tmp_path, capsys, ckpt):
     folder = frame_folder(tmp_path / "clip", ["00000.jpg", "00001.jpg", "00001.png"])
-    refused(capsys, track.main(trk(ckpt, folder, tmp_path / "o", "--box", "30,40,40,40")),
+    refused(capsys, track_cmd.main(trk(ckpt, folder, tmp_path / "o", "--box", "30,40,40,40")),
             "00001.jpg", "00001.png")

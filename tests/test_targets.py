@@ -7,7 +7,7 @@ import torch
 
 from siampolar_lib.geometry.polar import mask_to_rays, mass_centre
 from siampolar_lib.models.grid import location_grid
-from siampolar_lib.targets import build_targets, polar_centerness
+from siampolar_lib.training.targets import build_targets, polar_centerness
 
 S = 255
 
@@ -135,11 +135,12 @@ def test_shapes_device_and_errors():
 
 def test_real_davis_mask(real_davis):
     """A real DAVIS mask cropped like a search image gives positives, rays that fit the mask."""
+    import cv2
+
     from siampolar_lib.data.davis import load_sequence, read_mask
     from siampolar_lib.geometry.boxes import box_centre, mask_to_box
     from siampolar_lib.geometry.crops import crop_square, search_side
     from siampolar_lib.geometry.polar import mask_iou, polygon_to_mask, rays_to_polygon
-    import cv2
 
     seq = load_sequence(real_davis, "car-roundabout")  # a compact, nearly star-shaped object
     m = read_mask(seq.mask_paths[10])
@@ -160,7 +161,7 @@ def test_real_davis_mask(real_davis):
 def test_config_points_equal_the_networks_grid(name):
     """The grid the DataLoader builds targets on is the one a real forward reports, for each backbone family."""
     from siampolar_lib import build_model
-    from siampolar_lib.targets import config_points
+    from siampolar_lib.training.targets import config_points
 
     model = build_model(name, pretrained=False).eval()
     cfg = model.config
@@ -181,7 +182,7 @@ def test_worker_targets_equal_the_step_targets(synthetic_davis):
     from siampolar_lib.data.pairs import PairDataset, worker_loader_kwargs
     from siampolar_lib.data.sources import videos_from_davis
     from siampolar_lib.models.config import QUICK
-    from siampolar_lib.targets import TargetCollate, model_targets
+    from siampolar_lib.training.targets import TargetCollate, model_targets
 
     data = PairDataset(videos_from_davis(synthetic_davis), length=6, seed=1, geometry=QUICK)
     loader = DataLoader(data, batch_size=3, collate_fn=TargetCollate(QUICK), **worker_loader_kwargs(2))

@@ -1,4 +1,4 @@
-"""`python -m siampolar_lib.track` on a small video made here: overlay video + one mask PNG per frame; clear errors."""
+"""`python -m siampolar_lib.commands.track` on a small video made here: overlay video + one mask PNG per frame; clear errors."""
 from __future__ import annotations
 
 import os
@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from siampolar_lib.track import main, output_paths, parse_box, track_video
+from siampolar_lib.apps.track_video import output_paths, parse_box, track_video
+from siampolar_lib.commands.track import main
 from siampolar_lib.errors import VideoError
 from siampolar_lib.io import read_mask_png
 from siampolar_lib.video import read_frames
@@ -22,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 def checkpoint(tmp_path_factory) -> Path:
     """An untrained 'quick' network saved as a checkpoint (the tracking plumbing, not its accuracy, is tested)."""
     from siampolar_lib import build_model
-    from siampolar_lib.checkpoint import save_checkpoint
+    from siampolar_lib.training.checkpoint import save_checkpoint
 
     path = tmp_path_factory.mktemp("ckpt") / "quick.pt"
     save_checkpoint(path, build_model("quick", pretrained=False))
@@ -48,7 +49,7 @@ def test_cli_writes_overlay_and_masks(tmp_path, checkpoint):
     video = make_video(tmp_path / "clip.mp4")
     out = tmp_path / "result.gif"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "siampolar_lib.track", "--checkpoint", str(checkpoint),
+    proc = subprocess.run([sys.executable, "-m", "siampolar_lib.commands.track", "--checkpoint", str(checkpoint),
                            "--video", str(video), "--box", "32,42,36,36", "--out", str(out), "--device", "cpu"],
                           capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -98,7 +99,7 @@ def test_bad_inputs_are_clear_errors(tmp_path, checkpoint, capsys):
 
 def test_cli_error_exit_status(tmp_path, checkpoint):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "siampolar_lib.track", "--checkpoint", str(checkpoint),
+    proc = subprocess.run([sys.executable, "-m", "siampolar_lib.commands.track", "--checkpoint", str(checkpoint),
                            "--video", str(tmp_path / "missing.mp4"), "--box", "1,1,5,5", "--out",
                            str(tmp_path / "r.mp4")], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 2

@@ -7,13 +7,14 @@ import math
 import pytest
 import torch
 
+from siampolar_lib.commands.train import parse_args
 from siampolar_lib.device import rng_state, set_rng_state
-from siampolar_lib.distributed import StepSampler, dist_info, init_distributed, wrap_ddp
-from siampolar_lib.experiment import OptimConfig, TrainConfig
 from siampolar_lib.models.config import get_config
-from siampolar_lib.schedule import lr_factor
-from siampolar_lib.train import parse_args, train
-from siampolar_lib.trainlog import LOG_COLUMNS, read_log
+from siampolar_lib.training.config import OptimConfig, TrainConfig
+from siampolar_lib.training.distributed import StepSampler, dist_info, init_distributed, wrap_ddp
+from siampolar_lib.training.log import LOG_COLUMNS, read_log
+from siampolar_lib.training.schedule import lr_factor
+from siampolar_lib.training.train import train
 
 torch.set_num_threads(2)
 
@@ -155,7 +156,7 @@ def test_resume_is_exact(synthetic_davis, tmp_path, how, workers):
 
 def test_resume_refuses_another_architecture(synthetic_davis, tmp_path):
     from siampolar_lib import build_model
-    from siampolar_lib.checkpoint import CheckpointError, save_checkpoint
+    from siampolar_lib.training.checkpoint import CheckpointError, save_checkpoint
 
     cfg = _cfg(tmp_path, synthetic_davis, model="lite0", iters=2, resume=True)
     save_checkpoint(tmp_path / "run" / "last.pt", build_model("quick", pretrained=False), step=1,
@@ -166,7 +167,7 @@ def test_resume_refuses_another_architecture(synthetic_davis, tmp_path):
 
 def test_resume_refuses_a_model_only_checkpoint(synthetic_davis, tmp_path):
     from siampolar_lib import build_model
-    from siampolar_lib.checkpoint import CheckpointError, save_checkpoint
+    from siampolar_lib.training.checkpoint import CheckpointError, save_checkpoint
 
     save_checkpoint(tmp_path / "run" / "last.pt", build_model("quick", pretrained=False), step=1)
     with pytest.raises(CheckpointError, match="no training state"):
@@ -194,7 +195,7 @@ def test_missing_data_path_is_named(tmp_path):
 def test_init_from_fine_tunes_with_more_stages_frozen(synthetic_davis, tmp_path):
     """--init-from starts at step 0 from a checkpoint's weights; --frozen-stages keeps lower stages fixed."""
     from siampolar_lib import build_model
-    from siampolar_lib.checkpoint import save_checkpoint
+    from siampolar_lib.training.checkpoint import save_checkpoint
 
     start = build_model("quick", pretrained=False)
     save_checkpoint(tmp_path / "start.pt", start, step=123)
@@ -210,7 +211,7 @@ def test_init_from_fine_tunes_with_more_stages_frozen(synthetic_davis, tmp_path)
 
 def test_init_from_another_architecture_is_a_clear_error(synthetic_davis, tmp_path):
     from siampolar_lib import build_model
-    from siampolar_lib.checkpoint import CheckpointError, save_checkpoint
+    from siampolar_lib.training.checkpoint import CheckpointError, save_checkpoint
 
     save_checkpoint(tmp_path / "lite.pt", build_model("lite0", pretrained=False), step=1)
     with pytest.raises(CheckpointError, match="'lite0' network, but --model is 'quick'"):
@@ -234,7 +235,7 @@ def test_targets_in_workers_train_exactly_as_targets_in_the_step(synthetic_davis
 
 
 def test_scale_lr_is_linear_in_the_global_batch():
-    from siampolar_lib.schedule import scale_lr
+    from siampolar_lib.training.schedule import scale_lr
 
     assert scale_lr(0.005, 32, 128) == pytest.approx(0.02)
     assert scale_lr(0.01, 8, 2) == pytest.approx(0.0025)

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from siampolar_lib.trainlog import read_log
+from siampolar_lib.training.log import read_log
 
 
 @pytest.mark.slow
@@ -17,7 +17,7 @@ def test_torchrun_two_processes_on_cpu(synthetic_davis, tmp_path):
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONHASHSEED="0")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "siampolar_lib.train", "--config", "quick", "--data", str(synthetic_davis), "--out", str(out),
+           "-m", "siampolar_lib.commands.train", "--config", "quick", "--data", str(synthetic_davis), "--out", str(out),
            "--iters", "3", "--batch", "2", "--warmup", "2", "--ckpt-every", "2", "--device", "cpu",
            "--no-progress"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)

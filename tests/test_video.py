@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from siampolar_lib.geometry.polar import rays_to_polygon
 from siampolar_lib.errors import VideoError
+from siampolar_lib.geometry.polar import rays_to_polygon
 from siampolar_lib.video import read_frames, video_fps
 from siampolar_lib.video_writers import write_gif, write_mp4, write_png, write_video
 from siampolar_lib.viz import polygon_centre, render_track

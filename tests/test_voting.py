@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from siampolar_lib import build_model
-from siampolar_lib.geometry.voting import vote_mask
 from siampolar_lib.geometry.polar import polygon_to_mask, rays_to_polygon
+from siampolar_lib.geometry.voting import vote_mask
 from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
 
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
+from siampolar_lib.apps.interactive import DemoApp, bbox_to_xywh, encode_image
 from siampolar_lib.geometry.crops import SEARCH_SIZE
 from siampolar_lib.models.config import LITE0
 from siampolar_lib.models.grid import location_grid
 from siampolar_lib.video import read_frames
-from siampolar_lib.widgets import DemoApp, bbox_to_xywh, encode_image
 
 
 class CentreModel(nn.Module):

@@ -1,7 +1,7 @@
 """Data: the DAVIS reader, DAVIS to COCO, synthetic DAVIS, training pairs and `sources` (--data to training videos)."""
 from __future__ import annotations
 
-from .davis import (
+from siampolar_lib.data.davis import (
     DavisError,
     DavisSequence,
     first_annotated,

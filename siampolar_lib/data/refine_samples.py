@@ -17,13 +17,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .augment import colour_jitter, gaussian_blur
-from .coco import Video
-from .davis import read_frame
-from ..errors import check_fields
-from ..geometry.crops import crop_square
-from ..geometry.polar import NUM_RAYS, mask_to_rays, mass_centre
-from ..geometry.refine import flip_rays, refine_side, smooth_rays
+from siampolar_lib.data.augment import colour_jitter, gaussian_blur
+from siampolar_lib.data.coco import Video
+from siampolar_lib.data.davis import read_frame
+from siampolar_lib.errors import check_fields
+from siampolar_lib.geometry.crops import crop_square
+from siampolar_lib.geometry.polar import NUM_RAYS, mask_to_rays, mass_centre
+from siampolar_lib.geometry.refine import flip_rays, refine_side, smooth_rays
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from .coco import Video, coco_videos, davis_coco, read_coco_json
-from .davis import folder_sequences, list_sequences, splits
+from siampolar_lib.data.coco import Video, coco_videos, davis_coco, read_coco_json
+from siampolar_lib.data.davis import folder_sequences, list_sequences, splits
 
 
 def videos_from_davis(root: str | os.PathLike, sequences: Sequence[str] | str | None = None) -> list[Video]:

@@ -11,30 +11,26 @@ what tracking loses; truth_crop -> truth_centre is what choosing the location lo
 For the tracker mode the chosen location's score (cls x ctr) is kept per frame, with the network's share of the
 final score: penalty x score x (1 - window_influence) / (that + window x window_influence).
 
-    python -m siampolar_lib.evaluation.error_split --checkpoint CKPT [--sequences a,b] [--json out.json]
+    python -m siampolar_lib.commands.error_split --checkpoint CKPT [--sequences a,b] [--json out.json]
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..checkpoint import load_model
-from ..cli import ArgumentParser, cli_main
-from ..data.davis import first_nonempty, load_sequence, read_frame, sequence_masks
-from ..errors import UserError
-from ..geometry.boxes import mask_to_box
-from ..geometry.crops import context_side
-from ..geometry.polar import mass_centre
-from ..io import write_text
-from ..paths import davis_train_sample_root
-from ..splits import REAL_VAL_SEQUENCES, VALIDATION_FOLD_SEQUENCES
-from ..tracking.engine import make_engine
-from ..tracking.tracker import Tracker, TrackerConfig, TrackResult, polygon_boxes
-from .metrics import evaluate_sequence, mean_over_sequences
+from siampolar_lib.data.davis import first_nonempty, load_sequence, read_frame, sequence_masks
+from siampolar_lib.errors import UserError
+from siampolar_lib.evaluation.metrics import evaluate_sequence, mean_over_sequences
+from siampolar_lib.geometry.boxes import mask_to_box
+from siampolar_lib.geometry.crops import context_side
+from siampolar_lib.geometry.polar import mass_centre
+from siampolar_lib.paths import davis_train_sample_root
+from siampolar_lib.splits import REAL_VAL_SEQUENCES, VALIDATION_FOLD_SEQUENCES
+from siampolar_lib.tracking.engine import make_engine
+from siampolar_lib.tracking.tracker import Tracker, TrackerConfig, TrackResult, polygon_boxes
 
 MODES = ("truth_crop", "truth_centre", "tracker")
 
@@ -159,30 +155,3 @@ def format_split(result: dict) -> str:
         q = np.nanpercentile(result[key], [10, 25, 50, 75, 90])
         lines.append(f"{label}: p10 {q[0]:.3f}  p25 {q[1]:.3f}  median {q[2]:.3f}  p75 {q[3]:.3f}  p90 {q[4]:.3f}")
     return "\n".join(lines)
-
-
-@cli_main
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (2 for bad input, with a one-line message)."""
-    ap = ArgumentParser(prog="python -m siampolar_lib.evaluation.error_split", description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", required=True, help="a SiamPolar checkpoint (.pt)")
-    ap.add_argument("--davis-root", default=None, help="default: the DAVIS-2016 train sample")
-    ap.add_argument("--sequences", default=",".join(VALIDATION_FOLD_SEQUENCES), help="comma-separated train sequences")
-    ap.add_argument("--max-frames", type=int, default=None, help="keep only the first N frames of each sequence")
-    ap.add_argument("--json", default=None, help="also write the numbers (without per-frame choices) to this file")
-    args = ap.parse_args(argv)
-    names = [s for s in args.sequences.split(",") if s]
-    result = error_split(load_model(args.checkpoint, device="cpu"), args.davis_root, names, max_frames=args.max_frames)
-    print(format_split(result))
-    if args.json:
-        slim = {"modes": result["modes"], "checkpoint": str(args.checkpoint),
-                "sequences": {n: {m: {k: v for k, v in r.items() if k not in ("choices", "J", "F")} for m, r in rows.items()}
-                              for n, rows in result["sequences"].items()},
-                "score_quartiles": np.nanpercentile(result["scores"], [25, 50, 75]).tolist(),
-                "share_quartiles": np.nanpercentile(result["shares"], [25, 50, 75]).tolist()}
-        write_text(args.json, json.dumps(slim, indent=1) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

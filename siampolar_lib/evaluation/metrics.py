@@ -22,7 +22,8 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from ..geometry.polar import mask_iou
+from siampolar_lib.errors import UserError
+from siampolar_lib.geometry.polar import mask_iou
 
 BOUND_TH = 0.008  # boundary tolerance as a fraction of the image diagonal (DAVIS default)
 STAT_KEYS = ("J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "JF_M")  # a sequence's statistics (fractions 0..1)
@@ -224,3 +225,10 @@ def pooled_statistics(per_frame: Sequence[Sequence[float]], keep_first_last: boo
     if not keep_first_last:
         parts = [v[scored_slice(len(v))] for v in parts]
     return db_statistics(np.concatenate(parts), wrap_uint8=wrap_uint8)
+
+
+def check_min_frames(max_frames: int | None, option: str = "--max-frames") -> None:
+    """Refuse a frame limit under 3: the DAVIS protocol scores frames [1:-1], so fewer leave nothing to score."""
+    if max_frames is not None and max_frames < 3:
+        raise UserError(f"{option} {max_frames}: at least 3 frames are needed (the DAVIS protocol does not score "
+                        "the first frame, which is the given mask, or the last), so there would be nothing to score")

@@ -12,8 +12,9 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from ..io import write_text
-from .metrics import STAT_KEYS
+from siampolar_lib.evaluation.metrics import STAT_KEYS
+from siampolar_lib.io import write_text
+
 # davis2017-evaluation's CSV columns and the keys they come from (fractions; Recall = our O, Decay = our D)
 GLOBAL_CSV_COLUMNS = (("J&F-Mean", "JF_M"), ("J-Mean", "J_M"), ("J-Recall", "J_O"), ("J-Decay", "J_D"),
                       ("F-Mean", "F_M"), ("F-Recall", "F_O"), ("F-Decay", "F_D"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .polar import polygon_to_mask
+from siampolar_lib.geometry.polar import polygon_to_mask
 
 
 def vote_mask(polygons: np.ndarray, weights: np.ndarray, shape: tuple[int, int], threshold: float = 0.5) -> np.ndarray:

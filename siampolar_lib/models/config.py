@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from ..geometry.crops import CONTEXT, SEARCH_SIZE, TEMPLATE_SIZE
-from ..geometry.polar import NUM_RAYS
+from siampolar_lib.geometry.crops import CONTEXT, SEARCH_SIZE, TEMPLATE_SIZE
+from siampolar_lib.geometry.polar import NUM_RAYS
 
 
 @dataclass(frozen=True)

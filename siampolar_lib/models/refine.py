@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..geometry.polar import ray_angles
+from siampolar_lib.geometry.polar import ray_angles
 
 SAMPLES = (0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6)  # sample points along a ray, as multiples of its current length
 

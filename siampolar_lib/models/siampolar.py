@@ -18,13 +18,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbone import build_backbone
-from .config import ModelConfig, get_config
-from .grid import location_grid
-from .head import PolarHead
-from .neck import FPNNeck
-from .refine import RayRefiner
-from .xcorr import align_search, crop_template, xcorr_depthwise
+from siampolar_lib.models.backbone import build_backbone
+from siampolar_lib.models.config import ModelConfig, get_config
+from siampolar_lib.models.grid import location_grid
+from siampolar_lib.models.head import PolarHead
+from siampolar_lib.models.neck import FPNNeck
+from siampolar_lib.models.refine import RayRefiner
+from siampolar_lib.models.xcorr import align_search, crop_template, xcorr_depthwise
 
 
 class SiamPolar(nn.Module):

@@ -18,13 +18,20 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..errors import UserError
-from ..geometry.boxes import box_centre, box_mask, mask_to_box, polygon_box, validate_box
-from ..geometry.crops import crop_square, search_side
-from ..geometry.polar import NUM_RAYS, mask_to_rays, mass_centre, polygon_to_mask, ray_angles, rays_to_polygon
-from ..models.config import LITE0, ModelConfig
-from ..targets import build_targets, config_points
-from .tracker import TrackResult
+from siampolar_lib.errors import UserError
+from siampolar_lib.geometry.boxes import box_centre, box_mask, mask_to_box, polygon_box, validate_box
+from siampolar_lib.geometry.crops import crop_square, search_side
+from siampolar_lib.geometry.polar import (
+    NUM_RAYS,
+    mask_to_rays,
+    mass_centre,
+    polygon_to_mask,
+    ray_angles,
+    rays_to_polygon,
+)
+from siampolar_lib.models.config import LITE0, ModelConfig
+from siampolar_lib.tracking.tracker import TrackResult
+from siampolar_lib.training.targets import build_targets, config_points
 
 NAMES = ("static", "oracle_box", "polar_bound", "grid_bound", "csrt")
 

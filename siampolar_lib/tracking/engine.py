@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..device import sync
-from ..errors import ExportError
-from ..models.config import get_config
-from ..models.grid import location_grid
-from .export import META_NAME, REFINE_NAME, SEARCH_NAME, TEMPLATE_NAME, cached_export
+from siampolar_lib.device import sync
+from siampolar_lib.errors import ExportError
+from siampolar_lib.models.config import get_config
+from siampolar_lib.models.grid import location_grid
+from siampolar_lib.tracking.onnx_export import META_NAME, REFINE_NAME, SEARCH_NAME, TEMPLATE_NAME, cached_export
 
 ENGINES = ("torch", "onnxruntime")
 DEFAULT_ENGINE = "onnxruntime"  # for tracking; training always uses torch
@@ -128,7 +128,7 @@ def level_points(meta: dict) -> list[np.ndarray]:
 
 
 class OrtEngine(Engine):
-    """ONNX Runtime (CPUExecutionProvider) on graphs written by siampolar_lib.tracking.export."""
+    """ONNX Runtime (CPUExecutionProvider) on graphs written by siampolar_lib.tracking.onnx_export."""
 
     name = "onnxruntime"
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..geometry.boxes import validate_box
-from .engine import make_engine
-from .tracker import Tracker, TrackerConfig, TrackResult, box_result
+from siampolar_lib.geometry.boxes import validate_box
+from siampolar_lib.tracking.engine import make_engine
+from siampolar_lib.tracking.tracker import Tracker, TrackerConfig, TrackResult, box_result
 
 
 def label_map(results: list[TrackResult], shape: tuple[int, int]) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ExportError
+from siampolar_lib.errors import ExportError
 
 TEMPLATE_NAME = "template.onnx"
 SEARCH_NAME = "search.onnx"

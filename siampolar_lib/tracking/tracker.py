@@ -25,12 +25,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..geometry.boxes import box_mask, clip_box, polygon_box, validate_box
-from ..geometry.crops import context_side, crop_square
-from ..geometry.refine import refine_side
-from ..geometry.polar import NUM_RAYS, mask_to_rays, polygon_to_mask, ray_angles, rays_to_polygon
-from ..geometry.voting import vote_mask
-from .engine import Engine, make_engine
+from siampolar_lib.geometry.boxes import box_mask, clip_box, polygon_box, validate_box
+from siampolar_lib.geometry.crops import context_side, crop_square
+from siampolar_lib.geometry.polar import NUM_RAYS, mask_to_rays, polygon_to_mask, ray_angles, rays_to_polygon
+from siampolar_lib.geometry.refine import refine_side
+from siampolar_lib.geometry.voting import vote_mask
+from siampolar_lib.tracking.engine import Engine, make_engine
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Export a SiamPolar network to ONNX: `siampolar-export-onnx --checkpoint CKPT --out DIR`
-(or `python -m siampolar_lib.tracking.export`).
+(or `python -m siampolar_lib.commands.export_onnx`).
 
 Writes into DIR (each file atomically: a temporary file, then a rename):
     template.onnx        z (1, 127, 127, 3) uint8 RGB -> zf0, zf1: template features (1, C, k, k) per level
@@ -33,15 +33,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import load_model
-from ..cli import ArgumentParser, cli_main
-from ..data.davis import first_box, list_sequences, load_sequence, read_frame
-from ..errors import ExportError, UserError
-from ..geometry.crops import context_side, crop_square
-from ..paths import davis_available
-from ..paths import davis_root as resolve_davis_root
-from .onnx_graphs import (REFINE_NAME, SEARCH_NAME, TEMPLATE_NAME, RefineStep, SearchStep, TemplateStep, _export_graph,
-                          check_graphs, sample_refine_input)
+from siampolar_lib.data.davis import first_box, list_sequences, load_sequence, read_frame
+from siampolar_lib.errors import ExportError, UserError
+from siampolar_lib.geometry.crops import context_side, crop_square
+from siampolar_lib.paths import davis_available
+from siampolar_lib.paths import davis_root as resolve_davis_root
+from siampolar_lib.tracking.onnx_graphs import (
+    REFINE_NAME,
+    SEARCH_NAME,
+    TEMPLATE_NAME,
+    RefineStep,
+    SearchStep,
+    TemplateStep,
+    _export_graph,
+    check_graphs,
+    sample_refine_input,
+)
 
 META_NAME = "siampolar_onnx.json"
 FORMAT = "siampolar-onnx-v1"  # bump when the graphs' inputs or outputs change (invalidates the cache)
@@ -310,34 +317,3 @@ def cached_export(model: nn.Module) -> Path:
         raise UserError(f"ONNX cache {root}: cannot be written ({err.strerror or err}); "
                         "set SIAMPOLAR_ONNX_CACHE to a writable folder") from None
     return folder
-
-
-@cli_main
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (2 for bad input, with a one-line message)."""
-    ap = ArgumentParser(prog="siampolar-export-onnx", description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", required=True, help="a SiamPolar checkpoint (.pt)")
-    ap.add_argument("--out", required=True, help="folder for template.onnx, search.onnx and siampolar_onnx.json")
-    ap.add_argument("--davis-root", default=None, help="DAVIS folder for the check frame (default: $SIAMPOLAR_DAVIS_ROOT)")
-    ap.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
-    args = ap.parse_args(argv)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"--out {out}: exists and is not a folder")
-    names = (TEMPLATE_NAME, SEARCH_NAME, REFINE_NAME, META_NAME)
-    if Path(args.checkpoint).resolve() in [(out / n).resolve() for n in names]:
-        raise ExportError(f"--out {out} would overwrite the checkpoint {args.checkpoint}")
-    earlier = [n for n in names if (out / n).exists()]
-    if earlier and not args.overwrite:
-        raise ExportError(f"--out {out}: holds an earlier export ({', '.join(earlier)}); pass --overwrite to replace "
-                          "it, or choose another folder")
-    model = load_model(args.checkpoint, device="cpu")
-    meta = export_onnx(model, out, davis_root=args.davis_root)
-    worst = max(meta["max_abs_diff"].values())
-    print(f"wrote {out / TEMPLATE_NAME}, {out / SEARCH_NAME} and {out / META_NAME} ({meta['config']['name']}); "
-          f"ONNX Runtime matches PyTorch on {meta['checked_on']} (max abs difference {worst:.2g})")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

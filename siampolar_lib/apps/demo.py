@@ -1,4 +1,4 @@
-"""The main job, `python -m siampolar_lib.demo --out runs/demo` (what `make demo` runs); nothing is downloaded.
+"""The main job, `python -m siampolar_lib.commands.demo --out runs/demo` (what `make demo` runs); nothing is downloaded.
 
 It tracks the 15 DAVIS-2016 val sequences of ../shared/data/DAVIS (15 of the 20; none trained on) with the shipped checkpoint when a DAVIS folder is
 found (`paths.davis_root()`), else a synthetic DAVIS set it generates under OUT; scores the model and the
@@ -14,22 +14,22 @@ from pathlib import Path
 import cv2
 import torch
 
-from .checkpoint import load_model
-from .cli import ArgumentParser, check_min_frames, cli_main, owned_output
-from .data.davis import first_box, list_sequences, load_sequence, read_frame
-from .data.synthetic import make_synthetic_davis
-from .device import describe_device, pick_device, seed_everything
-from .errors import UserError
-from .evaluation.benchmark import MODEL_METHODS, check_eval_output, evaluate_into
-from .evaluation.report import format_table
-from .io import write_text
-from .paths import davis_available, davis_root, default_checkpoint
-from .splits import REAL_VAL_SEQUENCES
-from .tracking.baselines import NAMES as BASELINE_NAMES
-from .tracking.engine import DEFAULT_ENGINE, ENGINES, make_engine
-from .tracking.tracker import Tracker, track_frames
-from .video_writers import write_gif
-from .viz import render_results
+from siampolar_lib.data.davis import first_box, list_sequences, load_sequence, read_frame
+from siampolar_lib.data.synthetic import make_synthetic_davis
+from siampolar_lib.device import describe_device, pick_device, seed_everything
+from siampolar_lib.errors import UserError
+from siampolar_lib.evaluation.evaluate import MODEL_METHODS, check_eval_output, evaluate_into
+from siampolar_lib.evaluation.metrics import check_min_frames
+from siampolar_lib.evaluation.report import format_table
+from siampolar_lib.io import write_text
+from siampolar_lib.outputs import owned_output
+from siampolar_lib.paths import davis_available, davis_root, default_checkpoint
+from siampolar_lib.splits import REAL_VAL_SEQUENCES
+from siampolar_lib.tracking.engine import DEFAULT_ENGINE, make_engine
+from siampolar_lib.tracking.tracker import Tracker, track_frames
+from siampolar_lib.training.checkpoint import load_model
+from siampolar_lib.video_writers import write_gif
+from siampolar_lib.viz import render_results
 
 DEMO_BASELINES = ("static", "oracle_box", "polar_bound", "csrt")
 
@@ -84,7 +84,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, checkpoint: str | os.PathL
     max_frames: at least 3 (the DAVIS protocol scores neither the first nor the last frame). The demo owns
     `out` like `evaluation.benchmark.evaluate_tracker` (see `check_eval_output` for overwrite): written into a
     fresh folder and swapped in when done; it may not be, contain or lie inside the DAVIS folder or the checkpoint
-    (`cli.check_output_apart`). engine: "onnxruntime" (exported once, cached; torch when it cannot)
+    (`outputs.check_output_apart`). engine: "onnxruntime" (exported once, cached; torch when it cannot)
     or "torch".
     Returns {"data": "real"|"synthetic", "sequences": [...], "methods": evaluate_tracker's dict, "gif": path}.
     """
@@ -121,39 +121,3 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, checkpoint: str | os.PathL
     jf = methods[model_method]["summary"]["JF_M"]
     print(f"\n{model_method} J&F mean {100 * jf:.1f}; wrote {out}/results.json, {out}/summary.txt, {gif}")
     return {"data": "real" if real else "synthetic", "sequences": names, "methods": methods, "gif": gif}
-
-
-@cli_main
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (2 for bad input, with a one-line message)."""
-    ap = ArgumentParser(prog="siampolar-demo", description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="runs/demo", help="output folder (default runs/demo; new or empty)")
-    ap.add_argument("--overwrite", action="store_true", help="replace a non-empty --out (as a whole, when done)")
-    ap.add_argument("--checkpoint", default=None, help="default: the shipped checkpoints/siampolar_lite0.pt")
-    ap.add_argument("--sequences", default=None,
-                    help="comma-separated names, or a number N >= 1 for the first N (default: all DAVIS-2016 val sequences)")
-    ap.add_argument("--max-frames", type=int, default=None, help="keep only the first N >= 3 frames of each sequence")
-    ap.add_argument("--baselines", default=",".join(DEMO_BASELINES), help="comma-separated; '' for none")
-    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    ap.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
-                    help=f"network runtime (default {DEFAULT_ENGINE}; torch is the fallback)")
-    ap.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
-    args = ap.parse_args(argv)
-    seqs: list[str] | int | None = None
-    if args.sequences is not None:
-        text = args.sequences.strip()
-        seqs = int(text) if text.lstrip("-").isdigit() else [s for s in text.split(",") if s]
-        if seqs == []:
-            raise UserError("--sequences is empty: give names or a number N >= 1")
-    baselines = [b for b in args.baselines.split(",") if b]
-    unknown = [b for b in baselines if b not in BASELINE_NAMES]
-    if unknown:
-        raise UserError(f"--baselines: unknown baseline(s) {', '.join(unknown)}; "
-                        f"choose from {', '.join(BASELINE_NAMES)}")
-    run_demo(args.out, checkpoint=args.checkpoint, sequences=seqs, max_frames=args.max_frames, baselines=baselines,
-             device=args.device, progress=not args.no_progress, overwrite=args.overwrite, engine=args.engine)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -9,19 +9,18 @@ the picture the player shows as an (H, W, 3) uint8 RGB array.
 from __future__ import annotations
 
 import functools
-
 import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .geometry.boxes import validate_box
-from .tracking.engine import make_engine
-from .tracking.multi import MultiTracker, label_map, track_objects
-from .tracking.tracker import Tracker, TrackerConfig, track_frames
-from .video_writers import write_video
-from .viz import render_objects, render_results, render_track
+from siampolar_lib.geometry.boxes import validate_box
+from siampolar_lib.tracking.engine import make_engine
+from siampolar_lib.tracking.multi import MultiTracker, label_map, track_objects
+from siampolar_lib.tracking.tracker import Tracker, TrackerConfig, track_frames
+from siampolar_lib.video_writers import write_video
+from siampolar_lib.viz import render_objects, render_results, render_track
 
 
 def encode_image(image: np.ndarray, fmt: str = "jpeg") -> bytes:

@@ -1,5 +1,5 @@
 """Track DAVIS sequences and score them: `siampolar-evaluate --checkpoint CKPT --out DIR`
-(or `python -m siampolar_lib.evaluation.benchmark`).
+(or `python -m siampolar_lib.commands.evaluate`).
 
 Every sequence is tracked from the box of its first annotated mask (frame 0 in DAVIS-2016). That frame's
 output is its ground-truth mask (SiamMask's convention; the DAVIS protocol does not score it), earlier
@@ -27,24 +27,30 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..checkpoint import load_model
-from ..cli import (ArgumentParser, check_min_frames, check_output_apart, check_output_folder, cli_main,
-                   is_empty_folder, owned_output, package_version, sha256)
-from ..data.davis import DavisSequence, first_nonempty, list_sequences, load_sequence, read_frame, sequence_masks
-from ..device import describe_device, pick_device
-from ..errors import DavisError, UserError
-from ..geometry.boxes import mask_to_box
-from ..io import write_mask_png, write_text
-from ..models.siampolar import build_model
-from ..paths import davis_root as resolve_root
-from ..paths import davis_train_sample_root
-from ..splits import REAL_VAL_SEQUENCES, VALIDATION_FOLD_SEQUENCES
-from ..tracking.baselines import NAMES as BASELINE_NAMES
-from ..tracking.baselines import make_baseline
-from ..tracking.engine import DEFAULT_ENGINE, ENGINES, Engine, make_engine
-from ..tracking.tracker import Tracker, TrackerConfig
-from .metrics import evaluate_sequence, mean_over_sequences
-from .report import format_table, write_davis_csvs, write_results_json
+from siampolar_lib.data.davis import (
+    DavisSequence,
+    first_nonempty,
+    list_sequences,
+    load_sequence,
+    read_frame,
+    sequence_masks,
+)
+from siampolar_lib.device import describe_device, pick_device
+from siampolar_lib.errors import DavisError, UserError
+from siampolar_lib.evaluation.metrics import check_min_frames, evaluate_sequence, mean_over_sequences
+from siampolar_lib.evaluation.report import format_table, write_davis_csvs, write_results_json
+from siampolar_lib.geometry.boxes import mask_to_box
+from siampolar_lib.io import package_version, sha256, write_mask_png, write_text
+from siampolar_lib.models.siampolar import build_model
+from siampolar_lib.outputs import check_output_apart, check_output_folder, is_empty_folder, owned_output
+from siampolar_lib.paths import davis_root as resolve_root
+from siampolar_lib.paths import davis_train_sample_root
+from siampolar_lib.splits import REAL_VAL_SEQUENCES, VALIDATION_FOLD_SEQUENCES
+from siampolar_lib.tracking.baselines import NAMES as BASELINE_NAMES
+from siampolar_lib.tracking.baselines import make_baseline
+from siampolar_lib.tracking.engine import Engine, make_engine
+from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
+from siampolar_lib.training.checkpoint import load_model
 
 MODEL_METHODS = {"search": "siampolar", "full_frame": "siampolar_full_frame"}
 RUN_FILE = "run.json"  # what produced an evaluation folder (see run_record)
@@ -128,7 +134,7 @@ def check_eval_output(out: str | os.PathLike, overwrite: bool | None,
     """Validate an evaluation's --out before any work: a folder, not a file, and not someone else's data.
 
     inputs: {flag: path} of what the run reads (the DAVIS root, the checkpoint); --out may not be, contain or
-    lie inside any of them (`cli.check_output_apart`), with or without overwrite. overwrite False (the CLI's
+    lie inside any of them (`outputs.check_output_apart`), with or without overwrite. overwrite False (the CLI's
     default): refuse any non-empty folder; None (the library's): refuse one that is not an earlier evaluation
     (no run.json); True: replace whatever is there (as a whole, at the end).
     """
@@ -166,7 +172,7 @@ def evaluate_tracker(model: torch.nn.Module | Engine | str | os.PathLike | None,
     device, cfg, max_frames, progress, verbose, checkpoint, engine).
     Returns {method: {"summary": {J_M.., JF_M, fps}, "sequences": {seq: {J_M.., fps, lost, J, F}}}} and
     writes PNGs and results.json files under `out` (see the module docstring); prints one table per method
-    when verbose. The run owns `out` (`cli.owned_output`): it is written into a fresh folder beside it and
+    when verbose. The run owns `out` (`outputs.owned_output`): it is written into a fresh folder beside it and
     swapped in when done (never two runs mixed; a concurrent run into the same `out` is refused); see
     `check_eval_output` for `overwrite`.
     """
@@ -259,52 +265,3 @@ def evaluate_into(model: torch.nn.Module | Engine | str | os.PathLike | None, da
             print(format_table({**rows[method], "overall": summary}))
     write_text(out / RUN_FILE, json.dumps(record, indent=2) + "\n")
     return results
-
-
-@cli_main
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (2 for bad input, with a one-line message)."""
-    ap = ArgumentParser(prog="siampolar-evaluate", description=__doc__.splitlines()[0])
-    src = ap.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", help="a SiamPolar checkpoint (.pt)")
-    src.add_argument("--model", help="an untrained build_model(NAME) instead of a checkpoint (smoke runs only)")
-    ap.add_argument("--davis-root", default=None, help="DAVIS folder (default: $SIAMPOLAR_DAVIS_ROOT or data/DAVIS)")
-    ap.add_argument("--split", default="val", help="ImageSets split to evaluate (default val)")
-    ap.add_argument("--sequences", default=None, help="comma-separated sequence names (default: the whole split)")
-    ap.add_argument("--out", required=True, help="output folder for PNGs and results.json (new or empty)")
-    ap.add_argument("--overwrite", action="store_true", help="replace a non-empty --out (as a whole, when done)")
-    ap.add_argument("--baselines", default="", help=f"comma-separated, from {','.join(BASELINE_NAMES)}")
-    ap.add_argument("--mode", default="search", choices=sorted(MODEL_METHODS), help="tracker mode")
-    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    ap.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
-                    help=f"network runtime for the model (default {DEFAULT_ENGINE}; torch is the fallback)")
-    ap.add_argument("--max-frames", type=int, default=None, help="keep only the first N >= 3 frames of each sequence")
-    ap.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
-    args = ap.parse_args(argv)
-    baselines = [b for b in args.baselines.split(",") if b]
-    seqs = [s.strip() for s in args.sequences.split(",") if s.strip()] if args.sequences is not None else None
-    if seqs == []:
-        raise UserError(f"--sequences {args.sequences!r} names no sequence: give names, or leave it out for the split")
-    # Every argument is checked before the model is loaded or a frame is read.
-    check_min_frames(args.max_frames)
-    unknown = [b for b in baselines if b not in BASELINE_NAMES]
-    if unknown:
-        raise UserError(f"--baselines: unknown baseline(s) {', '.join(unknown)}; "
-                        f"choose from {', '.join(BASELINE_NAMES)}")
-    if not (args.checkpoint or args.model or baselines):
-        raise UserError("nothing to evaluate: give --checkpoint (or --model) and/or --baselines")
-    check_eval_output(args.out, args.overwrite, {"--davis-root": resolve_root(args.davis_root),
-                                                 "--checkpoint": args.checkpoint})
-    dev = pick_device(args.device)
-    model = None
-    if args.checkpoint or args.model:
-        model = load_tracker_model(args.checkpoint, args.model, dev)
-    evaluate_tracker(model, args.davis_root, args.out, split=args.split, sequences=seqs, baselines=baselines,
-                     mode=args.mode, device=dev, max_frames=args.max_frames, progress=not args.no_progress,
-                     overwrite=args.overwrite, checkpoint=args.checkpoint, engine=args.engine)
-    print(f"\nwrote {args.out}/<method>/<sequence>/*.png, results.json and global_results-{args.split}.csv")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from .errors import CheckpointError
-from .io import atomic_write
-from .models.config import ModelConfig, get_config
-from .models.siampolar import SiamPolar
-from .trainlog import read_log
+from siampolar_lib.errors import CheckpointError
+from siampolar_lib.io import atomic_write
+from siampolar_lib.models.config import ModelConfig, get_config
+from siampolar_lib.models.siampolar import SiamPolar
+from siampolar_lib.training.log import read_log
 
 if TYPE_CHECKING:  # only for the annotation: the checkpoint layer does not import the training config
-    from .experiment import TrainConfig
+    from siampolar_lib.training.config import TrainConfig
 
 FORMAT = "siampolar-checkpoint-v1"
 _PLAIN = (str, int, float, bool, type(None))

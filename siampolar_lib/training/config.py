@@ -5,25 +5,22 @@
 
 Everything is a frozen dataclass of plain values. `to_dict` / `from_dict` convert to nested plain dicts (what a
 checkpoint's meta stores), `load_preset` reads a small YAML file under `configs/` (any subset of the fields,
-nested by section; `model:` may be a preset name or a dict with `name:` plus overrides), and `add_flags` /
-`config_from_args` generate the training CLI from the dataclasses: `--iters`, `--model.num-rays`,
-`--pairs.search-shift`, `--loss.cls-weight`; the optimisation flags need no prefix (`--lr`, `--warmup`, ...).
+nested by section; `model:` may be a preset name or a dict with `name:` plus overrides). The training command's
+flags are generated from these dataclasses in `siampolar_lib.commands.train_flags`.
 How a trained network tracks is not part of it: tracking reads its own `tracking.tracker.TrackerConfig`.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
-import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
 
-from .data.pairs import PairConfig
-from .losses import LossConfig
-from .models.config import CONFIGS, QUICK, ModelConfig, get_config, to_plain, to_tuples
+from siampolar_lib.data.pairs import PairConfig
+from siampolar_lib.models.config import CONFIGS, QUICK, ModelConfig, get_config, to_plain, to_tuples
+from siampolar_lib.training.losses import LossConfig
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -116,7 +113,7 @@ CHOICES = {"optim.optimizer": ("sgd", "adamw"), "optim.schedule": ("cosine", "st
            "model.bn_mode": ("frozen", "train")}
 HELP = {"data": "davis2coco json or DAVIS root (repeatable)", "out": "run folder, e.g. runs/NAME",
         "feature_cache": "N > 0: cache the frozen backbone's maps of N context crops per frame and train only the "
-                         "neck and head on them (siampolar_lib.feature_cache; the backbone must stay frozen)",
+                         "neck and head on them (siampolar_lib.training.feature_cache; the backbone must stay frozen)",
         "iters": "TOTAL steps (a resume continues up to it)", "resume": "continue from OUT/last.pt",
         "exclude_sequences": "comma-separated sequence names to leave out",
         "image_root": "DAVIS root the json's file names are relative to",
@@ -189,83 +186,3 @@ def load_preset(name: str | Path, base: TrainConfig | None = None) -> TrainConfi
         return apply_overrides(base or TrainConfig(), d, where=str(path))
     except (TypeError, ValueError) as err:  # a field of the wrong type fails inside a comparison or a check
         raise ValueError(f"{path}: {err}" if str(path) not in str(err) else str(err)) from err
-
-
-# ------------------------------------------------------------------------------------ CLI flags
-
-def _scalar_type(tp):
-    """(python type, optional) for a scalar field annotation; None for tuples and other non-CLI types."""
-    args = typing.get_args(tp)
-    optional = type(None) in args
-    if optional:
-        rest = [a for a in args if a is not type(None)]
-        tp = rest[0] if len(rest) == 1 else None
-    return (tp, optional) if tp in (int, float, str, bool) else (None, optional)
-
-
-def _flag(key: str) -> str:
-    """'optim.warmup' -> '--warmup', 'model.num_rays' -> '--model.num-rays', 'stop_at' -> '--stop-at'."""
-    section, _, name = key.rpartition(".")
-    prefix = "" if not section or section in FLAT_SECTIONS else section + "."
-    return "--" + prefix + name.replace("_", "-")
-
-
-def _optional(tp):
-    """An argparse type that also reads 'none' as None."""
-    return lambda text: None if text.lower() == "none" else tp(text)
-
-
-def _add_field(p: argparse.ArgumentParser, key: str, tp, optional: bool, default) -> None:
-    """One generated flag (dest = the dotted key), defaulting to SUPPRESS so only given flags override."""
-    kw = dict(dest=key, default=argparse.SUPPRESS, help=HELP.get(key, f"(default {default!r})"))
-    if key in CHOICES:
-        kw["choices"] = CHOICES[key]
-    if tp is bool:
-        p.add_argument(_flag(key), action=argparse.BooleanOptionalAction, **kw)
-    else:
-        p.add_argument(_flag(key), type=_optional(tp) if optional else tp, **kw)
-
-
-def add_flags(p: argparse.ArgumentParser) -> None:
-    """Add one flag per scalar field of TrainConfig and its sections, plus --preset and the aliases."""
-    p.add_argument("--preset", default=None, metavar="YAML",
-                   help="a config preset: configs/NAME.yaml or a path (flags given after it override it)")
-    p.add_argument("--model", "--config", dest="model", default=argparse.SUPPRESS, choices=sorted(CONFIGS),
-                   help="model preset name (alias --config)")
-    p.add_argument("--data", dest="data", action="append", default=argparse.SUPPRESS, help=HELP["data"])
-    p.add_argument("--exclude-sequences", dest="exclude_sequences", default=argparse.SUPPRESS,
-                   help=HELP["exclude_sequences"])
-    p.add_argument("--frozen-stages", dest="model.frozen_stages", type=int, default=argparse.SUPPRESS,
-                   metavar="K", help=HELP["model.frozen_stages"])
-    hints = typing.get_type_hints(TrainConfig)
-    for f in fields(TrainConfig):
-        if f.name in SECTIONS:
-            sub = typing.get_type_hints(SECTIONS[f.name])
-            for g in fields(SECTIONS[f.name]):
-                tp, optional = _scalar_type(sub[g.name])
-                key = f"{f.name}.{g.name}"
-                if tp is not None and key != "model.frozen_stages" and key != "model.name":
-                    _add_field(p, key, tp, optional, getattr(getattr(TrainConfig(), f.name), g.name))
-        elif f.name not in ("data", "exclude_sequences"):
-            tp, optional = _scalar_type(hints[f.name])
-            if tp is not None:
-                _add_field(p, f.name, tp, optional, getattr(TrainConfig(), f.name))
-
-
-def config_from_args(a: argparse.Namespace) -> TrainConfig:
-    """Preset file, then --model, then every other given flag, applied over TrainConfig()."""
-    cfg = load_preset(a.preset) if a.preset else TrainConfig()
-    given = {k: v for k, v in vars(a).items() if k != "preset"}
-    if "model" in given:
-        cfg = replace(cfg, model=get_config(given.pop("model")))
-    if "exclude_sequences" in given:
-        given["exclude_sequences"] = tuple(s for s in given["exclude_sequences"].split(",") if s)
-    nested: dict = {}
-    for key, value in given.items():
-        section, _, name = key.rpartition(".")
-        if section:
-            nested.setdefault(section, {})[name] = value
-        else:
-            nested[key] = value
-    return apply_overrides(cfg, nested, where="command line")
-

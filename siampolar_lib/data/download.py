@@ -1,4 +1,4 @@
-"""The full DAVIS-2016 (480p) for a learner who has none: `python -m siampolar_lib.download` (what `make data` runs).
+"""The full DAVIS-2016 (480p) for a learner who has none: `python -m siampolar_lib.commands.download` (what `make data` runs).
 
 1. `fetch(url, path)`: the official `DAVIS-data.zip` into `<path>.part` under a progress bar; a broken download
    resumes where it stopped (HTTP Range; a server that ignores Range starts afresh), then is renamed to `path`.
@@ -27,10 +27,9 @@ from typing import Mapping
 import yaml
 from tqdm.auto import tqdm
 
-from .cli import (ArgumentParser, check_output_apart, check_output_folder, cli_main, is_empty_folder, one_line,
-                  output_lock, owned_output)
-from .errors import UserError
-from .paths import LOCAL_DAVIS, davis_available, davis_root
+from siampolar_lib.errors import UserError, one_line
+from siampolar_lib.outputs import check_output_apart, check_output_folder, is_empty_folder, output_lock, owned_output
+from siampolar_lib.paths import LOCAL_DAVIS, davis_available, davis_root
 
 DAVIS_URL = "https://graphics.ethz.ch/Downloads/Data/Davis/DAVIS-data.zip"  # the official DAVIS-2016 archive
 ARCHIVE_NAME = "DAVIS-data.zip"
@@ -360,36 +359,3 @@ def ensure_davis(dest: str | os.PathLike | None = None, *, progress: bool = True
 
 
 # ------------------------------------------------------------------------------------------ command line
-
-@cli_main
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (2 for bad input or no connection, with one line)."""
-    ap = ArgumentParser(prog="siampolar-download", description=__doc__.splitlines()[0])
-    ap.add_argument("--dest", default=None, help=f"where the DAVIS folder goes (default: {LOCAL_DAVIS})")
-    ap.add_argument("--archive", default=None, help=f"a {ARCHIVE_NAME} you already have: verify and unpack it, "
-                                                     "download nothing")
-    ap.add_argument("--url", default=DAVIS_URL, help=f"where to download from (default: {DAVIS_URL})")
-    ap.add_argument("--overwrite", action="store_true", help="replace the DAVIS folder already at --dest")
-    ap.add_argument("--if-missing", action="store_true",
-                    help="do nothing when the course already finds a DAVIS folder (at --dest, else "
-                         "paths.davis_root()); what `make data` runs")
-    ap.add_argument("--retries", type=int, default=3, help="tries to resume after a broken connection (default 3)")
-    ap.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    args = ap.parse_args(argv)
-    if args.retries < 0:
-        raise UserError(f"--retries {args.retries}: give 0 or more")
-    found = davis_root(args.dest)
-    if args.if_missing and davis_available(found):
-        print(f"DAVIS is already at {found}; nothing to download")
-        return 0
-    done = download_davis(args.dest, url=args.url, archive=args.archive, overwrite=args.overwrite,
-                          progress=not args.no_progress, retries=args.retries)
-    print(done.describe())
-    if Path(os.path.abspath(davis_root())) != done.dest:
-        print(f"note: the course reads {davis_root()} ($SIAMPOLAR_DAVIS_ROOT); set SIAMPOLAR_DAVIS_ROOT={done.dest} "
-              "to use this copy")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

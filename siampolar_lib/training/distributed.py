@@ -2,7 +2,7 @@
 
 Step s of rank r reads dataset items s*B*W + r*B ... + B-1 (B pairs per process, W processes), so W ranks at
 batch B read exactly the items one process reads at batch W*B, and a resumed run reads what an uninterrupted
-one does. A plain `python -m siampolar_lib.train` is rank 0 of a world of 1: nothing here changes it.
+one does. A plain `python -m siampolar_lib.commands.train` is rank 0 of a world of 1: nothing here changes it.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from .device import pick_device
+from siampolar_lib.device import pick_device
 
 
 def dist_info() -> tuple[int, int, int]:

@@ -22,10 +22,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .geometry.boxes import mask_to_box
-from .geometry.polar import NUM_RAYS, mask_to_rays, mass_centre
-from .models.config import ModelConfig
-from .models.grid import location_grid
+from siampolar_lib.geometry.boxes import mask_to_box
+from siampolar_lib.geometry.polar import NUM_RAYS, mask_to_rays, mass_centre
+from siampolar_lib.models.config import ModelConfig
+from siampolar_lib.models.grid import location_grid
 
 
 def polar_centerness(rays: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

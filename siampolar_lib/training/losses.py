@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
 
-from .errors import check_fields
+from siampolar_lib.errors import check_fields
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ import csv
 import os
 from pathlib import Path
 
-from .io import atomic_write
+from siampolar_lib.io import atomic_write
 
 LOG_COLUMNS = ("step", "loss", "cls", "ctr", "rays", "lr", "num_pos", "pairs_per_s")
 

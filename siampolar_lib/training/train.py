@@ -1,4 +1,4 @@
-"""Train a SiamPolar network on template-search pairs: `train(TrainConfig)` and `python -m siampolar_lib.train`.
+"""Train a SiamPolar network on template-search pairs: `train(TrainConfig)` and `python -m siampolar_lib.commands.train`.
 
 One step = one batch of pairs -> model -> targets -> losses -> SGD/AdamW step (grad clip 35, AMP on CUDA).
 The targets depend only on the search masks and the model config's location grid, so the DataLoader builds
@@ -21,23 +21,29 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoint import check_resume, checkpoint_log, init_weights, load_checkpoint, save_checkpoint
-from .cli import ArgumentParser, check_output_folder, clean_stale_temps, cli_main, output_lock
-from .errors import UserError
-from .data.pairs import PairDataset, worker_loader_kwargs
-from .data.sources import load_training_videos
-from .device import describe_device, rng_state, seed_everything, set_rng_state
-from .distributed import StepSampler, barrier, dist_info, init_distributed, wrap_ddp
-from .experiment import TrainConfig, add_flags, config_from_args
-from .feature_cache import CacheConfig, CachedPairs, build_feature_cache
-from .losses import LossConfig, compute_losses
-from .models.config import ModelConfig
-from .models.siampolar import SiamPolar
-from .schedule import make_optimizer, make_scheduler, set_backbone_frozen, trainable_backbone
-from .targets import TargetCollate, model_targets
-from .trainlog import save_loss_curve, write_log
+from siampolar_lib.data.pairs import PairDataset, worker_loader_kwargs
+from siampolar_lib.data.sources import load_training_videos
+from siampolar_lib.device import describe_device, rng_state, seed_everything, set_rng_state
+from siampolar_lib.errors import UserError
+from siampolar_lib.models.config import ModelConfig
+from siampolar_lib.models.siampolar import SiamPolar
+from siampolar_lib.outputs import check_output_folder, clean_stale_temps, output_lock
+from siampolar_lib.training.checkpoint import (
+    check_resume,
+    checkpoint_log,
+    init_weights,
+    load_checkpoint,
+    save_checkpoint,
+)
+from siampolar_lib.training.config import TrainConfig
+from siampolar_lib.training.distributed import StepSampler, barrier, dist_info, init_distributed, wrap_ddp
+from siampolar_lib.training.feature_cache import CacheConfig, CachedPairs, build_feature_cache
+from siampolar_lib.training.log import save_loss_curve, write_log
+from siampolar_lib.training.losses import LossConfig, compute_losses
+from siampolar_lib.training.schedule import make_optimizer, make_scheduler, set_backbone_frozen, trainable_backbone
+from siampolar_lib.training.targets import TargetCollate, model_targets
 
-__all__ = ["GRAD_CLIP", "Run", "autocast_dtype", "train_step", "train", "parse_args", "main"]
+__all__ = ["GRAD_CLIP", "Run", "autocast_dtype", "train_step", "train"]
 
 GRAD_CLIP = 35.0  # gradient clipping at L2 norm 35 (pysot)
 
@@ -338,39 +344,3 @@ def _train(cfg: TrainConfig) -> dict:
 
 
 # ----------------------------------------------------------------------------------------- CLI
-
-def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    """Command line -> TrainConfig: flags generated from the config dataclasses (see `experiment`)."""
-    p = ArgumentParser(prog="python -m siampolar_lib.train", description=__doc__.splitlines()[0],
-                       allow_abbrev=False)
-    add_flags(p)
-    a = p.parse_args(argv)
-    try:
-        cfg = config_from_args(a)
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        p.error(str(err))
-    given = vars(a)
-    for name, flag in (("data", "--data"), ("out", "--out"), ("iters", "--iters")):
-        if name not in given and not (a.preset and getattr(cfg, name) != getattr(TrainConfig(), name)):
-            p.error(f"the following arguments are required: {flag}")
-    for name in ("iters", "batch"):
-        if getattr(cfg, name) < 1:
-            p.error(f"--{name} must be >= 1")
-    return cfg
-
-
-@cli_main
-def main(argv: list[str] | None = None) -> int:
-    """CLI entry point; bad input is one line on stderr and exit status 2."""
-    cfg = parse_args(argv)
-    result = train(cfg)
-    if dist_info()[0] == 0:
-        print(f"done: {result['steps']} steps on {result['device']}, last loss {result['final_loss']:.4f}, "
-              f"checkpoint {result['checkpoint']}")
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

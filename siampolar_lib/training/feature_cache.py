@@ -27,13 +27,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data.augment import colour_jitter, gaussian_blur
-from .data.coco import Video
-from .data.davis import read_frame
-from .data.pairs import PairConfig
-from .geometry.boxes import box_centre
-from .geometry.crops import context_side, crop_square, search_side
-from .models.config import ModelConfig
+from siampolar_lib.data.augment import colour_jitter, gaussian_blur
+from siampolar_lib.data.coco import Video
+from siampolar_lib.data.davis import read_frame
+from siampolar_lib.data.pairs import PairConfig
+from siampolar_lib.geometry.boxes import box_centre
+from siampolar_lib.geometry.crops import context_side, crop_square, search_side
+from siampolar_lib.models.config import ModelConfig
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Track any video with a SiamPolar checkpoint: `siampolar-track --checkpoint CKPT --video V --box x,y,w,h --out OUT`
-(or `python -m siampolar_lib.track`).
+(or `python -m siampolar_lib.commands.track`).
 
 OUT ending in .mp4 or .gif gets the overlaid video, and the masks go to a sibling folder `<stem>_masks/`;
 any other OUT is a folder that gets `overlay.mp4` and `masks/`. One mask PNG per frame, named as its frame
@@ -17,35 +17,24 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .checkpoint import load_model
-from .cli import (ArgumentParser, check_output_apart, check_output_file, check_output_folder, cli_main,
-                  is_empty_folder, join_negative_values, owned_output)
-from .device import pick_device
-from .errors import UserError
-from .geometry.boxes import check_box_size, validate_box
-from .io import write_label_png
-from .tracking.engine import DEFAULT_ENGINE, ENGINES
-from .tracking.multi import MultiTracker, label_map
-from .tracking.tracker import TrackResult
-from .video import check_source, frame_names, iter_named_frames, video_fps
-from .video_writers import VideoSink, write_png
-from .viz import render_objects, render_track
-
-
-def parse_box(text: str) -> np.ndarray:
-    """'x,y,w,h' -> (4,) float box (x or y may be negative); ValueError naming the text otherwise."""
-    parts = [p for p in text.replace(" ", "").split(",") if p]
-    try:
-        box = np.array([float(p) for p in parts])
-    except ValueError:
-        raise UserError(f"--box must be four numbers x,y,w,h, got {text!r}") from None
-    if box.size != 4 or not np.all(np.isfinite(box)):
-        raise UserError(f"--box must be four numbers x,y,w,h (all finite), got {text!r}")
-    try:
-        check_box_size(box, "--box")
-    except ValueError as err:
-        raise UserError(str(err)) from None
-    return box
+from siampolar_lib.device import pick_device
+from siampolar_lib.errors import UserError
+from siampolar_lib.geometry.boxes import check_box_size, validate_box
+from siampolar_lib.io import write_label_png
+from siampolar_lib.outputs import (
+    check_output_apart,
+    check_output_file,
+    check_output_folder,
+    is_empty_folder,
+    owned_output,
+)
+from siampolar_lib.tracking.engine import DEFAULT_ENGINE
+from siampolar_lib.tracking.multi import MultiTracker, label_map
+from siampolar_lib.tracking.tracker import TrackResult
+from siampolar_lib.training.checkpoint import load_model
+from siampolar_lib.video import check_source, frame_names, iter_named_frames, video_fps
+from siampolar_lib.video_writers import VideoSink, write_png
+from siampolar_lib.viz import render_objects, render_track
 
 
 def output_paths(out: str | os.PathLike) -> tuple[Path, Path]:
@@ -72,7 +61,7 @@ def check_track_outputs(video: str | os.PathLike, out: str | os.PathLike, overwr
     """Validate --out before any work: writable, apart from the inputs, and not an earlier run unless overwrite.
 
     No output (the folder --out, or the video file and its mask folder) may be, contain or lie inside --video
-    or --checkpoint (`cli.check_output_apart`). overwrite False (the CLI's default): refuse any existing output;
+    or --checkpoint (`outputs.check_output_apart`). overwrite False (the CLI's default): refuse any existing output;
     None (the library's): replace an earlier track run's output (see `_is_track_output`), refuse anything else;
     True: replace it.
     """
@@ -96,6 +85,22 @@ def check_track_outputs(video: str | os.PathLike, out: str | os.PathLike, overwr
         raise UserError(f"{taken[0]}: already exists (an earlier run?); pass --overwrite to replace it, "
                         "or choose another --out")
     return video_path, masks_dir
+
+
+def parse_box(text: str) -> np.ndarray:
+    """'x,y,w,h' -> (4,) float box (x or y may be negative); ValueError naming the text otherwise."""
+    parts = [p for p in text.replace(" ", "").split(",") if p]
+    try:
+        box = np.array([float(p) for p in parts])
+    except ValueError:
+        raise UserError(f"--box must be four numbers x,y,w,h, got {text!r}") from None
+    if box.size != 4 or not np.all(np.isfinite(box)):
+        raise UserError(f"--box must be four numbers x,y,w,h (all finite), got {text!r}")
+    try:
+        check_box_size(box, "--box")
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    return box
 
 
 def _as_boxes(box_xywh) -> np.ndarray:
@@ -152,7 +157,7 @@ def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xyw
     Streams: frames are read one at a time and each frame's mask and overlay are written at once, so memory
     does not grow with the video's length. Every argument (box, outputs, source, checkpoint) is checked
     before the first frame is read. Outputs are written to temporary names and renamed when the last frame
-    is done (`cli.owned_output`), so a failed run leaves the previous outputs as they were and no temp behind.
+    is done (`outputs.owned_output`), so a failed run leaves the previous outputs as they were and no temp behind.
     An existing output is refused (overwrite False), replaced (True), or replaced only if an earlier track run
     wrote it (None, the library's default; the CLI passes --overwrite).
     Returns a summary dict: frames, objects, video (path), masks (folder), fps (tracker frames/s, all objects),
@@ -181,34 +186,3 @@ def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xyw
             n, lost = _track_stream(tracker, video, boxes, max_frames, masks_tmp, sink, progress)
     return {"frames": n, "objects": len(boxes), "video": str(video_path), "masks": str(masks_dir),
             "fps": round(tracker.fps, 2), "lost": lost, "engine": tracker.engine.name}
-
-
-@cli_main
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (2 for bad input, with a one-line message)."""
-    ap = ArgumentParser(prog="siampolar-track", description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", required=True, help="a SiamPolar checkpoint (.pt)")
-    ap.add_argument("--video", required=True, help="a video file (.mp4, .avi, .gif, ...) or a folder of frames")
-    ap.add_argument("--box", required=True, action="append",
-                    help="first-frame box x,y,w,h in pixels (x, y may be negative); repeat it for several objects")
-    ap.add_argument("--out", required=True, help="result.mp4, result.gif, or a folder")
-    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    ap.add_argument("--max-frames", type=int, default=None, help="track only the first N frames")
-    ap.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run at --out")
-    ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    ap.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
-                    help=f"network runtime (default {DEFAULT_ENGINE}; torch is the fallback)")
-    args = ap.parse_args(join_negative_values(argv, ["--box"]))
-    boxes = np.stack([parse_box(b) for b in args.box])
-    summary = track_video(args.checkpoint, args.video, boxes, args.out, device=args.device,
-                          max_frames=args.max_frames, progress=not args.no_progress, overwrite=args.overwrite,
-                          engine=args.engine)
-    objects = f", {summary['objects']} objects" if summary["objects"] > 1 else ""
-    print(f"tracked {summary['frames']} frames{objects} at {summary['fps']} fps with {summary['engine']} "
-          f"({summary['lost']} lost); "
-          f"wrote {summary['video']} and {summary['masks']}/")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

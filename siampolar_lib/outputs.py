@@ -1,0 +1,217 @@
+"""Outputs a run owns: checked before any work, locked while written, staged beside and swapped in when done.
+
+No output may be, contain or lie inside an input (`check_output_apart`, the one rule every tool applies). A run
+holds `output_lock` on what it writes; `owned_output` stages a folder beside the output and swaps it in on
+success; temp names record their owner process (`temp_prefix`), so a later run removes only dead runs' temps.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+from siampolar_lib.errors import UserError
+
+try:  # POSIX advisory locks; elsewhere runs are not protected against concurrent writers
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+
+def check_output_file(path: str | os.PathLike, option: str = "--out") -> Path:
+    """An output file path that can be written: not a folder, its folder a folder (created later if missing)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: {option} is a folder; give a file name")
+    parent = _existing_ancestor(path.parent)
+    if not parent.is_dir():
+        raise UserError(f"{parent}: {option} {path} lies under a file, not a folder")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"{parent}: no permission to write {option} {path} there")
+    return path
+
+def check_output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
+    """An output folder path: not an existing file, nothing above it a file."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path}: {option} is a file, not a folder")
+    parent = _existing_ancestor(path)
+    if not parent.is_dir():
+        raise UserError(f"{parent}: {option} {path} lies under a file, not a folder")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"{parent}: no permission to write {option} {path} there")
+    return path
+
+def check_output_apart(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None],
+                       option: str = "--out") -> Path:
+    """Refuse an output that is, contains or lies inside an input: the one rule every tool applies to its outputs.
+
+    A run writes into its output and `--overwrite` replaces it whole, so either would change or delete the input.
+    inputs: {flag: path} (None skipped). Paths are compared resolved (links, `..`): both where a path is and,
+    for a link, what it points to. UserError naming the option, the flag and both paths; returns Path(out).
+    """
+    for flag, src in inputs.items():
+        if src is None:
+            continue
+        for o in _locations(out):
+            for s in _locations(src):
+                rel = _relation(o, s)
+                if rel:
+                    raise UserError(f"{option} {out} {rel} the input {flag} {src}; the run would overwrite the input "
+                                    "(an output may not be, contain or lie inside an input)")
+    return Path(out)
+
+def _relation(out: Path, src: Path) -> str:
+    """How two resolved paths overlap, in words ('is', 'lies inside', 'contains'), or '' when they are apart."""
+    if out == src:
+        return "is"
+    if src in out.parents:
+        return "lies inside"
+    return "contains" if out in src.parents else ""
+
+def _locations(path: str | os.PathLike) -> set[Path]:
+    """A path resolved two ways: where it is (its folder resolved, `..` and links above it followed), and, for a
+    link, what it points to."""
+    path = Path(path)
+    if path.name in ("", ".", ".."):
+        return {Path(os.path.realpath(path))}
+    return {Path(os.path.realpath(path.parent)) / path.name, Path(os.path.realpath(path))}
+
+def _existing_ancestor(path: Path) -> Path:
+    """The nearest existing path at or above `path` (the current folder for a relative path)."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+def is_empty_folder(path: Path) -> bool:
+    """True for a missing path or an empty folder (a lock file or temps we own do not count)."""
+    if not path.exists():
+        return True
+    return path.is_dir() and not any(p for p in path.iterdir() if not p.name.startswith(".siampolar-"))
+
+def lock_path(out: Path) -> Path:
+    """The lock file guarding an output (beside it, so it is not part of the output)."""
+    out = Path(os.path.abspath(out))
+    return out.parent / f".{out.name}.siampolar-lock"
+
+@contextlib.contextmanager
+def output_lock(out: str | os.PathLike, flag: str = "--out") -> Iterator[None]:
+    """Hold an exclusive lock on an output while a run writes it; a second run into it is refused at once.
+
+    The lock (flock on a file beside the output) is released by the kernel when the process dies, so a
+    killed run never leaves a stale lock. `flag` is the option the message asks to change (download: --dest).
+    """
+    path = lock_path(Path(out))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    busy = UserError(f"{out}: another run is writing into it right now (lock {path.name} is held); "
+                     f"wait for it or choose another {flag}")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    acquired = False
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                raise busy from None
+            # The holder before us may have unlinked the file after we opened it: then ours is not the lock.
+            if not path.exists() or os.stat(path).st_ino != os.fstat(fd).st_ino:
+                raise busy
+        acquired = True
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if acquired and os.stat(path).st_ino == os.fstat(fd).st_ino:
+                path.unlink()  # still held: nobody else can be holding this inode
+        os.close(fd)
+
+_OWNER = re.compile(r"-pid(\d+)-[a-z0-9_]*$")  # `.NAME.KIND-pid<N>-<random>`: the temp's owner process
+
+def temp_prefix(out: Path, kind: str) -> str:
+    """The name prefix of this process's temp `kind` (partial, old) beside `out`: `.NAME.KIND-pid<N>-`."""
+    return f".{out.name}.{kind}-pid{os.getpid()}-"
+
+def owner_alive(name: str) -> bool:
+    """True when a temp's name records its owner process (`temp_prefix`) and that process still runs."""
+    m = _OWNER.search(name)
+    if m is None:
+        return False
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there: keep the temp
+        return True
+    try:
+        os.kill(int(m.group(1)), 0)  # signal 0: only asks whether the process exists
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # it exists, run by someone else
+        return True
+    return True
+
+def fresh_folder_beside(out: Path) -> Path:
+    """A new empty temporary folder beside `out` (same file system, so it can be renamed onto `out`)."""
+    out = Path(os.path.abspath(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=temp_prefix(out, "partial"), dir=out.parent))
+
+def swap_in(tmp: Path, out: Path) -> None:
+    """Replace `out` (a folder, possibly missing) with the finished folder `tmp`; the old one is deleted after."""
+    out = Path(os.path.abspath(out))
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=temp_prefix(out, "old"), dir=out.parent))
+        os.replace(out, old / out.name)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+def clean_stale_temps(folder: str | os.PathLike, patterns: Sequence[str]) -> list[Path]:
+    """Delete the temp files (glob patterns) a killed run left in folder; returns what was removed.
+
+    A temp whose name records a live owner (`temp_prefix`) is kept. Temps without an owner in their name
+    (atomic_write's) are removed whenever they match: call it only while holding the locks of the outputs the
+    patterns belong to, so a live writer's temp file is never touched.
+    """
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for pattern in patterns:
+        for p in folder.glob(pattern):
+            if owner_alive(p.name):
+                continue
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+@contextlib.contextmanager
+def owned_output(out: str | os.PathLike, stale: Sequence[str] = (), also: Sequence[str | os.PathLike] = (),
+                 flag: str = "--out") -> Iterator[Path]:
+    """Own an output folder for one run: yields a fresh staging folder beside `out`, swapped in on success.
+
+    Holds `output_lock` on `out` and on every other output the run writes (`also`, e.g. track's video beside
+    its mask folder), so two runs sharing any output cannot both run. Removes the temps a killed run left
+    beside `out` (`.<name>.partial-*`, `.<name>.old-*` and the extra glob patterns `stale`; never those of a
+    live owner, `clean_stale_temps`), and on any error deletes the staging folder, so `out` keeps what it had
+    (or stays missing) and never mixes two runs. `flag` names the option in the lock's message.
+    """
+    out = Path(os.path.abspath(out))
+    with contextlib.ExitStack() as locks:
+        for path in sorted({Path(os.path.abspath(p)) for p in (out, *also)}):
+            locks.enter_context(output_lock(path, flag))
+        clean_stale_temps(out.parent, [f".{out.name}.partial-*", f".{out.name}.old-*", *stale])
+        staging = fresh_folder_beside(out)
+        try:
+            yield staging
+            swap_in(staging, out)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
