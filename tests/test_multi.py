@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from siampolar_lib import build_model
+from siampolar_lib.commands.score import main as metrics_main
 from siampolar_lib.commands.track import main as track_main
 from siampolar_lib.evaluation.folders import evaluate_folder
-from siampolar_lib.evaluation.folders import main as metrics_main
 from siampolar_lib.evaluation.report import write_davis_csvs
 from siampolar_lib.io import PALETTE, read_label_png, write_label_png
 from siampolar_lib.tracking.multi import label_map
