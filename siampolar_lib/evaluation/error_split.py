@@ -30,7 +30,8 @@ from siampolar_lib.geometry.polar import mass_centre
 from siampolar_lib.paths import davis_train_sample_root
 from siampolar_lib.splits import REAL_VAL_SEQUENCES, VALIDATION_FOLD_SEQUENCES
 from siampolar_lib.tracking.engine import make_engine
-from siampolar_lib.tracking.tracker import Tracker, TrackerConfig, TrackResult, polygon_boxes
+from siampolar_lib.tracking.scoring import MIN_SIDE, network_share, polygon_boxes
+from siampolar_lib.tracking.tracker import Tracker, TrackerConfig, TrackResult
 
 MODES = ("truth_crop", "truth_centre", "tracker")
 
@@ -75,13 +76,11 @@ class SplitTracker(Tracker):
         else:
             li, i, j = nearest_location(levels, *self._truth_crop, self.geometry.regress_ranges)
             dx, dy, bw, bh = polygon_boxes(levels[li]["rays"][:, i:i + 1, j:j + 1])
-            penalty, box = 1.0, (dx[0, 0], dy[0, 0], max(bw[0, 0], 1e-3), max(bh[0, 0], 1e-3))
+            penalty, box = 1.0, (dx[0, 0], dy[0, 0], max(bw[0, 0], MIN_SIDE), max(bh[0, 0], MIN_SIDE))
         score = float(levels[li]["score"][i, j])
         window = float(self._window(levels[li]["points"])[i, j])
-        lam = self.cfg.window_influence
-        net = float(penalty) * score * (1.0 - lam)
         self.choices.append({"score": score, "penalty": float(penalty), "window": window,
-                             "share": net / (net + window * lam) if net + window * lam > 0 else float("nan")})
+                             "share": network_share(score, penalty, window, self.cfg.window_influence)})
         return li, i, j, penalty, box
 
 

@@ -1,6 +1,7 @@
 """Tracking: the SiamPolar tracker and what runs it.
 
 - `tracker`: `Tracker` (pysot API `init(frame, box)` / `track(frame)`), `TrackerConfig`, `TrackResult`, `track_frames`
+- `scoring`: the pure maths that picks the location (change penalty, cosine window, final score, best over levels)
 - `engine`: the network step in PyTorch or ONNX Runtime (`make_engine`)
 - `export`: the ONNX export behind the `onnxruntime` engine (`siampolar-export-onnx`)
 - `multi`: several targets in one video (`MultiTracker`, `label_map`)

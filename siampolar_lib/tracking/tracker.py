@@ -5,8 +5,8 @@
 Two modes (TrackerConfig.mode):
 - "search" (default, pysot/SiamCAR style, docs/design.md): a search crop (model.config.search_size) centred on the
   previous state with context, score = sigmoid(cls) x sigmoid(ctr), a scale/aspect change penalty and a
-  cosine window, the best location's rays decoded to a polygon, smooth state update, and a low-score
-  path (lost: keep the state, widen the search, empty mask once the score stays very low).
+  cosine window (the maths: `tracking.scoring`), the best location's rays decoded to a polygon, smooth state
+  update, and a low-score path (lost: keep the state, widen the search, empty mask once the score stays very low).
 - "full_frame" (what the reference code did): the whole frame resized to the search size (aspect not kept),
   the same template, best raw score, no temporal state. Kept for a side-by-side comparison.
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -27,10 +26,17 @@ from tqdm.auto import tqdm
 
 from siampolar_lib.geometry.boxes import box_mask, clip_box, polygon_box, validate_box
 from siampolar_lib.geometry.crops import context_side, crop_square
-from siampolar_lib.geometry.polar import NUM_RAYS, mask_to_rays, polygon_to_mask, ray_angles, rays_to_polygon
+from siampolar_lib.geometry.polar import NUM_RAYS, mask_to_rays, polygon_to_mask, rays_to_polygon
 from siampolar_lib.geometry.refine import refine_side
 from siampolar_lib.geometry.voting import vote_mask
 from siampolar_lib.tracking.engine import Engine, make_engine
+from siampolar_lib.tracking.scoring import (  # noqa: F401 (change, polygon_boxes: notebook 07 imports them here)
+    best_location,
+    change,
+    cosine_window,
+    polygon_boxes,
+    subcell_location,
+)
 
 
 @dataclass(frozen=True)
@@ -81,44 +87,6 @@ class TrackResult:
     box: np.ndarray
     score: float
     lost: bool
-
-
-def change(r: np.ndarray) -> np.ndarray:
-    """Symmetric ratio max(r, 1/r) >= 1 (pysot's `change`)."""
-    return np.maximum(r, 1.0 / r)
-
-
-def cosine_window(points: np.ndarray) -> np.ndarray:
-    """Hanning window over a level's locations: points (H, W, 2) crop pixels -> (H, W) in [0, 1].
-
-    Equals np.outer(np.hanning(H), np.hanning(W)) on a centred grid; written from the positions so that
-    levels of different strides that cover the same crop area get the same weight at the same place.
-    """
-    c = points.reshape(-1, 2).mean(axis=0)
-    half = np.abs(points.reshape(-1, 2) - c).max(axis=0)  # half extent of the grid, (2,)
-    half = np.where(half > 0, half, 1.0)
-    u = np.clip(np.abs(points - c) / half, 0.0, 1.0)
-    w = 0.5 + 0.5 * np.cos(np.pi * u)
-    return w[..., 0] * w[..., 1]
-
-
-@lru_cache(maxsize=8)
-def _trig(n_rays: int) -> tuple[np.ndarray, np.ndarray]:
-    """cos and sin of the ray angles as (R, 1, 1) float64 (computed once per ray count)."""
-    th = ray_angles(n_rays)
-    return np.cos(th)[:, None, None], np.sin(th)[:, None, None]
-
-
-def polygon_boxes(rays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-location polygon box relative to the location: rays (R, H, W) -> (dx, dy, w, h), each (H, W).
-
-    (dx, dy) is the box centre minus the location, (w, h) its size, all in the rays' pixels.
-    """
-    cos, sin = _trig(rays.shape[0])
-    xs = rays * cos
-    ys = rays * sin
-    x0, x1, y0, y1 = xs.min(0), xs.max(0), ys.min(0), ys.max(0)
-    return (x0 + x1) / 2.0, (y0 + y1) / 2.0, x1 - x0, y1 - y0
 
 
 class Tracker:
@@ -270,49 +238,18 @@ class Tracker:
         return crop_square(frame, self.centre, s_x, g.search_size, pad_value=self.avg_chans)
 
     def _best_location(self, levels: list[dict], scale: float):
-        """Best (level, i, j) by penalised, windowed score; returns it with its penalty and (dx, dy, w, h) crop px."""
-        cfg, context = self.cfg, self.geometry.context
-        w_prev, h_prev = self.size
-        # Previous size on the crop; the template saw the target at the same scale (template / s_z).
-        sz_prev = context_side(w_prev * scale, h_prev * scale, context)
-        best = None
-        for li, lv in enumerate(levels):
-            dx, dy, bw, bh = polygon_boxes(lv["rays"])
-            bw, bh = np.maximum(bw, 1e-3), np.maximum(bh, 1e-3)
-            s_c = change(context_side(bw, bh, context) / sz_prev)
-            r_c = change((w_prev / h_prev) / (bw / bh))
-            penalty = np.exp(-(r_c * s_c - 1.0) * cfg.penalty_k)
-            pscore = penalty * lv["score"] * (1.0 - cfg.window_influence)
-            pscore = pscore + self._window(lv["points"]) * cfg.window_influence
-            i, j = np.unravel_index(int(np.argmax(pscore)), pscore.shape)
-            if best is None or pscore[i, j] > best[0]:
-                best = (pscore[i, j], li, i, j, penalty[i, j], (dx[i, j], dy[i, j], bw[i, j], bh[i, j]))
-                self._last_pscore = pscore  # the winning level's final scores, for `subcell`
-        return best[1:]
+        """Best (level, i, j) by penalised, windowed score (`scoring.best_location`); returns it with its penalty and
+        (dx, dy, w, h) crop px, and keeps the winning level's final scores for `subcell`."""
+        cfg = self.cfg
+        windows = [self._window(lv["points"]) for lv in levels]
+        c = best_location(levels, windows, self.size, scale, self.geometry.context, cfg.penalty_k,
+                          cfg.window_influence)
+        self._last_pscore = c.final
+        return c.level, c.i, c.j, c.penalty, c.box
 
     def _subcell(self, lv: dict, i: int, j: int):
-        """The best cell moved by (fy, fx) in [-1/2, 1/2] cells, each the vertex of a parabola through the final score
-        there and at its two neighbours on that axis (0 at the map's edge): (point (2,) crop px, rays (R,) read
-        bilinearly there, (dx, dy, w, h) of their polygon box). Small changes of the scores move it a little, where
-        the argmax would jump a whole cell."""
-        p = self._last_pscore
-        h, w = p.shape
-
-        def vertex(a: float, b: float, c: float) -> float:
-            den = a - 2.0 * b + c
-            return float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den < 0 else 0.0
-
-        fy = vertex(p[i - 1, j], p[i, j], p[i + 1, j]) if 0 < i < h - 1 else 0.0
-        fx = vertex(p[i, j - 1], p[i, j], p[i, j + 1]) if 0 < j < w - 1 else 0.0
-        i1, j1 = min(max(i + int(np.sign(fy)), 0), h - 1), min(max(j + int(np.sign(fx)), 0), w - 1)
-        ay, ax = abs(fy), abs(fx)
-        r = lv["rays"]
-        rays = ((1 - ay) * (1 - ax) * r[:, i, j] + (1 - ay) * ax * r[:, i, j1] + ay * (1 - ax) * r[:, i1, j]
-                + ay * ax * r[:, i1, j1])
-        pts = lv["points"]
-        point = pts[i, j] + ay * (pts[i1, j] - pts[i, j]) + ax * (pts[i, j1] - pts[i, j])
-        dx, dy, bw, bh = (float(v[0, 0]) for v in polygon_boxes(rays[:, None, None]))
-        return point, rays, (dx, dy, max(bw, 1e-3), max(bh, 1e-3))
+        """`scoring.subcell_location` on the last frame's winning final scores: (point (2,), rays (R,), box) crop px."""
+        return subcell_location(self._last_pscore, lv, i, j)
 
     def _update_state(self, centre: np.ndarray, new_size: np.ndarray, weight: float) -> None:
         """Move the state to centre (frame px) and the size towards new_size by weight x size_lr, clipped."""
