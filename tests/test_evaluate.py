@@ -12,7 +12,7 @@ from siampolar_lib import build_model
 from siampolar_lib.commands.evaluate import main
 from siampolar_lib.data.davis import load_sequence, read_frame, sequence_masks
 from siampolar_lib.evaluation.evaluate import evaluate_tracker
-from siampolar_lib.evaluation.report import RESULT_KEYS
+from siampolar_lib.evaluation.metrics import stat_keys
 from siampolar_lib.geometry.boxes import mask_to_box
 from siampolar_lib.io import read_mask_png
 from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
@@ -54,10 +54,10 @@ def test_evaluate_tracker_writes_pngs_and_results(real_davis, quick_model, tmp_p
         assert set(np.unique(np.array(Image.open(pngs[1])))) <= {0, 255}
         np.testing.assert_array_equal(read_mask_png(pngs[0]), gt[0])  # frame 0 = the given annotation
         doc = json.loads((out / method / "results.json").read_text())
-        assert set(RESULT_KEYS) <= set(doc) and set(doc["sequences"]) == {SEQ}
+        assert set(stat_keys() + ("fps",)) <= set(doc) and set(doc["sequences"]) == {SEQ}
         assert doc["fps"] > 0
     top = json.loads((out / "results.json").read_text())
-    assert set(RESULT_KEYS) | {"sequences", "run"} == set(top)  # run: what produced it (method, checkpoint, ...)
+    assert set(stat_keys() + ("fps",)) | {"sequences", "run"} == set(top)  # run: what produced it (method, checkpoint, ...)
     assert top == json.loads((out / "siampolar" / "results.json").read_text())
     # The ground-truth baselines are what they claim: oracle and polar bound score well, J in [0, 1].
     assert res["polar_bound"]["summary"]["J_M"] > 0.6 and res["oracle_box"]["summary"]["J_M"] > 0.3

@@ -133,3 +133,34 @@ def test_polar_iou_gradients_are_finite():
     zero = torch.zeros(2, 36, requires_grad=True)
     polar_iou(zero, zero).sum().backward()
     assert torch.isfinite(zero.grad).all()
+
+
+def test_a_registered_loss_term_is_weighted_logged_and_old_logs_still_read(tmp_path, monkeypatch):
+    """Adding a loss term is one registration: compute_losses, its weight, the log's columns and read_log follow."""
+    from siampolar_lib.training import losses as L
+    from siampolar_lib.training.log import log_columns, read_log, write_log
+
+    out, tg = tiny()
+    before = compute_losses(out, tg, LossConfig())
+    monkeypatch.setitem(L.LOSS_TERMS, "size", (lambda b, cfg: b.rays.mean() * 0.0 + 0.5, 2.0))
+    after = compute_losses(out, tg, LossConfig())
+    assert float(after["size"]) == 0.5 and float(after["total"]) == pytest.approx(float(before["total"]) + 1.0)
+    assert log_columns() == ("step", "loss", "cls", "ctr", "rays", "size", "lr", "num_pos", "pairs_per_s")
+    row = {"step": 1, "loss": 1.5, "cls": 0.4, "ctr": 0.3, "rays": 0.3, "size": 0.5, "lr": 0.01, "num_pos": 3,
+           "pairs_per_s": 9.0}
+    write_log(tmp_path / "new.csv", [row])
+    assert read_log(tmp_path / "new.csv") == [row]
+    old = "step,loss,cls,ctr,rays,lr,num_pos,pairs_per_s\n1,1.0,0.4,0.3,0.3,0.01,3,9.0\n"
+    (tmp_path / "old.csv").write_text(old)  # a log written before the term existed
+    assert read_log(tmp_path / "old.csv")[0]["rays"] == 0.3
+
+
+def test_a_file_that_is_not_a_training_log_is_refused(tmp_path):
+    from siampolar_lib.training.log import read_log
+
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="not a training log"):
+        read_log(tmp_path / "x.csv")
+    (tmp_path / "y.csv").write_text("step,loss\n1,abc\n")
+    with pytest.raises(ValueError, match="not a number"):
+        read_log(tmp_path / "y.csv")

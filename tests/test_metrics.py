@@ -305,3 +305,27 @@ def test_osvos_matches_readme_and_vos_benchmark_all_sequences(real_davis, osvos_
     assert ours["F_M"] == pytest.approx(np.mean([v[1] for v in ref.values()]), abs=1e-5)
     pooled = M.pooled_statistics([r["J"] for r in ours["sequences"].values()])
     assert abs(pooled[2] - ours["J_D"]) > 1e-3  # the reference's pooled decay is a different number
+
+
+def test_a_registered_measure_reaches_rows_summary_table_and_results_json(tmp_path, monkeypatch):
+    """Adding a metric is one registration: its X_M/X_O/X_D flow through every row, summary, table and results.json."""
+    from siampolar_lib.evaluation.report import format_table, write_results_json
+
+    monkeypatch.setitem(M.MEASURES, "A", lambda p, g, th: (p.sum((1, 2)) <= g.sum((1, 2))).astype(float))
+    gt = np.zeros((5, 8, 8), bool)
+    gt[:, 2:6, 2:6] = True
+    pred = gt.copy()
+    pred[2, :, :] = True  # frame 2 predicts more area than the truth: A = 0 there
+    row = M.evaluate_sequence(pred, gt)
+    assert row["A_M"] == pytest.approx(2 / 3) and row["A"] == [1.0, 1.0, 0.0, 1.0, 1.0]
+    assert "A_M" in M.stat_keys() and row["J_M"] < 1.0
+    summary = M.mean_over_sequences({"s1": row, "s2": M.evaluate_sequence(gt, gt)})
+    assert summary["A_M"] == pytest.approx((2 / 3 + 1) / 2)
+    assert "83.3" in format_table({"all": summary}, columns=("A_M",))
+    doc = json.loads(write_results_json(tmp_path / "r.json", summary, {"s1": row}).read_text())
+    assert doc["A_M"] == pytest.approx(summary["A_M"]) and doc["sequences"]["s1"]["A_M"] == pytest.approx(2 / 3)
+
+
+def test_a_measure_name_with_an_underscore_is_refused():
+    with pytest.raises(ValueError, match="without '_'"):
+        M.register_measure("J_2")

@@ -12,7 +12,7 @@ from siampolar_lib.device import rng_state, set_rng_state
 from siampolar_lib.models.config import get_config
 from siampolar_lib.training.config import OptimConfig, TrainConfig
 from siampolar_lib.training.distributed import StepSampler, dist_info, init_distributed, wrap_ddp
-from siampolar_lib.training.log import LOG_COLUMNS, read_log
+from siampolar_lib.training.log import log_columns, read_log
 from siampolar_lib.training.schedule import lr_factor
 from siampolar_lib.training.train import train
 
@@ -114,7 +114,7 @@ def test_instant_training_loss_finite_and_falling(synthetic_davis, tmp_path):
 def test_log_columns_and_checkpoint_loads_weights_only(synthetic_davis, tmp_path):
     result = train(_cfg(tmp_path, synthetic_davis, iters=3, ckpt_every=2))
     header = result["log"].read_text().splitlines()[0].split(",")
-    assert tuple(header) == LOG_COLUMNS == ("step", "loss", "cls", "ctr", "rays", "lr", "num_pos", "pairs_per_s")
+    assert tuple(header) == log_columns() == ("step", "loss", "cls", "ctr", "rays", "lr", "num_pos", "pairs_per_s")
     rows = read_log(result["log"])
     assert len(rows) == 3 and all(r["pairs_per_s"] > 0 and r["lr"] > 0 for r in rows)
     ck = torch.load(result["checkpoint"], map_location="cpu", weights_only=True)

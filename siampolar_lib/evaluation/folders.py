@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from siampolar_lib.evaluation.metrics import BOUND_TH, f_measure, jaccard, mean_over_sequences, sequence_statistics
+from siampolar_lib.evaluation.metrics import BOUND_TH, frame_measures, mean_over_sequences, sequence_statistics
 from siampolar_lib.io import read_label_png, read_mask_png, write_mask_png
 
 
@@ -79,16 +79,10 @@ def evaluate_sequence_objects(gt_seq_dir: str | os.PathLike, pred_seq_dir: str |
         gts.append(gt)
         preds.append(pred)
     n_obj = int(gts[0].max()) or int(max(g.max() for g in gts))
+    preds, gts = np.stack(preds), np.stack(gts)
     if n_obj <= 1:  # one object (or none): DAVIS 2016, the prediction's union against the truth
-        j = np.array([jaccard(p, g) for p, g in zip(preds, gts)])
-        f = np.array([f_measure(p, g, bound_th) for p, g in zip(preds, gts)])
-        return {1: sequence_statistics(j, f)}
-    rows = {}
-    for k in range(1, n_obj + 1):
-        j = np.array([jaccard(p == k, g == k) for p, g in zip(preds, gts)])
-        f = np.array([f_measure(p == k, g == k, bound_th) for p, g in zip(preds, gts)])
-        rows[k] = sequence_statistics(j, f)
-    return rows
+        return {1: sequence_statistics(frame_measures(preds > 0, gts > 0, bound_th))}
+    return {k: sequence_statistics(frame_measures(preds == k, gts == k, bound_th)) for k in range(1, n_obj + 1)}
 
 
 def _evaluate_one(args: tuple[str, str, str, float]) -> list[tuple[str, dict]]:

@@ -17,7 +17,7 @@ Scoring folders of PNGs (and its command line) is `evaluation.folders`. This mod
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -26,7 +26,29 @@ from siampolar_lib.errors import UserError
 from siampolar_lib.geometry.polar import mask_iou
 
 BOUND_TH = 0.008  # boundary tolerance as a fraction of the image diagonal (DAVIS default)
-STAT_KEYS = ("J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "JF_M")  # a sequence's statistics (fractions 0..1)
+STAT_KEYS = ("J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "JF_M")  # DAVIS's statistics (fractions 0..1)
+
+# A per-frame measure: preds, gts (T, H, W) bool, bound_th -> (T,) float64 in [0, 1]. Each registered measure X gets
+# the statistics X_M, X_O, X_D (`db_statistics`) in every sequence row, summary, table and results.json.
+Measure = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
+MEASURES: dict[str, Measure] = {}
+
+
+def register_measure(name: str) -> Callable[[Measure], Measure]:
+    """Decorator adding a per-frame measure under `name` (the one place a new metric is written)."""
+    if not name.isidentifier() or "_" in name:
+        raise ValueError(f"a measure's name must be a word without '_', got {name!r}")
+
+    def add(fn: Measure) -> Measure:
+        MEASURES[name] = fn
+        return fn
+
+    return add
+
+
+def stat_keys() -> tuple[str, ...]:
+    """Every sequence statistic the registered measures give: X_M, X_O, X_D per measure X, then JF_M."""
+    return tuple(f"{m}_{s}" for m in MEASURES for s in "MOD") + ("JF_M",)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,6 +152,24 @@ def batched_f_measure(preds: np.ndarray, gts: np.ndarray, bound_th: float = BOUN
     return np.array([f_measure(p, g, bound_th) for p, g in zip(preds, gts)], dtype=np.float64)
 
 
+@register_measure("J")
+def _region(preds: np.ndarray, gts: np.ndarray, bound_th: float) -> np.ndarray:
+    """J per frame (`batched_jaccard`; the boundary tolerance does not apply)."""
+    return batched_jaccard(preds, gts)
+
+
+@register_measure("F")
+def _boundary(preds: np.ndarray, gts: np.ndarray, bound_th: float) -> np.ndarray:
+    """F per frame (`batched_f_measure`)."""
+    return batched_f_measure(preds, gts, bound_th)
+
+
+def frame_measures(preds: np.ndarray, gts: np.ndarray, bound_th: float = BOUND_TH) -> dict[str, np.ndarray]:
+    """Every registered measure of (T, H, W) masks: {name: (T,) float64}."""
+    preds, gts = _check_pair(preds, gts)
+    return {name: np.asarray(fn(preds, gts, bound_th), dtype=np.float64) for name, fn in MEASURES.items()}
+
+
 def _check_pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Both arrays as bool (nonzero = foreground), with a clear error on a shape mismatch."""
     pred, gt = np.asarray(pred), np.asarray(gt)
@@ -182,33 +222,34 @@ def scored_slice(n_frames: int) -> slice:
 
 
 def evaluate_sequence(pred_masks: np.ndarray, gt_masks: np.ndarray, bound_th: float = BOUND_TH) -> dict:
-    """Score one sequence of (T, H, W) masks: J_M/J_O/J_D, F_M/F_O/F_D and JF_M on the scored frames.
+    """Score one sequence of (T, H, W) masks: X_M/X_O/X_D per measure (J, F) and JF_M on the scored frames.
 
-    `J` and `F` are per-frame lists over ALL T frames (index = frame number); the statistics use only
-    `scored_slice(T)`, i.e. frames [1:-1].
+    Each measure's per-frame list over ALL T frames is kept under its name (`J`, `F`; index = frame number);
+    the statistics use only `scored_slice(T)`, i.e. frames [1:-1].
     """
     preds, gts = _check_pair(pred_masks, gt_masks)
     if preds.ndim != 3 or preds.shape[0] == 0:
         raise ValueError(f"evaluate_sequence wants (T, H, W) masks with T >= 1, got {preds.shape}")
-    j = batched_jaccard(preds, gts)
-    f = batched_f_measure(preds, gts, bound_th)
-    return sequence_statistics(j, f)
+    return sequence_statistics(frame_measures(preds, gts, bound_th))
 
 
-def sequence_statistics(j: np.ndarray, f: np.ndarray) -> dict:
-    """One sequence's row from its per-frame J and F (T,) over all frames: STAT_KEYS on frames [1:-1], plus J and F."""
-    sl = scored_slice(len(j))
-    j_m, j_o, j_d = db_statistics(j[sl])
-    f_m, f_o, f_d = db_statistics(f[sl])
-    return {"J_M": j_m, "J_O": j_o, "J_D": j_d, "F_M": f_m, "F_O": f_o, "F_D": f_d,
-            "JF_M": (j_m + f_m) / 2, "J": j.tolist(), "F": f.tolist()}
+def sequence_statistics(per_frame: Mapping[str, np.ndarray]) -> dict:
+    """One sequence's row from per-frame measures {name: (T,)} over all frames: X_M/X_O/X_D on frames [1:-1],
+    JF_M, and each measure's per-frame list."""
+    row: dict = {}
+    for name, values in per_frame.items():
+        values = np.asarray(values, dtype=np.float64)
+        row.update(zip((f"{name}_M", f"{name}_O", f"{name}_D"), db_statistics(values[scored_slice(len(values))])))
+    row["JF_M"] = (row["J_M"] + row["F_M"]) / 2
+    return row | {name: np.asarray(values).tolist() for name, values in per_frame.items()}
 
 
 def mean_over_sequences(rows: dict[str, dict]) -> dict:
     """Official summary: each statistic averaged over sequences (each sequence weighs the same)."""
     if not rows:
         raise ValueError("no sequences to average")
-    out = {k: float(np.mean([r[k] for r in rows.values()])) for k in STAT_KEYS if k != "JF_M"}
+    keys = [k for k in next(iter(rows.values())) if k[-2:] in ("_M", "_O", "_D") and k != "JF_M"]
+    out = {k: float(np.mean([r[k] for r in rows.values()])) for k in keys}
     out["JF_M"] = (out["J_M"] + out["F_M"]) / 2
     return out
 

@@ -12,13 +12,12 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from siampolar_lib.evaluation.metrics import STAT_KEYS
+from siampolar_lib.evaluation.metrics import STAT_KEYS, stat_keys
 from siampolar_lib.io import write_text
 
 # davis2017-evaluation's CSV columns and the keys they come from (fractions; Recall = our O, Decay = our D)
 GLOBAL_CSV_COLUMNS = (("J&F-Mean", "JF_M"), ("J-Mean", "J_M"), ("J-Recall", "J_O"), ("J-Decay", "J_D"),
                       ("F-Mean", "F_M"), ("F-Recall", "F_O"), ("F-Decay", "F_D"))
-RESULT_KEYS = STAT_KEYS + ("fps",)
 
 
 def _cell(key: str, value) -> str:
@@ -52,7 +51,7 @@ def _clean(value):
 
 def write_results_json(path: str | os.PathLike, summary: dict, sequences: dict[str, dict],
                        run: dict | None = None) -> Path:
-    """Write results.json atomically (temp file + rename); only RESULT_KEYS are kept, missing ones -> null.
+    """Write results.json atomically (temp file + rename); only the statistics and fps are kept, missing -> null.
 
     run: what produced the results (method, mode, checkpoint and its sha256, sequences, frames, version),
     stored under "run" (plain JSON types).
@@ -61,8 +60,9 @@ def write_results_json(path: str | os.PathLike, summary: dict, sequences: dict[s
     missing = [k for k in STAT_KEYS if k not in summary]
     if missing:
         raise ValueError(f"summary for {path} lacks {missing}")
-    doc = {k: _clean(summary.get(k)) for k in RESULT_KEYS}
-    doc["sequences"] = {s: {k: _clean(r.get(k)) for k in RESULT_KEYS} for s, r in sequences.items()}
+    keys = stat_keys() + ("fps",)  # every registered measure's statistics
+    doc = {k: _clean(summary.get(k)) for k in keys}
+    doc["sequences"] = {s: {k: _clean(r.get(k)) for k in keys} for s, r in sequences.items()}
     if run is not None:
         doc["run"] = run
     return write_text(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")

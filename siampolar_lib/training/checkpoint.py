@@ -237,7 +237,7 @@ def init_weights(model: nn.Module, path: str | os.PathLike, config: ModelConfig)
 
 
 def checkpoint_log(ckpt: dict, ckpt_path: str | os.PathLike, log_path: str | os.PathLike) -> list[dict]:
-    """The log rows of steps 1..ckpt["step"] (trainlog.LOG_COLUMNS each), for a resume or an export.
+    """The log rows of steps 1..ckpt["step"] (`log.log_columns()` each), for a resume or an export.
 
     They come from the checkpoint's "log" (saved with the weights in one write); a checkpoint without one
     reads the train_log.csv at log_path. Rows past the checkpoint's step are dropped; a missing, repeated or

@@ -1,4 +1,7 @@
-"""The training log: `train_log.csv` (one row per step) and `loss_curve.png`, both written atomically."""
+"""The training log: `train_log.csv` (one row per step) and `loss_curve.png`, both written atomically.
+
+Its columns follow the registered loss terms (`losses.loss_terms`); a log written before a term was added still
+reads (`read_log` needs only `step` and `loss`)."""
 from __future__ import annotations
 
 import csv
@@ -6,28 +9,38 @@ import os
 from pathlib import Path
 
 from siampolar_lib.io import atomic_write
+from siampolar_lib.training.losses import loss_terms
 
-LOG_COLUMNS = ("step", "loss", "cls", "ctr", "rays", "lr", "num_pos", "pairs_per_s")
+REQUIRED = ("step", "loss")  # what every training log has, whatever its loss terms
+INTEGER = ("step", "num_pos")
 
 
-def write_log(path: str | os.PathLike, rows: list[dict]) -> None:
-    """Write rows (dicts with LOG_COLUMNS) as CSV: temp file then rename."""
+def log_columns() -> tuple[str, ...]:
+    """A training log's columns: step, loss (the total), one per registered loss term, lr, num_pos, pairs_per_s."""
+    return ("step", "loss", *loss_terms(), "lr", "num_pos", "pairs_per_s")
+
+
+def write_log(path: str | os.PathLike, rows: list[dict], columns: tuple[str, ...] | None = None) -> None:
+    """Write rows as CSV (columns: `log_columns()` unless given): temp file then rename."""
+    columns = log_columns() if columns is None else columns
     with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+        w = csv.DictWriter(f, fieldnames=columns)
         w.writeheader()
         for r in rows:
-            w.writerow({k: r[k] for k in LOG_COLUMNS})
+            w.writerow({k: r[k] for k in columns})
 
 
 def read_log(path: str | os.PathLike) -> list[dict]:
-    """Read a train_log.csv back: list of dicts, step/num_pos int, the rest float."""
+    """Read a train_log.csv back (any loss terms): list of dicts, step/num_pos int, the rest float."""
     path = Path(path)
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames is None or tuple(reader.fieldnames) != LOG_COLUMNS:
-            raise ValueError(f"{path}: not a training log (columns {reader.fieldnames}, expected {LOG_COLUMNS})")
-        return [{k: (int(float(v)) if k in ("step", "num_pos") else float(v)) for k, v in r.items()}
-                for r in reader]
+        if reader.fieldnames is None or not set(REQUIRED) <= set(reader.fieldnames):
+            raise ValueError(f"{path}: not a training log (columns {reader.fieldnames}, needs {', '.join(REQUIRED)})")
+        try:
+            return [{k: (int(float(v)) if k in INTEGER else float(v)) for k, v in r.items()} for r in reader]
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path}: not a training log (a value is not a number: {err})") from None
 
 
 def concat_logs(logs: list[list[dict]]) -> list[dict]:
@@ -58,7 +71,9 @@ def plot_losses(rows: list[dict], ax=None, window: int = 10):
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
     steps = [r["step"] for r in rows]
-    for key, color in (("loss", "k"), ("cls", "tab:blue"), ("ctr", "tab:orange"), ("rays", "tab:green")):
+    terms = [k for k in rows[0] if k not in ("step", "loss", "lr", "num_pos", "pairs_per_s")] if rows else []
+    colors = ["k", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
+    for key, color in zip(["loss", *terms], colors * 2):
         vals = [r[key] for r in rows]
         ax.plot(steps, vals, color=color, alpha=0.2, lw=0.8)
         ax.plot(steps, smooth(vals, window), color=color, lw=1.6, label="total" if key == "loss" else key)

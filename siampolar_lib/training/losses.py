@@ -5,13 +5,16 @@
   rays = sum_pos w_i * -log(sum_k min(d_ik, d*_ik) / sum_k max(d_ik, d*_ik)) / sum_pos w_i,
          w_i = centerness target of positive i (central locations count more)
   total = w_cls * cls + w_ctr * ctr + w_rays * rays
+Each term is registered (`register_loss`): a new term is one decorated function here; `compute_losses`, the
+training log's columns and the loss curve follow the registry. Its weight is `LossConfig.<name>_weight` when that
+field exists, else the weight it was registered with.
 With no positive (a batch of negative pairs) ctr and rays are exact zeros that still carry a (zero) gradient,
 so a training step never produces NaN.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -78,20 +81,75 @@ def polar_iou_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
     return (loss * weight).sum() / weight.sum().clamp(min=eps)
 
 
+class FlatBatch(NamedTuple):
+    """One batch's outputs and targets, all levels concatenated (M locations, R rays)."""
+
+    cls: torch.Tensor  # (M,) classification logits
+    ctr: torch.Tensor  # (M,) centerness logits
+    rays: torch.Tensor  # (M, R) predicted rays, crop pixels
+    labels: torch.Tensor  # (M,) 1 positive, 0 negative
+    target_rays: torch.Tensor  # (M, R) crop pixels
+    target_ctr: torch.Tensor  # (M,) centerness targets in [0, 1]
+    pos: torch.Tensor  # (M,) bool, labels > 0.5
+    num_pos: torch.Tensor  # 0-d float32
+
+
+LossTerm = Callable[[FlatBatch, "LossConfig"], torch.Tensor]  # -> a scalar tensor carrying the gradient
+LOSS_TERMS: dict[str, tuple[LossTerm, float]] = {}  # name -> (term, weight when LossConfig has no <name>_weight)
+
+
+def register_loss(name: str, weight: float = 1.0) -> Callable[[LossTerm], LossTerm]:
+    """Decorator adding a loss term under `name`: the one place a new term is written."""
+    if not name.isidentifier() or name in ("total", "num_pos", "step", "loss", "lr"):
+        raise ValueError(f"{name!r} cannot name a loss term")
+
+    def add(fn: LossTerm) -> LossTerm:
+        LOSS_TERMS[name] = (fn, weight)
+        return fn
+
+    return add
+
+
+def loss_terms() -> tuple[str, ...]:
+    """The registered terms' names, in registration order (cls, ctr, rays, then any added)."""
+    return tuple(LOSS_TERMS)
+
+
+def term_weight(cfg: LossConfig, name: str) -> float:
+    """The weight of term `name`: LossConfig's `<name>_weight` field, else its registered weight."""
+    return float(getattr(cfg, f"{name}_weight", LOSS_TERMS[name][1]))
+
+
+@register_loss("cls")
+def focal_term(b: FlatBatch, cfg: LossConfig) -> torch.Tensor:
+    """Sigmoid focal loss over every location, normalised by the number of positives (at least 1)."""
+    loss = sigmoid_focal_loss(b.cls, b.labels, alpha=cfg.focal_alpha, gamma=cfg.focal_gamma, reduction="sum")
+    return loss / b.num_pos.clamp(min=1.0)
+
+
+@register_loss("ctr")
+def centerness_term(b: FlatBatch, cfg: LossConfig) -> torch.Tensor:
+    """Centerness BCE-with-logits, mean over positives (an exact zero that keeps the graph without any)."""
+    if bool(b.pos.any()):
+        return F.binary_cross_entropy_with_logits(b.ctr[b.pos], b.target_ctr[b.pos], reduction="mean")
+    return b.ctr.sum() * 0.0  # keeps the graph (and DDP/AMP) happy with an exact zero
+
+
+@register_loss("rays")
+def polar_iou_term(b: FlatBatch, cfg: LossConfig) -> torch.Tensor:
+    """Polar IoU loss over positives, weighted by their centerness targets."""
+    return polar_iou_loss(b.rays[b.pos], b.target_rays[b.pos], b.target_ctr[b.pos], eps=cfg.eps)
+
+
 def compute_losses(outputs: dict, targets: Sequence[dict], cfg: LossConfig = LossConfig()) -> dict[str, torch.Tensor]:
     """Losses of one batch: outputs of SiamPolar.forward, targets of `targets.build_targets`.
 
-    Returns dict(total, cls, ctr, rays: scalar tensors (total carries the gradient), num_pos: 0-d float tensor).
+    Returns dict(total, one scalar tensor per registered term (cls, ctr, rays, ...), num_pos: 0-d float tensor);
+    total = the weighted sum of the terms and carries the gradient.
     """
     cls, ctr, rays, lab, trays, tctr = _flatten_levels(outputs, targets)
     pos = lab > 0.5
-    num_pos = pos.sum().to(torch.float32)
-    loss_cls = sigmoid_focal_loss(cls, lab, alpha=cfg.focal_alpha, gamma=cfg.focal_gamma,
-                                  reduction="sum") / num_pos.clamp(min=1.0)
-    if bool(pos.any()):
-        loss_ctr = F.binary_cross_entropy_with_logits(ctr[pos], tctr[pos], reduction="mean")
-    else:
-        loss_ctr = ctr.sum() * 0.0  # keeps the graph (and DDP/AMP) happy with an exact zero
-    loss_rays = polar_iou_loss(rays[pos], trays[pos], tctr[pos], eps=cfg.eps)
-    total = cfg.cls_weight * loss_cls + cfg.ctr_weight * loss_ctr + cfg.rays_weight * loss_rays
-    return dict(total=total, cls=loss_cls, ctr=loss_ctr, rays=loss_rays, num_pos=num_pos.detach())
+    batch = FlatBatch(cls, ctr, rays, lab, trays, tctr, pos, pos.sum().to(torch.float32))
+    terms = {name: fn(batch, cfg) for name, (fn, _) in LOSS_TERMS.items()}
+    total = sum(term_weight(cfg, name) * value for name, value in terms.items())
+    return dict(total=total, **terms, num_pos=batch.num_pos.detach())

@@ -39,7 +39,7 @@ from siampolar_lib.training.config import TrainConfig
 from siampolar_lib.training.distributed import StepSampler, barrier, dist_info, init_distributed, wrap_ddp
 from siampolar_lib.training.feature_cache import CacheConfig, CachedPairs, build_feature_cache
 from siampolar_lib.training.log import save_loss_curve, write_log
-from siampolar_lib.training.losses import LossConfig, compute_losses
+from siampolar_lib.training.losses import LossConfig, compute_losses, loss_terms
 from siampolar_lib.training.schedule import make_optimizer, make_scheduler, set_backbone_frozen, trainable_backbone
 from siampolar_lib.training.targets import TargetCollate, model_targets
 
@@ -72,7 +72,7 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 def train_step(model: nn.Module, batch: dict, mcfg: ModelConfig, loss_cfg: LossConfig,
                optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, device: torch.device,
                amp: bool | torch.dtype | None) -> dict:
-    """One optimiser step on a batch of pairs; returns the loss terms total, cls, ctr, rays and num_pos as floats.
+    """One optimiser step on a batch of pairs; returns total, every loss term (cls, ctr, rays, ...) and num_pos.
 
     batch: template (B, 3, T, T) and search (B, 3, S, S) float RGB 0..255 on `device`, plus the DataLoader's
     "targets" (`targets.TargetCollate`) or search_mask (B, S, S) bool to build them from.
@@ -95,7 +95,7 @@ def train_step(model: nn.Module, batch: dict, mcfg: ModelConfig, loss_cfg: LossC
     torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
     scaler.step(optimizer)
     scaler.update()
-    return {k: float(losses[k].detach()) for k in ("total", "cls", "ctr", "rays", "num_pos")}
+    return {k: float(v.detach()) for k, v in losses.items()}
 
 
 # ------------------------------------------------------------------------------------ training
@@ -217,9 +217,8 @@ def save_run(run: Run, step: int) -> None:
 
 def _log_row(run: Run, terms: dict, lr: float, seconds: float) -> dict:
     """One train_log.csv row for the step just taken."""
-    return {"step": run.step, "loss": terms["total"], "cls": terms["cls"], "ctr": terms["ctr"],
-            "rays": terms["rays"], "lr": lr, "num_pos": int(terms["num_pos"]),
-            "pairs_per_s": run.cfg.batch * run.world / max(seconds, 1e-9)}
+    return {"step": run.step, "loss": terms["total"], **{k: terms[k] for k in loss_terms()}, "lr": lr,
+            "num_pos": int(terms["num_pos"]), "pairs_per_s": run.cfg.batch * run.world / max(seconds, 1e-9)}
 
 
 def one_step(run: Run, batch: dict) -> dict:
@@ -255,8 +254,8 @@ def run_loop(run: Run, loader: torch.utils.data.DataLoader) -> None:
         run.rows.append(_log_row(run, terms, terms["lr"], now - tick))
         tick = now
         bar.update(1)
-        bar.set_postfix(loss=f"{terms['total']:.3f}", cls=f"{terms['cls']:.3f}", ctr=f"{terms['ctr']:.3f}",
-                        rays=f"{terms['rays']:.3f}", lr=f"{terms['lr']:.1e}")
+        bar.set_postfix(loss=f"{terms['total']:.3f}", **{k: f"{terms[k]:.3f}" for k in loss_terms()},
+                        lr=f"{terms['lr']:.1e}")
         if cfg.ckpt_every > 0 and run.step % cfg.ckpt_every == 0 and run.step < run.end:
             save_run(run, run.step)
     bar.close()
