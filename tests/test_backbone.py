@@ -97,3 +97,47 @@ def test_resnet_backbone_strides_without_weights():
     with torch.no_grad():
         out = back(torch.rand(1, 3, 127, 127) * 255)
     assert {s: tuple(f.shape[1:]) for s, f in out.items()} == {8: (128, 16, 16), 16: (256, 8, 8), 32: (512, 4, 4)}
+
+
+class _ToyBackbone(torch.nn.Module):
+    """The smallest module with the backbone interface (models/backbone.py): two strided convs."""
+
+    def __init__(self, cfg, pretrained: bool):
+        super().__init__()
+        self.strides = tuple(cfg.backbone_strides)
+        self.out_channels = {s: 8 for s in self.strides}
+        self.early_channels = (4, 8)
+        self.s4 = torch.nn.Conv2d(3, 4, 3, stride=4, padding=1)
+        self.down = torch.nn.ModuleDict({str(s): torch.nn.Conv2d(4, 8, 3, stride=s // 4, padding=1)
+                                         for s in self.strides})
+
+    def normalise(self, x):
+        return x / 255.0
+
+    def early_features(self, x):
+        s4 = self.s4(self.normalise(x))
+        return s4, self.down["8"](s4)
+
+    def forward(self, x):
+        s4 = self.s4(self.normalise(x))
+        return {s: self.down[str(s)](s4) for s in self.strides}
+
+
+def test_a_registered_backbone_builds_a_whole_network(monkeypatch):
+    """Adding a backbone is one registration: the config accepts its name and build_model runs it end to end."""
+    from dataclasses import replace
+
+    from siampolar_lib.models import backbone as B
+    from siampolar_lib.models.config import QUICK, ModelConfig
+    from siampolar_lib.models.siampolar import SiamPolar
+
+    with pytest.raises(ValueError, match="model.backbone = 'toy'"):
+        replace(QUICK, backbone="toy")
+    monkeypatch.setitem(B.BACKBONES, "toy", _ToyBackbone)
+    cfg = replace(QUICK, backbone="toy", backbone_strides=(8, 16), strides=(8, 16))
+    assert isinstance(cfg, ModelConfig)
+    model = SiamPolar(cfg, pretrained=False).eval()
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, cfg.template_size, cfg.template_size),
+                    torch.zeros(1, 3, cfg.search_size, cfg.search_size))
+    assert [o.shape[1] for o in out["rays"]] == [cfg.num_rays] * len(cfg.strides)

