@@ -2,7 +2,8 @@
 
 No output may be, contain or lie inside an input (`check_output_apart`, the one rule every tool applies). A run
 holds `output_lock` on what it writes; `owned_output` stages a folder beside the output and swaps it in on
-success; temp names record their owner process (`temp_prefix`), so a later run removes only dead runs' temps.
+success. Every temp the library leaves beside an output is named by `temp_prefix`, which records its owner (host and
+pid), so a later run removes only the temps of dead processes of its own host (`owner_alive`, `clean_stale_temps`).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import errno
 import os
 import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -132,26 +134,39 @@ def output_lock(out: str | os.PathLike, flag: str = "--out") -> Iterator[None]:
                 path.unlink()  # still held: nobody else can be holding this inode
         os.close(fd)
 
-_OWNER = re.compile(r"-pid(\d+)-[a-z0-9_]*$")  # `.NAME.KIND-pid<N>-<random>`: the temp's owner process
+HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "host"  # no "-": it separates the name's parts
+# Temp names: `.NAME.KIND-<host>-pid<N>-<random>`. The owner is a process of a host: a pid says nothing about another
+# machine sharing the folder (NFS, where a lock may not reach either), so only this host's temps are ever judged.
+_OWNER = re.compile(r"-(?P<host>[A-Za-z0-9._]+)-pid(?P<pid>\d+)-[a-z0-9_]*$")
 
-def temp_prefix(out: Path, kind: str) -> str:
-    """The name prefix of this process's temp `kind` (partial, old) beside `out`: `.NAME.KIND-pid<N>-`."""
-    return f".{out.name}.{kind}-pid{os.getpid()}-"
+
+def temp_prefix(out: str | os.PathLike, kind: str, pid: int | None = None) -> str:
+    """The name prefix of a temp `kind` (partial, old) beside `out` owned by process `pid` (default: this one) of
+    this host: `.NAME.KIND-<host>-pid<N>-`; the one temp-name scheme of the library."""
+    return f".{Path(out).name}.{kind}-{HOST}-pid{os.getpid() if pid is None else pid}-"
+
 
 def owner_alive(name: str) -> bool:
-    """True when a temp's name records its owner process (`temp_prefix`) and that process still runs."""
+    """Whether a temp's owner (recorded by `temp_prefix`) may still run: False for a name that records no owner or
+    a dead process of this host; True for a live one, and for any process of another host (it cannot be asked)."""
     m = _OWNER.search(name)
     if m is None:
         return False
-    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there: keep the temp
+    return m["host"] != HOST or _process_alive(int(m["pid"]))
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (True where that cannot be told, so nothing live is removed)."""
+    if os.name != "posix":  # on Windows os.kill(pid, 0) would terminate the process
         return True
     try:
-        os.kill(int(m.group(1)), 0)  # signal 0: only asks whether the process exists
-    except (ProcessLookupError, OverflowError):
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except (ProcessLookupError, OverflowError):  # OverflowError: no process can have that pid
         return False
-    except PermissionError:  # it exists, run by someone else
+    except OSError:  # EPERM: it runs, as another user
         return True
     return True
+
 
 def fresh_folder_beside(out: Path) -> Path:
     """A new empty temporary folder beside `out` (same file system, so it can be renamed onto `out`)."""
@@ -173,9 +188,10 @@ def swap_in(tmp: Path, out: Path) -> None:
 def clean_stale_temps(folder: str | os.PathLike, patterns: Sequence[str]) -> list[Path]:
     """Delete the temp files (glob patterns) a killed run left in folder; returns what was removed.
 
-    A temp whose name records a live owner (`temp_prefix`) is kept. Temps without an owner in their name
-    (atomic_write's) are removed whenever they match: call it only while holding the locks of the outputs the
-    patterns belong to, so a live writer's temp file is never touched.
+    A temp whose owner may still run (`owner_alive`: a live process of this host, or another host's) is kept.
+    Temps without an owner in their name (atomic_write's) are removed whenever they match: call it only while
+    holding the locks of the outputs the patterns belong to, or where every temp records its owner (the ONNX
+    cache), so a live writer's temp is never touched. A link is removed, never followed.
     """
     folder = Path(folder)
     removed = []
@@ -185,7 +201,7 @@ def clean_stale_temps(folder: str | os.PathLike, patterns: Sequence[str]) -> lis
         for p in folder.glob(pattern):
             if owner_alive(p.name):
                 continue
-            if p.is_dir():
+            if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p, ignore_errors=True)
             else:
                 p.unlink(missing_ok=True)

@@ -25,8 +25,9 @@ ALLOWED = {
     "models": ("geometry", "models"),
     "data": ("data", "geometry", "io", "video", "errors", "outputs", "paths"),
     "training": ("training", "data", "models", "geometry", "device", "errors", "io", "outputs", "splits", "paths"),
-    # training.targets: the grid_bound baseline is defined by the training targets' assignment (tracking.baselines)
-    "tracking": ("tracking", "geometry", "models", "device", "errors", "io", "training.targets"),
+    # training.targets: the grid_bound baseline is defined by the training targets' assignment (tracking.baselines);
+    # outputs: the ONNX export and cache own their folders like every other output (locks, staging, dead temps)
+    "tracking": ("tracking", "geometry", "models", "device", "errors", "io", "outputs", "training.targets"),
     "evaluation": ("evaluation", "tracking", "geometry", "models", "training.checkpoint", "data.davis", "device",
                    "errors", "io", "outputs", "paths", "splits"),
 }

@@ -18,6 +18,7 @@ import torch
 from siampolar_lib.errors import USER_ERRORS, UserError
 from siampolar_lib.models.config import QUICK
 from siampolar_lib.models.siampolar import SiamPolar
+from siampolar_lib.outputs import HOST, temp_prefix
 from siampolar_lib.tracking.engine import OrtEngine, TorchEngine
 from siampolar_lib.tracking.onnx_export import (
     META_NAME,
@@ -28,7 +29,6 @@ from siampolar_lib.tracking.onnx_export import (
     export_onnx,
     model_digest,
     sample_crops,
-    temp_prefix,
 )
 
 LEVELS = [[25, 25, 8], [13, 13, 16]]  # the quick network's score maps (H, W, stride)
@@ -68,11 +68,11 @@ def copy_export(monkeypatch, good) -> list:
 
     calls = []
 
-    def copy(model, out, **kwargs):
+    def copy(model, out, *args, **kwargs):
         calls.append(Path(out))
         shutil.copytree(good, out, dirs_exist_ok=True)
 
-    monkeypatch.setattr(export, "export_onnx", copy)
+    monkeypatch.setattr(export, "write_export", copy)
     return calls
 
 
@@ -103,9 +103,15 @@ def reexported_once(capsys, folder: Path, model, why: str) -> None:
     assert json.loads((folder / META_NAME).read_text())["levels"] == LEVELS
 
 
-def test_planted_graphs_of_another_model_are_exported_again(model, cache, tmp_path, capsys, copy_export):
-    theirs = tmp_path / "theirs"
-    export_onnx(quick_model(1), theirs, davis_root=tmp_path / "none")  # a real export (copy_export patches the cache's)
+@pytest.fixture(scope="module")
+def theirs(tmp_path_factory) -> Path:
+    """Another network's checked export: a real one, made before copy_export patches the cache's."""
+    out = tmp_path_factory.mktemp("theirs") / "export"
+    export_onnx(quick_model(1), out, davis_root=out.parent / "none")
+    return out
+
+
+def test_planted_graphs_of_another_model_are_exported_again(model, theirs, cache, capsys, copy_export):
     folder = plant(cache, model, theirs)
     assert cached_export(model) == folder and len(copy_export) == 1
     reexported_once(capsys, folder, model, "model_digest")
@@ -162,10 +168,12 @@ def test_a_good_entry_is_reused_and_dead_exports_temps_are_removed(model, good, 
     folder = plant(cache, model, good)
     done = subprocess.Popen([sys.executable, "-c", "pass"])
     done.wait()  # its pid now names no process: the owner of a killed export
-    dead = [Path(tempfile.mkdtemp(prefix=temp_prefix(k, done.pid), dir=cache)) for k in (".staging", ".onnx-export")]
+    dead = [Path(tempfile.mkdtemp(prefix=temp_prefix(folder, k, done.pid), dir=cache)) for k in ("partial", "old")]
     (dead[1] / SEARCH_NAME).write_bytes(b"\0" * 1000)
-    live = [Path(tempfile.mkdtemp(prefix=temp_prefix(".staging", p), dir=cache)) for p in (os.getpid(), os.getppid())]
-    elsewhere = cache / f".staging-another.host-{done.pid}-abcd1234"  # a pid of another machine says nothing here
+    live = [Path(tempfile.mkdtemp(prefix=temp_prefix(folder, "partial", p), dir=cache))
+            for p in (os.getpid(), os.getppid())]
+    # a pid of another machine says nothing here
+    elsewhere = cache / temp_prefix(folder, "partial", done.pid).replace(f"-{HOST}-", "-another.host-")
     elsewhere.mkdir()
     stamp = (folder / SEARCH_NAME).stat().st_mtime_ns
     assert cached_export(model) == folder and capsys.readouterr().err == ""
@@ -180,17 +188,18 @@ def test_export_removes_its_dead_temps_beside_the_output(model, tmp_path, monkey
 
     done = subprocess.Popen([sys.executable, "-c", "pass"])
     done.wait()
-    dead = Path(tempfile.mkdtemp(prefix=temp_prefix(".onnx-export", done.pid), dir=tmp_path))
-    live = Path(tempfile.mkdtemp(prefix=temp_prefix(".onnx-export"), dir=tmp_path))
+    out = tmp_path / "out"
+    dead = [Path(tempfile.mkdtemp(prefix=temp_prefix(out, k, done.pid), dir=tmp_path)) for k in ("partial", "old")]
+    live = Path(tempfile.mkdtemp(prefix=temp_prefix(out, "partial"), dir=tmp_path))
 
     def stop(*args, **kwargs):  # the cleanup comes before the graphs: no need to wait for them
         raise RuntimeError("stopped by the test")
 
     monkeypatch.setattr(export, "_export_graph", stop)
     with pytest.raises(export.ExportError, match="stopped by the test"):
-        export_onnx(model, tmp_path / "out", davis_root=tmp_path / "none")
-    assert not dead.exists() and live.is_dir()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name], "its own temp folder removed, no output"
+        export_onnx(model, out, davis_root=tmp_path / "none")
+    assert not any(p.exists() for p in dead) and live.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name], "its own temp folder and lock removed, no output"
 
 
 def assert_one_line_user_error(err: pytest.ExceptionInfo, *words: str) -> None:

@@ -25,7 +25,15 @@ from siampolar_lib.commands import score as score_cmd
 from siampolar_lib.commands import track as track_cmd
 from siampolar_lib.errors import UserError
 from siampolar_lib.evaluation import evaluate as benchmark
-from siampolar_lib.outputs import check_output_apart, clean_stale_temps, fresh_folder_beside, output_lock
+from siampolar_lib.outputs import (
+    HOST,
+    check_output_apart,
+    clean_stale_temps,
+    fresh_folder_beside,
+    output_lock,
+    owner_alive,
+    temp_prefix,
+)
 
 torch.set_num_threads(2)
 
@@ -172,9 +180,10 @@ def test_runs_sharing_the_mask_folder_exclude_each_other(tmp_path, capsys, ckpt,
 
 def test_only_temps_of_dead_owners_are_removed(tmp_path, capsys, ckpt):
     video = write_frames(tmp_path / "clips" / "clip")
-    dead = tmp_path / f".r_masks.partial-pid{dead_pid()}-abc123"
-    live = tmp_path / f".r_masks.partial-pid{os.getpid()}-def456"  # this process: alive
-    old = tmp_path / f".r_masks.old-pid{dead_pid()}-ghi789"
+    masks = tmp_path / "r_masks"
+    dead = tmp_path / f"{temp_prefix(masks, 'partial', dead_pid())}abc123"
+    live = tmp_path / f"{temp_prefix(masks, 'partial', os.getpid())}def456"  # this process: alive
+    old = tmp_path / f"{temp_prefix(masks, 'old', dead_pid())}ghi789"
     for d in (dead, live, old):
         d.mkdir()
         (d / "00000.png").write_bytes(b"x")
@@ -184,14 +193,18 @@ def test_only_temps_of_dead_owners_are_removed(tmp_path, capsys, ckpt):
 
 
 def test_clean_stale_temps_keeps_a_live_owners_temp(tmp_path):
-    dead = tmp_path / f".o.partial-pid{dead_pid()}-a1"
-    live = tmp_path / f".o.partial-pid{os.getpid()}-b2"
+    pid = dead_pid()
+    dead = tmp_path / f"{temp_prefix(tmp_path / 'o', 'partial', pid)}a1"
+    live = tmp_path / f"{temp_prefix(tmp_path / 'o', 'partial')}b2"
+    # the same dead pid on another machine sharing the folder: its process cannot be asked from here, so it stays
+    elsewhere = tmp_path / f"{temp_prefix(tmp_path / 'o', 'partial', pid)}c3".replace(f"-{HOST}-", "-another.host-")
     ownerless = tmp_path / ".o.abcdefgh.tmp.mp4"  # atomic_write's temp: removed under the output's lock
-    dead.mkdir()
-    live.mkdir()
+    for d in (dead, live, elsewhere):
+        d.mkdir()
     ownerless.write_bytes(b"half")
     removed = clean_stale_temps(tmp_path, [".o.partial-*", ".o.*.tmp.mp4"])
-    assert sorted(removed) == sorted([dead, ownerless]) and live.is_dir()
+    assert sorted(removed) == sorted([dead, ownerless]) and live.is_dir() and elsewhere.is_dir()
+    assert not owner_alive(dead.name) and owner_alive(live.name) and owner_alive(elsewhere.name)
 
 
 def test_score_and_davis2coco_use_the_same_rule(davis, capsys):

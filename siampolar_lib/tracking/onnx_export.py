@@ -16,17 +16,13 @@ sequence when a DAVIS folder is found, else a synthetic frame) and compares ever
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import re
 import secrets
 import shutil
-import socket
 import stat
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +32,7 @@ from torch import nn
 from siampolar_lib.data.davis import first_box, list_sequences, load_sequence, read_frame
 from siampolar_lib.errors import ExportError, UserError
 from siampolar_lib.geometry.crops import context_side, crop_square
+from siampolar_lib.outputs import clean_stale_temps, fresh_folder_beside, is_empty_folder, owned_output, temp_prefix
 from siampolar_lib.paths import davis_available
 from siampolar_lib.paths import davis_root as resolve_davis_root
 from siampolar_lib.tracking.onnx_graphs import (
@@ -52,6 +49,9 @@ from siampolar_lib.tracking.onnx_graphs import (
 
 META_NAME = "siampolar_onnx.json"
 FORMAT = "siampolar-onnx-v1"  # bump when the graphs' inputs or outputs change (invalidates the cache)
+# What killed exports leave in the cache: staging folders and entries set aside for removal (`outputs.temp_prefix`,
+# so each records its owner and only dead owners' are removed; the cache holds no lock, concurrent trackers share it)
+CACHE_TEMPS = (".*.partial-*", ".*.old-*")
 
 
 def model_digest(model: nn.Module) -> str:
@@ -93,19 +93,52 @@ def sample_crops(model: nn.Module, davis_root=None) -> tuple[np.ndarray, np.ndar
     return z, x, what
 
 
-def export_onnx(model: nn.Module, out: str | os.PathLike, davis_root=None, threads: int | None = None) -> dict:
-    """Export `model` (a SiamPolar network) to out/template.onnx, out/search.onnx and out/siampolar_onnx.json.
+def export_onnx(model: nn.Module, out: str | os.PathLike, davis_root=None, threads: int | None = None,
+                overwrite: bool | None = None) -> dict:
+    """Export `model` (a SiamPolar network) into the folder `out`: template.onnx, search.onnx (refine.onnx for a
+    refinement stage) and siampolar_onnx.json; returns the meta dict.
 
-    Checks both graphs in ONNX Runtime against PyTorch on `sample_crops` and raises ExportError (nothing
-    written into `out`) when an output differs by more than ATOL + RTOL |torch|. Returns the meta dict.
+    The run owns `out` (`outputs.owned_output`): it holds `out`'s lock, writes into a staging folder beside it and
+    swaps that in whole only once ONNX Runtime reproduces PyTorch on `sample_crops`, so an ExportError (an output
+    differs by more than ATOL + RTOL |torch|) or any other failure leaves `out` as it was. overwrite: None (the
+    library's default) replaces an earlier export, True whatever `out` holds, False only an empty folder.
     """
-    import onnxruntime as ort
+    check_network(model)
+    out = check_export_output(out, overwrite)
+    with owned_output(out) as staging:
+        meta = write_export(model, staging, davis_root, threads)
+    return meta
 
+
+def check_network(model: nn.Module) -> None:
+    """ExportError unless `model` is a SiamPolar network (a config and template_features)."""
     if not hasattr(model, "config") or not hasattr(model, "template_features"):
         raise ExportError(f"{type(model).__name__} is not a SiamPolar network (no config/template_features)")
+
+
+def check_export_output(out: str | os.PathLike, overwrite: bool | None = None, option: str = "--out") -> Path:
+    """An export's output folder before any work: not a file; missing or empty, or else replaceable as `overwrite`
+    says (see `export_onnx`). ExportError naming `option` and what the folder holds."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ExportError(f"{out}: exists and is not a folder")
+        raise ExportError(f"{option} {out}: exists and is not a folder")
+    if overwrite is True or is_empty_folder(out):
+        return out
+    held = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    export_files = (TEMPLATE_NAME, SEARCH_NAME, REFINE_NAME, META_NAME)
+    if overwrite is None and META_NAME in held and set(held) <= set(export_files):
+        return out
+    what = "an earlier export" if set(held) <= set(export_files) else "files that are not an export"
+    raise ExportError(f"{option} {out}: holds {what} ({', '.join(held[:4])}{', ...' if len(held) > 4 else ''}); "
+                      "pass --overwrite to replace it (as a whole), or choose another folder")
+
+
+def write_export(model: nn.Module, folder: Path, davis_root=None, threads: int | None = None) -> dict:
+    """Export `model`'s graphs into the existing folder `folder` and check them, then write the meta: the meta dict.
+
+    No staging of its own: callers own `folder` (`export_onnx` stages beside its output, `cached_export` in the
+    cache). ExportError when torch.onnx.export fails or ONNX Runtime does not reproduce PyTorch.
+    """
     model = model.to("cpu").eval()
     cfg = model.config
     z, x, what = sample_crops(model, davis_root)
@@ -113,84 +146,52 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, davis_root=None, threa
     tstep, sstep = TemplateStep(model).eval(), SearchStep(model).eval()
     rstep = RefineStep(model).eval() if cfg.refine_iters else None
     refine = sample_refine_input(x, cfg.refine_size, cfg.num_rays) if rstep is not None else None
+    rin = tuple(torch.from_numpy(a)[None] for a in refine) if refine is not None else None
     with torch.inference_mode():
         zf = tstep(zt)
         ref = sstep(xt, *zf)
-        if refine is not None:
-            refine = (*refine, rstep(torch.from_numpy(refine[0])[None], torch.from_numpy(refine[1])[None]))
-    graphs = graph_names(model)
+        if rstep is not None:
+            refine = (*refine, rstep(*rin))
     zf_names = [f"zf{i}" for i in range(len(cfg.strides))]
     out_names = [f"{k}{i}" for i in range(len(cfg.strides)) for k in ("score", "rays")]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_dead_temps(out.parent, kinds=(".onnx-export",))
-    with tempfile.TemporaryDirectory(prefix=temp_prefix(".onnx-export"), dir=out.parent) as tmp:
-        tmp = Path(tmp)
-        try:
-            _export_graph(tstep, (zt,), tmp / TEMPLATE_NAME, ["z"], zf_names)
-            _export_graph(sstep, (xt, *[t.clone() for t in zf]), tmp / SEARCH_NAME, ["x", *zf_names], out_names)
-            if refine is not None:
-                _export_graph(rstep, (torch.from_numpy(refine[0])[None], torch.from_numpy(refine[1])[None]),
-                              tmp / REFINE_NAME, ["r", "rays"], ["refined"])
-        except Exception as err:  # the exporter raises many types (torch._dynamo, onnxscript, ...): all mean "cannot"
-            first = (str(err).strip().splitlines() or [""])[0][:300]
-            raise ExportError(f"torch.onnx.export failed for {cfg.name}: {type(err).__name__}: {first}") from err
-        diffs = check_graphs(tmp, z, x, zf, ref, zf_names + out_names, what, threads, refine)
-        meta = {"format": FORMAT, "config": cfg.to_dict(), "torch": torch.__version__, "onnxruntime": ort.__version__,
-                "search_size": cfg.search_size, "template_size": cfg.template_size,
-                "levels": [[int(r.shape[0]), int(r.shape[1]), int(s)] for r, s in zip(ref[0::2], cfg.strides)],
-                "inputs": {"template": ["z"], "search": ["x", *zf_names], **({"refine": ["r", "rays"]} if refine else {})},
-                "outputs": out_names,
-                "checked_on": what, "max_abs_diff": diffs, "model_digest": model_digest(model),
-                "sha256": {n: hashlib.sha256((tmp / n).read_bytes()).hexdigest() for n in graphs}}
-        (tmp / META_NAME).write_text(json.dumps(meta, indent=2) + "\n")
-        out.mkdir(parents=True, exist_ok=True)
-        for name in graphs + (META_NAME,):  # same file system: each rename is atomic
-            os.replace(tmp / name, out / name)
-        if REFINE_NAME not in graphs:  # an earlier export's stage must not sit beside graphs it does not fit
-            (out / REFINE_NAME).unlink(missing_ok=True)
+    try:
+        _export_graph(tstep, (zt,), folder / TEMPLATE_NAME, ["z"], zf_names)
+        # clone: the features were made in inference mode, which the exporter cannot trace
+        _export_graph(sstep, (xt, *[t.clone() for t in zf]), folder / SEARCH_NAME, ["x", *zf_names], out_names)
+        if rstep is not None:
+            _export_graph(rstep, rin, folder / REFINE_NAME, ["r", "rays"], ["refined"])
+    except Exception as err:  # the exporter raises many types (torch._dynamo, onnxscript, ...): all mean "cannot"
+        first = (str(err).strip().splitlines() or [""])[0][:300]
+        raise ExportError(f"torch.onnx.export failed for {cfg.name}: {type(err).__name__}: {first}") from err
+    diffs = check_graphs(folder, z, x, zf, ref, zf_names + out_names, what, threads, refine)
+    meta = _meta(model, folder, [tuple(r.shape[:2]) for r in ref[0::2]], zf_names, out_names, what, diffs)
+    (folder / META_NAME).write_text(json.dumps(meta, indent=2) + "\n")
     return meta
 
 
-_HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "host"
-# Temp folder names: <kind>-<host>-<pid>-<random>. Only this host's are judged: a pid says nothing about another
-# machine sharing the folder.
-_TEMP = re.compile(r"(?P<kind>\.staging|\.onnx-export)-(?P<host>[A-Za-z0-9._]+)-(?P<pid>\d+)-[a-z0-9_]+")
+def _meta(model: nn.Module, folder: Path, score_shapes: list, zf_names: list[str], out_names: list[str], what: str,
+          diffs: dict[str, float]) -> dict:
+    """The meta of an export in `folder`: config, digest, levels (H, W, stride), graph inputs/outputs, sha256, check."""
+    import onnxruntime as ort
 
-
-def temp_prefix(kind: str, pid: int | None = None) -> str:
-    """A temp folder's name prefix, `<kind>-<host>-<pid>-`: it names its owner, so a later run can tell a dead one."""
-    return f"{kind}-{_HOST}-{os.getpid() if pid is None else pid}-"
-
-
-def _alive(pid: int) -> bool:
-    """Whether process `pid` runs on this machine (True where that cannot be told, so nothing live is removed)."""
-    if os.name != "posix":  # on Windows os.kill(pid, 0) sends CTRL_C_EVENT: no probe there
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (OSError, OverflowError):  # EPERM: it runs, as another user
-        pass
-    return True
-
-
-def remove_dead_temps(folder: Path, kinds: tuple[str, ...] = (".staging", ".onnx-export")) -> None:
-    """Remove `folder`'s temp folders of `kinds` whose owner (`temp_prefix`: on this host) is dead; live ones stay."""
-    with contextlib.suppress(OSError):  # a folder it cannot list or clean is left as it is
-        for name in os.listdir(folder):
-            m = _TEMP.fullmatch(name)
-            if m and m["kind"] in kinds and m["host"] == _HOST and not _alive(int(m["pid"])):
-                _discard(Path(folder) / name, aside=False)
+    cfg = model.config
+    refine = {"refine": ["r", "rays"]} if cfg.refine_iters else {}
+    return {"format": FORMAT, "config": cfg.to_dict(), "torch": torch.__version__, "onnxruntime": ort.__version__,
+            "search_size": cfg.search_size, "template_size": cfg.template_size,
+            "levels": [[int(h), int(w), int(s)] for (h, w), s in zip(score_shapes, cfg.strides)],
+            "inputs": {"template": ["z"], "search": ["x", *zf_names], **refine}, "outputs": out_names,
+            "checked_on": what, "max_abs_diff": diffs, "model_digest": model_digest(model),
+            "sha256": {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in graph_names(model)}}
 
 
 def _discard(path: Path, aside: bool = True) -> None:
     """Remove a cache entry, never following a link (a link is unlinked, its target kept). With `aside` a folder is
-    first renamed to a temp name, so a run killed while removing it leaves only what remove_dead_temps clears."""
+    first renamed to a temp name (`outputs.temp_prefix`), so a run killed while removing it leaves only a dead
+    owner's temp, which the next run's `clean_stale_temps` clears."""
     if path.is_symlink() or not path.is_dir():
         return path.unlink()
     if aside:
-        os.rename(path, trash := path.parent / f"{temp_prefix('.staging')}{secrets.token_hex(4)}")
+        os.rename(path, trash := path.parent / f"{temp_prefix(path, 'old')}{secrets.token_hex(4)}")
         path = trash
     shutil.rmtree(path, ignore_errors=True)
 
@@ -296,10 +297,9 @@ def cached_export(model: nn.Module) -> Path:
     Used only when `cache_problem` finds nothing wrong, else exported (and checked) again with one line on stderr
     saying why; killed runs' temp folders go first. UserError when the cache is not private or not writable.
     """
-    if not hasattr(model, "config") or not hasattr(model, "template_features"):
-        raise ExportError(f"{type(model).__name__} is not a SiamPolar network (no config/template_features)")
+    check_network(model)
     root = cache_root()
-    remove_dead_temps(root)
+    clean_stale_temps(root, CACHE_TEMPS)
     digest = model_digest(model)
     folder = root / digest[:24]
     if os.path.lexists(folder):
@@ -307,9 +307,9 @@ def cached_export(model: nn.Module) -> Path:
             return folder
         print(f"cached ONNX export {folder}: {' '.join(problem.split())}; exporting it again", file=sys.stderr)
     try:
-        staging = Path(tempfile.mkdtemp(prefix=temp_prefix(".staging"), dir=root))
+        staging = fresh_folder_beside(folder)
         try:
-            export_onnx(model, staging)
+            write_export(model, staging)
             _install(staging, folder, model, digest)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
