@@ -125,7 +125,7 @@ def test_davis_csvs_columns_and_values(tmp_path):
 
 
 def test_evaluate_writes_official_csvs(real_davis, tmp_path):
-    from siampolar_lib.evaluation.evaluate import main as evaluate_main
+    from siampolar_lib.commands.evaluate import main as evaluate_main
 
     assert evaluate_main(["--baselines", "static", "--sequences", "blackswan", "--max-frames", "4",
                           "--davis-root", str(real_davis), "--out", str(tmp_path), "--no-progress"]) == 0

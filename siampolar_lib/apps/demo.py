@@ -26,7 +26,8 @@ from siampolar_lib.outputs import owned_output
 from siampolar_lib.paths import davis_available, davis_root, default_checkpoint
 from siampolar_lib.splits import REAL_VAL_SEQUENCES
 from siampolar_lib.tracking.engine import DEFAULT_ENGINE, make_engine
-from siampolar_lib.tracking.tracker import Tracker, track_frames
+from siampolar_lib.tracking.loop import track_frames
+from siampolar_lib.tracking.tracker import Tracker
 from siampolar_lib.training.checkpoint import load_model
 from siampolar_lib.video_writers import write_gif
 from siampolar_lib.viz import render_results

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm.auto import tqdm
 
 from siampolar_lib.geometry.boxes import validate_box
 from siampolar_lib.tracking.engine import make_engine
-from siampolar_lib.tracking.multi import MultiTracker, label_map, track_objects
-from siampolar_lib.tracking.tracker import Tracker, TrackerConfig, track_frames
+from siampolar_lib.tracking.loop import track_frames, track_sequence
+from siampolar_lib.tracking.multi import MultiTracker, label_map
+from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
 from siampolar_lib.video_writers import write_video
 from siampolar_lib.viz import render_objects, render_results, render_track
 
@@ -157,7 +159,8 @@ class DemoApp:
             self.score_maps = maps
         else:
             tracker = MultiTracker(self.engine, cfg=cfg)
-            self.object_results = track_objects(tracker, self.frames, self.boxes, progress=progress)
+            self.object_results = list(tqdm(track_sequence(tracker, self.frames, self.boxes), total=len(self.frames),
+                                            desc="tracking", disable=not progress, unit="frame"))
             self.results = [r[0] for r in self.object_results]
             self.score_maps = None
         self.tracker_fps = tracker.fps

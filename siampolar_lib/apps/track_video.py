@@ -11,6 +11,7 @@ an overlay with a colour per object. `--engine onnxruntime` (the default) runs t
 """
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from siampolar_lib.outputs import (
     owned_output,
 )
 from siampolar_lib.tracking.engine import DEFAULT_ENGINE
+from siampolar_lib.tracking.loop import track_sequence
 from siampolar_lib.tracking.multi import MultiTracker, label_map
 from siampolar_lib.tracking.tracker import TrackResult
 from siampolar_lib.training.checkpoint import load_model
@@ -130,16 +132,19 @@ def _track_stream(tracker: MultiTracker, video, boxes: np.ndarray, max_frames: i
 
     Returns (frames, lost object-frames).
     """
+    named = iter(iter_named_frames(video, max_frames))
+    first = next(named, None)
+    if first is None:
+        return 0, 0
+    for k, b in enumerate(boxes):  # named for the command line before init checks them again
+        name = f"--box {k + 1}" if len(boxes) > 1 else "--box"
+        validate_box(b, first[1].shape[:2], name=f"{name} for {Path(video).name}")
+    # Two views of one stream: the loop pulls frame n from one while frame n's name waits in the other (tee keeps
+    # one frame at most).
+    for_writer, for_tracker = itertools.tee(itertools.chain([first], named))
+    results = track_sequence(tracker, (frame for _, frame in for_tracker), boxes)
     n, lost = 0, 0
-    frames = iter_named_frames(video, max_frames)
-    for stem, frame in tqdm(frames, desc="tracking", disable=not progress, unit="frame"):
-        if n == 0:
-            for k, b in enumerate(boxes):
-                name = f"--box {k + 1}" if len(boxes) > 1 else "--box"
-                validate_box(b, frame.shape[:2], name=f"{name} for {Path(video).name}")
-            res = tracker.init(frame, boxes)
-        else:
-            res = tracker.track(frame)
+    for (stem, frame), res in tqdm(zip(for_writer, results), desc="tracking", disable=not progress, unit="frame"):
         _write_frame(masks_dir / f"{stem}.png", sink, frame, res, n)
         lost += sum(bool(r.lost) for r in res)
         n += 1

@@ -30,6 +30,7 @@ from siampolar_lib.geometry.polar import mass_centre
 from siampolar_lib.paths import davis_train_sample_root
 from siampolar_lib.splits import REAL_VAL_SEQUENCES, VALIDATION_FOLD_SEQUENCES
 from siampolar_lib.tracking.engine import make_engine
+from siampolar_lib.tracking.loop import track_sequence
 from siampolar_lib.tracking.scoring import MIN_SIDE, network_share, polygon_boxes
 from siampolar_lib.tracking.tracker import Tracker, TrackerConfig, TrackResult
 
@@ -37,24 +38,37 @@ MODES = ("truth_crop", "truth_centre", "tracker")
 
 
 class SplitTracker(Tracker):
-    """A Tracker that can be handed the true mask of the coming frame (`truth`) and records its choices.
+    """A Tracker that is handed the true mask of the coming frame (`truth`) and records its choices.
 
     mode "tracker" behaves exactly like Tracker; "truth_crop" resets the state to the true box before each
     frame; "truth_centre" also reads the rays at the location nearest the true mass centre. `choices` gets one
     dict per tracked frame: score, penalty, window (at the chosen location) and share (the network's part).
+    With gt_masks (frame k's true mask at k, frame 0 the `init` frame, as the baselines take them) `truth` is
+    set before every frame; without, the caller sets it.
     """
 
-    def __init__(self, model, cfg: TrackerConfig = TrackerConfig(), mode: str = "tracker", **kwargs):
+    def __init__(self, model, cfg: TrackerConfig = TrackerConfig(), mode: str = "tracker",
+                 gt_masks: Sequence[np.ndarray] | None = None, **kwargs):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         super().__init__(model, cfg, **kwargs)
         self.mode = mode
+        self.gt_masks = gt_masks
+        self.index = 0  # frames since init
         self.truth: np.ndarray | None = None  # (H, W) bool true mask of the frame about to be tracked
         self._truth_crop: tuple[np.ndarray, np.ndarray] | None = None  # mass centre (2,), box edges (4,), crop px
         self.choices: list[dict] = []
 
+    def init(self, frame: np.ndarray, box_xywh) -> TrackResult:
+        """Tracker.init, and the frame count restarts."""
+        self.index = 0
+        return super().init(frame, box_xywh)
+
     def track(self, frame: np.ndarray) -> TrackResult:
         """Track the next frame; in the truth modes the state first moves to `truth`'s box (an empty truth: no move)."""
+        self.index += 1
+        if self.gt_masks is not None:
+            self.truth = self.gt_masks[self.index]
         self._truth_crop = None
         box = mask_to_box(self.truth) if self.mode != "tracker" and self.truth is not None else None
         if box is not None:
@@ -111,16 +125,13 @@ def split_sequence(engine, cfg: TrackerConfig, root: str | os.PathLike, name: st
     t0 = first_nonempty(gt)
     if t0 is None:
         raise ValueError(f"every ground-truth mask of {name} is empty: nothing to track")
-    frames = [read_frame(p) for p in paths]
+    frames = [read_frame(p) for p in paths[t0:]]
     out = {}
     for mode in MODES:
-        tracker = SplitTracker(engine, cfg, mode=mode)
+        tracker = SplitTracker(engine, cfg, mode=mode, gt_masks=gt[t0:])
         preds = np.zeros_like(gt)
-        preds[t0] = gt[t0]
-        tracker.init(frames[t0], mask_to_box(gt[t0]))
-        for t in range(t0 + 1, len(frames)):
-            tracker.truth = gt[t]
-            preds[t] = tracker.track(frames[t]).mask
+        for t, res in enumerate(track_sequence(tracker, frames, mask_to_box(gt[t0])), start=t0):
+            preds[t] = gt[t0] if t == t0 else res.mask
         out[mode] = evaluate_sequence(preds, gt) | {"choices": tracker.choices}
     return out
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
@@ -46,9 +45,10 @@ from siampolar_lib.outputs import check_output_apart, check_output_folder, is_em
 from siampolar_lib.paths import davis_root as resolve_root
 from siampolar_lib.paths import davis_train_sample_root
 from siampolar_lib.splits import REAL_VAL_SEQUENCES, VALIDATION_FOLD_SEQUENCES
-from siampolar_lib.tracking.baselines import NAMES as BASELINE_NAMES
+from siampolar_lib.tracking.baselines import BASELINES as BASELINE_NAMES
 from siampolar_lib.tracking.baselines import make_baseline
 from siampolar_lib.tracking.engine import Engine, make_engine
+from siampolar_lib.tracking.loop import track_sequence
 from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
 from siampolar_lib.training.checkpoint import load_model
 
@@ -67,18 +67,16 @@ def run_sequence(tracker, frame_paths: Sequence[Path], gt_masks: np.ndarray, pro
         raise ValueError(f"every ground-truth mask of {desc or 'the sequence'} is empty: nothing to track")
     preds = np.zeros_like(gt_masks, dtype=bool)
     preds[t0] = gt_masks[t0]
-    frame = read_frame(frame_paths[t0])
-    start = time.perf_counter()
-    tracker.init(frame, mask_to_box(gt_masks[t0]))
-    elapsed = time.perf_counter() - start
+    times: list[float] = []  # init + track seconds (reading a frame is not timed)
+    frames = (read_frame(p) for p in frame_paths[t0:])
+    results = track_sequence(tracker, frames, mask_to_box(gt_masks[t0]), times)
+    next(results)  # frame t0: its output is the true mask, not the box
     lost = 0
-    for t in tqdm(range(t0 + 1, len(frame_paths)), desc=desc, disable=not progress, leave=False, unit="frame"):
-        frame = read_frame(frame_paths[t])  # not timed
-        start = time.perf_counter()
-        res = tracker.track(frame)
-        elapsed += time.perf_counter() - start
+    for t, res in enumerate(tqdm(results, total=len(frame_paths) - t0 - 1, desc=desc, disable=not progress,
+                                 leave=False, unit="frame"), start=t0 + 1):
         preds[t] = res.mask
         lost += bool(res.lost)
+    elapsed = sum(times)
     fps = (len(frame_paths) - t0) / elapsed if elapsed > 0 else float("nan")
     return preds, fps, lost
 

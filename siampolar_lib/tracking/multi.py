@@ -1,8 +1,9 @@
 """Several targets in one video: one Tracker (own template, own state) per target, one shared engine and decode.
 
-    mt = MultiTracker(model, engine="onnxruntime")
+    mt = MultiTracker(make_engine(model, "onnxruntime"))
     first = mt.init(frame0, [box_a, box_b])     # one TrackResult per object (the boxes themselves)
     results = mt.track(frame)                   # one TrackResult per object, in box order
+    per_frame = list(track_sequence(mt, frames, [box_a, box_b]))   # the same loop as one object (tracking.loop)
     labels = label_map(results, frame.shape)    # (H, W) uint8: 0 background, k = object k (1..N)
 
 Output follows DAVIS 2017: a palette PNG per frame whose pixel values are object ids (`io.write_label_png`);
@@ -11,11 +12,10 @@ where two masks overlap, the pixel goes to the object with the higher tracking s
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from siampolar_lib.geometry.boxes import validate_box
 from siampolar_lib.tracking.engine import make_engine
-from siampolar_lib.tracking.tracker import Tracker, TrackerConfig, TrackResult, box_result
+from siampolar_lib.tracking.tracker import Tracker, TrackerConfig, TrackResult
 
 
 def label_map(results: list[TrackResult], shape: tuple[int, int]) -> np.ndarray:
@@ -52,9 +52,7 @@ class MultiTracker:
             raise ValueError("MultiTracker.init needs at least one box")
         checked = [validate_box(b, frame.shape[:2], name=f"box {k + 1}") for k, b in enumerate(boxes)]
         self.trackers = [Tracker(self.engine, self.cfg) for _ in checked]
-        for t, b in zip(self.trackers, checked):
-            t.init(frame, b)
-        return [box_result(frame.shape, b, self.engine.config.num_rays) for b in checked]
+        return [t.init(frame, b) for t, b in zip(self.trackers, checked)]
 
     def track(self, frame: np.ndarray) -> list[TrackResult]:
         """Track every object into the next frame; one TrackResult per object, in box order."""
@@ -67,15 +65,3 @@ class MultiTracker:
         """Frames per second of the whole multi-object step (time of all objects' init + track summed)."""
         elapsed = sum(t.elapsed_s for t in self.trackers)
         return self.trackers[0].frames_done / elapsed if self.trackers and elapsed > 0 else float("nan")
-
-
-def track_objects(tracker: MultiTracker, frames, boxes, progress: bool = False) -> list[list[TrackResult]]:
-    """Run a MultiTracker over frames from first-frame boxes: per frame, one TrackResult per object."""
-    frames = iter(frames)
-    first = next(frames, None)
-    if first is None:
-        raise ValueError("no frames to track")
-    out = [tracker.init(first, boxes)]
-    for frame in tqdm(frames, desc="tracking", disable=not progress, unit="frame"):
-        out.append(tracker.track(frame))
-    return out

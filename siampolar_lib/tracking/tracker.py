@@ -1,6 +1,6 @@
 """The SiamPolar tracker: template once, then per frame search crop -> score maps -> best polygon -> mask.
 
-`Tracker` has the pysot API (`init(frame, box)`, `track(frame)`); `track_frames` runs one over a list of frames.
+`Tracker` has the pysot API (`init(frame, box)`, `track(frame)`); `tracking.loop` runs one over a video.
 
 Two modes (TrackerConfig.mode):
 - "search" (default, pysot/SiamCAR style, docs/design.md): a search crop (model.config.search_size) centred on the
@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from siampolar_lib.geometry.boxes import box_mask, clip_box, polygon_box, validate_box
 from siampolar_lib.geometry.crops import context_side, crop_square
@@ -30,6 +29,7 @@ from siampolar_lib.geometry.polar import NUM_RAYS, mask_to_rays, polygon_to_mask
 from siampolar_lib.geometry.refine import refine_side
 from siampolar_lib.geometry.voting import vote_mask
 from siampolar_lib.tracking.engine import Engine, make_engine
+from siampolar_lib.tracking.loop import track_frames  # noqa: F401 (notebook 07 imports it from here)
 from siampolar_lib.tracking.scoring import (  # noqa: F401 (change, polygon_boxes: notebook 07 imports them here)
     best_location,
     change,
@@ -147,10 +147,11 @@ class Tracker:
             self._windows[key] = cosine_window(points)
         return self._windows[key]
 
-    def init(self, frame: np.ndarray, box_xywh) -> None:
+    def init(self, frame: np.ndarray, box_xywh) -> TrackResult:
         """Start a video: frame (H, W, 3) uint8 RGB, box_xywh (x, y, w, h) frame pixels of the target.
 
-        Raises ValueError for a zero-size box or one outside the image.
+        Returns frame 0's result (`box_result`, outside the timer). Raises ValueError for a zero-size box or one
+        outside the image.
         """
         t0 = time.perf_counter()
         self._check_frame(frame, initialising=True)
@@ -167,6 +168,7 @@ class Tracker:
         self.engine.sync()
         self.elapsed_s += time.perf_counter() - t0
         self.frames_done += 1
+        return box_result(frame.shape, (x, y, w, h), self.geometry.num_rays)
 
     def track(self, frame: np.ndarray) -> TrackResult:
         """Track the target into the next frame (H, W, 3) uint8 RGB; returns a TrackResult."""
@@ -310,24 +312,3 @@ def box_result(frame_shape: tuple[int, int], box_xywh, num_rays: int = NUM_RAYS)
     polygon = rays_to_polygon(centre, mask_to_rays(mask, centre, num_rays)) if mask.any() \
         else np.repeat(centre[None], num_rays, 0)
     return TrackResult(mask=mask, polygon=polygon, box=np.array([x, y, w, h]), score=1.0, lost=False)
-
-
-def track_frames(tracker, frames: list[np.ndarray], box_xywh, progress: bool = False,
-                 score_maps: list | None = None, desc: str = "tracking") -> list[TrackResult]:
-    """Run a Tracker over frames from a first-frame box: one TrackResult per frame (frame 0 = the box).
-
-    frames: list of (H, W, 3) uint8 RGB; box_xywh (4,) frame pixels. When `score_maps` is a list, each frame's
-    score map (Tracker.last_score_map, the finest level) is appended to it (None for frame 0).
-    """
-    if not frames:
-        raise ValueError("no frames to track")
-    box = validate_box(box_xywh, frames[0].shape[:2], name="first-frame box")
-    tracker.init(frames[0], box)
-    results = [box_result(frames[0].shape, box, tracker.geometry.num_rays)]
-    if score_maps is not None:
-        score_maps.append(None)
-    for frame in tqdm(frames[1:], desc=desc, disable=not progress, unit="frame"):
-        results.append(tracker.track(frame))
-        if score_maps is not None:
-            score_maps.append(tracker.last_score_map)
-    return results
