@@ -19,7 +19,7 @@ import sys
 import numpy as np
 import torch
 
-from siampolar_lib.cli import ArgumentParser, cli_main
+from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.errors import UserError
 from siampolar_lib.evaluation.evaluate import load_eval_sequence, run_sequence
 from siampolar_lib.geometry.polar import mask_iou

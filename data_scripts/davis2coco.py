@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from siampolar_lib.cli import ArgumentParser, cli_main
+from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.data.coco import davis_to_coco, verify_coco
 from siampolar_lib.data.davis import folder_sequences
 from siampolar_lib.errors import UserError

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from siampolar_lib.cli import ArgumentParser, cli_main
+from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.errors import UserError
 from siampolar_lib.io import atomic_write, sha256
 from siampolar_lib.outputs import check_output_file

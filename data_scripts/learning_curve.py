@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from siampolar_lib.cli import ArgumentParser, cli_main
+from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.errors import UserError
 from siampolar_lib.evaluation.evaluate import fold_scores
 from siampolar_lib.io import atomic_write, write_text

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from siampolar_lib.cli import ArgumentParser, cli_main
+from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.data.synthetic import make_synthetic_davis
 from siampolar_lib.errors import UserError
 from siampolar_lib.outputs import check_output_folder

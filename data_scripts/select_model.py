@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from siampolar_lib.cli import ArgumentParser, cli_main
+from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.data.davis import load_sequence, sequence_masks
 from siampolar_lib.errors import UserError
 from siampolar_lib.evaluation.evaluate import run_sequence

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from siampolar_lib.cli import ArgumentParser, cli_main
+from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.data.davis import list_sequences
 from siampolar_lib.evaluation.evaluate import load_eval_sequence, track_and_score
 from siampolar_lib.evaluation.metrics import mean_over_sequences

@@ -221,3 +221,25 @@ def draw_learning_curve(axes, points: list[dict], keys: tuple[str, ...] = ("JF_M
         ax.set(xlabel="training pairs seen (thousands)", ylabel=f"validation fold {SCORE_NAMES[key]} (%)")
         ax.grid(alpha=0.3)
     axes[-1].legend(fontsize=7, loc="lower right")
+
+
+def draw_table(ax, rows: dict[str, dict], columns: tuple[str, ...], title: str = "", percent: bool = True) -> None:
+    """Draw a results table on an axis: one row per name, statistics in percent with 1 decimal ('-' when absent).
+
+    For scores that differ in their last digit between CPUs (a few mask pixels): a picture shows them to the
+    learner without making a committed text output depend on the CPU (nbval compares text, not images).
+    """
+    def cell(row: dict, key: str) -> str:
+        v = row.get(key)
+        if v is None or not np.isfinite(v):
+            return "-"
+        return f"{100 * v:.1f}" if percent and key != "fps" else f"{v:.1f}"
+
+    text = [[cell(rows[name], c) for c in columns] for name in rows]
+    ax.axis("off")
+    table = ax.table(cellText=text, rowLabels=list(rows), colLabels=list(columns), loc="center", cellLoc="right")
+    table.auto_set_font_size(False)
+    table.set_fontsize(8)
+    table.scale(1.0, 1.3)
+    if title:
+        ax.set_title(title, fontsize=9)

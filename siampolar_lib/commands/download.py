@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from siampolar_lib.cli import ArgumentParser, cli_main
+from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.data.download import ARCHIVE_NAME, DAVIS_URL, download_davis
 from siampolar_lib.errors import UserError
 from siampolar_lib.paths import LOCAL_DAVIS, davis_available, davis_root

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from siampolar_lib.cli import ArgumentParser, cli_main
+from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.evaluation.error_split import error_split, format_split
 from siampolar_lib.io import write_text
 from siampolar_lib.splits import VALIDATION_FOLD_SEQUENCES

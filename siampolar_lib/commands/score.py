@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from siampolar_lib.cli import ArgumentParser, cli_main
+from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.errors import UserError
 from siampolar_lib.evaluation.folders import annotations_dir, evaluate_folder
 from siampolar_lib.evaluation.metrics import STAT_KEYS

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from siampolar_lib.cli import ArgumentParser, cli_main
+from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.commands.train_flags import add_flags, config_from_args
 from siampolar_lib.training.config import TrainConfig
 from siampolar_lib.training.distributed import dist_info
