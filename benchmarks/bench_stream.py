@@ -1,4 +1,5 @@
-"""Streaming benchmark: peak memory of `python -m siampolar_lib.commands.track` on a 1920x1080 video of 100 and 600 frames.
+"""Streaming benchmark: peak memory of `python -m siampolar_lib.commands.track` on a 1920x1080 video of 100 and
+600 frames.
 
     python -m benchmarks.bench_stream [--frames 100,600] [--size 1920x1080] [--checkpoint CKPT]
 

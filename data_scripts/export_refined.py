@@ -6,7 +6,8 @@
 --stage is a `siampolar_lib.training.train_refine` checkpoint; --first-stage the checkpoint it was trained from (its
 --init-from). The export checks that the first stage's weights are unchanged in --stage, then writes --out
 (model-only, loads with weights_only=True) with the first stage's step and meta (its training phases) plus a
-"refine" entry (the stage's steps, samples, log, its file's sha256 and the first stage's), and the stage's log beside it as
+"refine" entry (the stage's steps, samples, log, its file's sha256 and the first stage's), and the stage's log beside
+it as
 `<stem>_refine_log.csv`. The first stage's own `<stem>_train_log.csv` is left as it is. Every file is written to
 a temporary name and renamed; --out may not be one of the inputs.
 """

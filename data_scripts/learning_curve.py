@@ -8,7 +8,8 @@ sequences (`splits.VALIDATION_FOLD_SEQUENCES`, full-rate train sample; never a v
 defaults; pairs seen = offset + step x batch x world size (batch and world size from the checkpoint's meta).
 With --stage, each checkpoint is scored with that network's refinement stage put on its first stage
 (`checkpoint.with_stage`: the campaign's first stages share the stage's early backbone blocks), the system
-as it ships. The points are added to the JSON file `--points` (kept across phases and sessions: it is the campaign's record)
+as it ships. The points are added to the JSON file `--points` (kept across phases and sessions: it is the campaign's
+record)
 and the whole curve is drawn into `--png`.
 """
 from __future__ import annotations
@@ -44,7 +45,8 @@ def plot(points: list[dict], path: Path, note: str = "") -> Path:
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     draw_learning_curve(axes, points)
-    fig.suptitle(f"Learning curve: validation fold of DAVIS-2016 train (dog-agility, motorbike, surf){note}", fontsize=10)
+    fig.suptitle(f"Learning curve: validation fold of DAVIS-2016 train (dog-agility, motorbike, surf){note}",
+                 fontsize=10)
     fig.tight_layout()
     with atomic_write(path) as tmp:
         fig.savefig(tmp, dpi=110)

@@ -50,7 +50,7 @@ SHIPPED_CHECKPOINT = "siampolar_lite0.pt"
 
 
 def default_checkpoint() -> Path:
-    """The shipped checkpoint: $SIAMPOLAR_CHECKPOINT, else checkpoints/siampolar_lite0.pt; FileNotFoundError if absent."""
+    """The shipped checkpoint: $SIAMPOLAR_CHECKPOINT, else checkpoints/siampolar_lite0.pt; FileNotFoundError if none."""
     env = os.environ.get("SIAMPOLAR_CHECKPOINT")
     path = Path(env) if env else checkpoints_dir() / SHIPPED_CHECKPOINT
     if not path.is_file():

@@ -21,5 +21,6 @@ TRAIN_FOLD_SEQUENCES: tuple[str, ...] = tuple(s for s in REAL_VAL_SEQUENCES if s
 # use a validation fold of train sequences, fixed before training by the same kind of rule: the six
 # full-rate sample sequences sorted by name, every second one starting with the first. Reported scores come
 # from the 15 val sequences of ../shared/data/DAVIS (REAL_VAL_SEQUENCES), none of which is ever trained on.
-TRAIN_SAMPLE_SEQUENCES: tuple[str, ...] = ("dog-agility", "motocross-bumps", "motorbike", "rollerblade", "surf", "tennis")
+TRAIN_SAMPLE_SEQUENCES: tuple[str, ...] = ("dog-agility", "motocross-bumps", "motorbike", "rollerblade", "surf",
+                                           "tennis")
 VALIDATION_FOLD_SEQUENCES: tuple[str, ...] = TRAIN_SAMPLE_SEQUENCES[0::2]

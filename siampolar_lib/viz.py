@@ -175,7 +175,8 @@ def draw_architecture(ax, config, backbone_channels: dict[int, int]) -> None:
         "x": (0.0, 0.4, 1.6, 0.9, "#dbe9f6", f"search x\n{sh['S']}×{sh['S']}×3\n(frame t)"),
         "bb": (2.1, 0.4, 1.9, 3.5, "#fde2c8", f"backbone\n{config.backbone}\n(shared weights)\n\nchannels per\nstride\n"
                                               + sh["backbone"].replace(" / ", "\n")),
-        "neck": (4.5, 0.4, 1.6, 3.5, "#fde2c8", f"FPN neck\n(shared)\n1×1 laterals,\ntop-down sum\n\n{sh['channels']} ch at\nstrides {sh['strides']}"),
+        "neck": (4.5, 0.4, 1.6, 3.5, "#fde2c8",
+                 f"FPN neck\n(shared)\n1×1 laterals,\ntop-down sum\n\n{sh['channels']} ch at\nstrides {sh['strides']}"),
         "zf": (6.6, 3.0, 2.0, 0.9, "#e2f0d9", f"template maps, cut\nto the centre\n{sh['template']}"),
         "xf": (6.6, 0.4, 2.0, 0.9, "#e2f0d9", f"search maps\n{sh['search']}"),
         "corr": (9.1, 1.6, 2.0, 1.1, "#e2f0d9", f"depth-wise xcorr\nper level\n{sh['corr']} × {sh['channels']}"),
@@ -190,7 +191,8 @@ def draw_architecture(ax, config, backbone_channels: dict[int, int]) -> None:
         ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=7.5)
     mid = lambda n, side: (boxes[n][0] + (boxes[n][2] if side == "r" else 0), boxes[n][1] + boxes[n][3] / 2)
     links = [("z", "bb"), ("x", "bb"), ("neck", "zf"), ("neck", "xf"), ("zf", "corr"), ("xf", "corr"), ("corr", "head"),
-             ("head", "cls"), ("head", "ctr"), ("head", "rays")] + ([("xf", "head")] if config.ray_search_features else [])
+             ("head", "cls"), ("head", "ctr"), ("head", "rays")]
+    links += [("xf", "head")] if config.ray_search_features else []
     for a, b in links:
         (x0, y0), (x1, y1) = mid(a, "r"), mid(b, "l")
         if a in ("z", "x"):

@@ -89,6 +89,7 @@ def test_grid_bound_reads_the_best_grid_positive():
     polar.init(blank, mask_to_box(gts[0]))
     r_disk, p_disk = grid.track(blank), polar.track(blank)
     assert mask_iou(r_disk.mask, gts[1]) > 0.95 and not r_disk.lost and 0 < r_disk.score <= 1
+    assert mask_iou(p_disk.mask, gts[1]) > 0.95  # a disk is star-shaped about its centre: 36 rays keep it
     r_ell, p_ell = grid.track(blank), polar.track(blank)
     assert not np.allclose(r_ell.polygon, p_ell.polygon)  # read at a grid location, not at the mass centre
     assert 0.3 < mask_iou(r_ell.mask, ell) < 1.0

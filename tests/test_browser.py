@@ -300,7 +300,8 @@ def test_notebook_08_in_jupyterlab(tmp_path):
                 box_cell = page.locator(".jp-CodeCell", has_text="app.box_widget()").first
                 canvas = box_cell.locator(".jp-OutputArea-output img").first
                 canvas.scroll_into_view_if_needed()
-                printed = page.locator(".jp-OutputArea-output", has_text=re.compile(r"^box: \[", re.M)).first.inner_text()
+                printed = page.locator(".jp-OutputArea-output",
+                                       has_text=re.compile(r"^box: \[", re.M)).first.inner_text()
                 typed = re.search(r"^box: \[([^\]]*)\]", printed, re.M).group(1)
                 drawn = box_away_from(tuple(float(v) for v in typed.split(",")))
                 drag_box(page, canvas, drawn)

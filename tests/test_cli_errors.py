@@ -379,7 +379,8 @@ def test_11_box_edge_cases(tmp_path, capsys, frames_dir, ckpt):
 
 @pytest.mark.parametrize("value", ["0", "-2"])
 def test_12_demo_refuses_no_sequences(tmp_path, capsys, ckpt, value):
-    rc = demo_cmd.main(["--out", str(tmp_path / "d"), "--checkpoint", str(ckpt), f"--sequences={value}", "--no-progress"])
+    rc = demo_cmd.main(["--out", str(tmp_path / "d"), "--checkpoint", str(ckpt), f"--sequences={value}",
+                        "--no-progress"])
     refused(capsys, rc, f"--sequences {value}", "at least 1 sequence")
 
 
@@ -398,7 +399,8 @@ def test_12_resume_with_other_data_warns(tmp_path, capsys):
 
 @pytest.mark.slow  # ten interpreter starts, each importing torch
 @pytest.mark.parametrize("argv, needle", [
-    (["-m", "siampolar_lib.commands.train", "--data", "/nonexistent/d", "--out", "{tmp}/r", "--iters", "2"], "/nonexistent/d"),
+    (["-m", "siampolar_lib.commands.train", "--data", "/nonexistent/d", "--out", "{tmp}/r", "--iters", "2"],
+     "/nonexistent/d"),
     (["-m", "siampolar_lib.commands.evaluate", "--baselines", "static", "--max-frames", "1", "--out", "{tmp}/e"],
      "--max-frames 1"),
     (["-m", "siampolar_lib.commands.track", "--checkpoint", "{tmp}/none.pt", "--video", "{tmp}", "--box", "-1,2,3",

@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 ])
 def test_train_flags_out_of_range_are_one_line_and_leave_nothing(tmp_path, synthetic_davis, flags, named):
     out = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "siampolar_lib.commands.train", "--model", "quick", "--data", str(synthetic_davis),
+    r = subprocess.run([sys.executable, "-m", "siampolar_lib.commands.train", "--model", "quick",
+                        "--data", str(synthetic_davis),
                         "--out", str(out), "--iters", "2", "--no-progress", *flags],
                        capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 2 and named in r.stderr and "Traceback" not in r.stderr, r.stderr
@@ -94,7 +95,8 @@ def test_the_polar_bound_of_empty_masks_is_no_object_not_a_perfect_score(tmp_pat
         folder.mkdir(parents=True)
         for t in range(2):
             cv2.imwrite(str(folder / f"{t:05d}.{'jpg' if sub == 'JPEGImages' else 'png'}"), image)
-    r = subprocess.run([sys.executable, "data_scripts/polar_upper_bound.py", "--davis-root", str(tmp_path), "--rays", "8",
+    r = subprocess.run([sys.executable, "data_scripts/polar_upper_bound.py", "--davis-root", str(tmp_path),
+                        "--rays", "8",
                         "--workers", "1"], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 2 and "no object in any of the 2 masks" in r.stderr, r.stderr + r.stdout
 

@@ -189,7 +189,8 @@ def test_davis2017_one_annotation_per_object(tmp_path):
     assert per_object[1].frames[2].mask_rle is None
     union = load_coco_videos(out["val"], root)[0]
     for f in union.frames:
-        np.testing.assert_array_equal(union.decode_mask(f), read_mask(root / "Annotations" / "480p" / "two" / f"{f.frame_index:05d}.png"))
+        truth = read_mask(root / "Annotations" / "480p" / "two" / f"{f.frame_index:05d}.png")
+        np.testing.assert_array_equal(union.decode_mask(f), truth)
     assert union.frames[0].box_xywh == (5.0, 5.0, 55.0, 30.0)
     # read as 2016 the same folder has no 2016 split: the folder listing stands in ("all")
     assert list_sequences(root, "val", year=2016) == ["two"]
@@ -213,7 +214,8 @@ def test_cli_smoke(synthetic_davis, tmp_path):
                         "--verify"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "val: " in r.stdout and "verified 12 frames" in r.stdout
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["480p_train.json", "480p_trainval.json", "480p_val.json"]
+    written = sorted(p.name for p in (tmp_path / "o").iterdir())
+    assert written == ["480p_train.json", "480p_trainval.json", "480p_val.json"]
     broken = Path(shutil.copytree(synthetic_davis, tmp_path / "broken"))
     (broken / "JPEGImages" / "480p" / "synth00" / "00001.jpg").write_bytes(b"not a jpeg")
     r = subprocess.run([sys.executable, script, "--davis-root", str(broken), "--out", str(tmp_path / "o2")],

@@ -57,7 +57,8 @@ def test_evaluate_tracker_writes_pngs_and_results(real_davis, quick_model, tmp_p
         assert set(stat_keys() + ("fps",)) <= set(doc) and set(doc["sequences"]) == {SEQ}
         assert doc["fps"] > 0
     top = json.loads((out / "results.json").read_text())
-    assert set(stat_keys() + ("fps",)) | {"sequences", "run"} == set(top)  # run: what produced it (method, checkpoint, ...)
+    # run: what produced it (method, checkpoint, ...)
+    assert set(stat_keys() + ("fps",)) | {"sequences", "run"} == set(top)
     assert top == json.loads((out / "siampolar" / "results.json").read_text())
     # The ground-truth baselines are what they claim: oracle and polar bound score well, J in [0, 1].
     assert res["polar_bound"]["summary"]["J_M"] > 0.6 and res["oracle_box"]["summary"]["J_M"] > 0.3

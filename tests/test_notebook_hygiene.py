@@ -89,7 +89,8 @@ def test_self_check_cell(nb_path: Path):
     cells = load(nb_path)
     checks = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and source(c).startswith("# Self-check")]
     assert checks, "no code cell starting with `# Self-check`"
-    recap = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and source(c).lstrip().startswith("## Recap")]
+    recap = [i for i, c in enumerate(cells)
+             if c["cell_type"] == "markdown" and source(c).lstrip().startswith("## Recap")]
     assert recap and checks[-1] > recap[0], "the self-check comes near the end, after the Recap"
     asserts = len(re.findall(r"^\s*assert\b", source(cells[checks[-1]]), re.MULTILINE))
     assert 2 <= asserts <= 3, f"a self-check holds 2-3 asserts, this one {asserts}"

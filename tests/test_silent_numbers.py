@@ -209,7 +209,8 @@ def test_10_a_dangling_frame_link_is_an_error_naming_it(tmp_path, capsys, ckpt):
 
 def test_10_masks_take_their_frames_names(tmp_path, capsys, ckpt):
     folder = frame_folder(tmp_path / "clip", ["00000.jpg", "00001.jpg", "00003.jpg"])  # 00002 is not there
-    rc = track_cmd.main(trk(ckpt, folder, tmp_path / "o", "--box", "30,40,40,40", "--device", "cpu", "--engine", "torch"))
+    rc = track_cmd.main(trk(ckpt, folder, tmp_path / "o", "--box", "30,40,40,40", "--device", "cpu",
+                            "--engine", "torch"))
     assert rc == 0, capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "o" / "masks").iterdir()) == ["00000.png", "00001.png", "00003.png"]
 

@@ -1,4 +1,5 @@
-"""`python -m siampolar_lib.commands.track` on a small video made here: overlay video + one mask PNG per frame; clear errors."""
+"""`siampolar-track` (`siampolar_lib.commands.track`) on a small video made here: overlay video + one mask PNG per
+frame; clear errors."""
 from __future__ import annotations
 
 import os

@@ -18,7 +18,8 @@ def test_figure_shapes_match_a_forward(name):
     model = SiamPolar(get_config(name), pretrained=False).eval()
     cfg = model.config
     with torch.no_grad():
-        out = model(torch.zeros(1, 3, cfg.template_size, cfg.template_size), torch.zeros(1, 3, cfg.search_size, cfg.search_size))
+        out = model(torch.zeros(1, 3, cfg.template_size, cfg.template_size),
+                    torch.zeros(1, 3, cfg.search_size, cfg.search_size))
         feats = model.features(torch.zeros(1, 3, cfg.search_size, cfg.search_size))
     sh = architecture_shapes(cfg, model.backbone.out_channels)
     assert sh["corr"] == " / ".join(f"{c.shape[-1]}²" for c in out["cls"])

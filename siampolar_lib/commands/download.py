@@ -1,4 +1,4 @@
-"""The full DAVIS-2016 (480p) for a learner who has none: `python -m siampolar_lib.data.download` (what `make data` runs).
+"""The full DAVIS-2016 (480p) for a learner who has none: `siampolar-download` (what `make data` runs).
 
 The command line over `siampolar_lib.data.download`: arguments, output checks, one call into the library."""
 from __future__ import annotations

@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     print(format_split(result))
     if args.json:
         slim = {"modes": result["modes"], "checkpoint": str(args.checkpoint),
-                "sequences": {n: {m: {k: v for k, v in r.items() if k not in ("choices", "J", "F")} for m, r in rows.items()}
+                "sequences": {n: {m: {k: v for k, v in r.items() if k not in ("choices", "J", "F")}
+                                  for m, r in rows.items()}
                               for n, rows in result["sequences"].items()},
                 "score_quartiles": np.nanpercentile(result["scores"], [25, 50, 75]).tolist(),
                 "share_quartiles": np.nanpercentile(result["shares"], [25, 50, 75]).tolist()}

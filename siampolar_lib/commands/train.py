@@ -1,4 +1,4 @@
-"""Train a SiamPolar network on template-search pairs: `train(TrainConfig)` and `python -m siampolar_lib.training.train`.
+"""Train a SiamPolar network on template-search pairs: `siampolar-train` (`python -m siampolar_lib.commands.train`).
 
 The command line over `siampolar_lib.training.train`: arguments, output checks, one call into the library."""
 from __future__ import annotations

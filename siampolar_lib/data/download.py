@@ -1,4 +1,4 @@
-"""The full DAVIS-2016 (480p) for a learner who has none: `python -m siampolar_lib.commands.download` (what `make data` runs).
+"""The full DAVIS-2016 (480p) for a learner who has none (`siampolar-download`, what `make data` runs).
 
 1. `fetch(url, path)`: the official `DAVIS-data.zip` into `<path>.part` under a progress bar; a broken download
    resumes where it stopped (HTTP Range; a server that ignores Range starts afresh), then is renamed to `path`.

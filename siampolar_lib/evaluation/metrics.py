@@ -6,7 +6,8 @@ Follows the official DAVIS code (fperazzi/davis, davis2017-evaluation) exactly:
   ceil(bound_th * diagonal) = 8 px at 854x480; both-empty -> 1, one side empty -> 0.
 - Statistics per sequence on frames [1:-1] (the first frame is the given mask, the last is not scored
   either), then the plain mean over sequences. (The DAVIS-2016 toolkit keeps [nan, v.., nan] and strips
-  the ends before recall and decay; davis2017-evaluation slices first: both equal db_statistics(v).) Decay bins use int64 indices (the official code casts
+  the ends before recall and decay; davis2017-evaluation slices first: both equal db_statistics(v).) Decay bins use
+  int64 indices (the official code casts
   them to uint8, which wraps past 255 frames; the SiamPolar reference pooled 1376 frames and so got
   bins [0:89] and [7:96] -- see `pooled_statistics`).
 - Sequences with fewer than 3 frames have no frame the protocol would score; we then score all

@@ -63,7 +63,8 @@ def check_box_size(box_xywh, name: str = "box") -> None:
         raise ValueError(f"{name} {_plain(box_xywh)} is {w:g}x{h:g} px: a box needs at least {MIN_BOX_SIDE:g} px "
                          "a side (a smaller one holds no whole pixel, so every mask would be empty)")
     if w > MAX_BOX_SIDE or h > MAX_BOX_SIDE:
-        raise ValueError(f"{name} {_plain(box_xywh)} is {w:g}x{h:g} px: a box may be at most {MAX_BOX_SIDE:g} px a side "
+        raise ValueError(f"{name} {_plain(box_xywh)} is {w:g}x{h:g} px: a box may be at most {MAX_BOX_SIDE:g} px "
+                         "a side "
                          "(its crops would not fit in memory or in floating point)")
 
 

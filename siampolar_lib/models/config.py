@@ -89,9 +89,11 @@ def check_model_config(c: "ModelConfig") -> None:
     if not c.strides or any(s not in (4, 8, 16, 32) for s in c.strides) or list(c.strides) != sorted(set(c.strides)):
         raise _bad("strides", c.strides, "must be increasing values from 4, 8, 16, 32")
     if any(s not in (4, 8, 16, 32) for s in c.backbone_strides) or not set(c.strides) <= set(c.backbone_strides):
-        raise _bad("backbone_strides", c.backbone_strides, f"must be from 4, 8, 16, 32 and hold the strides {c.strides}")
+        raise _bad("backbone_strides", c.backbone_strides,
+                   f"must be from 4, 8, 16, 32 and hold the strides {c.strides}")
     if len(c.template_crop) != len(c.strides) or any(
-            not isinstance(k, int) or not 1 <= k <= -(-c.template_size // s) for k, s in zip(c.template_crop, c.strides)):
+            not isinstance(k, int) or not 1 <= k <= -(-c.template_size // s)
+            for k, s in zip(c.template_crop, c.strides)):
         raise _bad("template_crop", c.template_crop, "needs one side per stride, each within the template map")
     if len(c.regress_ranges) != len(c.strides) or any(len(r) != 2 or not r[0] < r[1] for r in c.regress_ranges):
         raise _bad("regress_ranges", c.regress_ranges, "needs one (lo, hi) with lo < hi per stride")

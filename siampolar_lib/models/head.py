@@ -74,7 +74,8 @@ class PolarHead(nn.Module):
         c = self.cls_tower(x)
         if self.search_proj is not None:
             if search is None or search.shape != x.shape:
-                raise ValueError("this head's ray branch needs the aligned search features, shaped like the correlation")
+                raise ValueError("this head's ray branch needs the aligned search features, "
+                                 "shaped like the correlation")
             x = x + self.search_proj(search)
         r = self.ray_tower(x)
         log_rays = self.scales[level](self.rays(r)).clamp(RAY_LOG_MIN, RAY_LOG_MAX)

@@ -41,7 +41,8 @@ class RayRefiner(nn.Module):
             nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.GroupNorm(gn_groups, channels), nn.ReLU())
         c_in = 2 * channels * len(SAMPLES) + 1
         # kernel 3 over the ray index, padded by `circular_pad` (ray 0 and ray R-1 are neighbours)
-        self.ray_convs = nn.ModuleList([nn.Conv1d(c_in, hidden, 3), nn.Conv1d(hidden, hidden, 3), nn.Conv1d(hidden, 1, 3)])
+        self.ray_convs = nn.ModuleList([nn.Conv1d(c_in, hidden, 3), nn.Conv1d(hidden, hidden, 3),
+                                        nn.Conv1d(hidden, 1, 3)])
         nn.init.zeros_(self.ray_convs[-1].weight)
         nn.init.zeros_(self.ray_convs[-1].bias)
         th = torch.as_tensor(ray_angles(num_rays), dtype=torch.float32)
@@ -57,7 +58,8 @@ class RayRefiner(nn.Module):
         """One iteration: F (B, C, h, w), rays (B, R) crop pixels from the crop's middle -> new rays (B, R)."""
         B, R = rays.shape
         mid = (self.size - 1) / 2.0
-        pts = mid + rays[:, :, None, None] * self.samples[None, None, :, None] * self.dirs[None, :, None, :]  # (B,R,T,2)
+        # (B, R, T, 2): T sample points along each ray
+        pts = mid + rays[:, :, None, None] * self.samples[None, None, :, None] * self.dirs[None, :, None, :]
         grid = (pts + 0.5) * (2.0 / self.size) - 1.0  # crop pixels -> grid_sample's [-1, 1] (align_corners=False)
         feat = F.grid_sample(fmap, grid.to(fmap.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
         feat = feat.permute(0, 1, 3, 2).reshape(B, -1, R)  # (B, C, R, T) -> (B, C x T, R)

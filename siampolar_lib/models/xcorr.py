@@ -20,7 +20,8 @@ import torch.nn.functional as F
 def _check(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Validate shapes; a template batch of 1 is broadcast to the search batch. Returns the kernel."""
     if x.dim() != 4 or kernel.dim() != 4 or x.shape[1] != kernel.shape[1]:
-        raise ValueError(f"xcorr needs x (B, C, H, W) and kernel (B, C, h, w), got {tuple(x.shape)} and {tuple(kernel.shape)}")
+        raise ValueError(f"xcorr needs x (B, C, H, W) and kernel (B, C, h, w), got {tuple(x.shape)} and "
+                         f"{tuple(kernel.shape)}")
     if kernel.shape[0] != x.shape[0]:
         if kernel.shape[0] != 1:
             raise ValueError(f"template batch {kernel.shape[0]} must be 1 or equal the search batch {x.shape[0]}")

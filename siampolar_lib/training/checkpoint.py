@@ -70,7 +70,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, step: int = 0, me
     config = getattr(model, "config", None)
     if not isinstance(config, ModelConfig):
         raise TypeError("save_checkpoint needs a SiamPolar model (with a ModelConfig .config)")
-    ckpt = {"format": FORMAT, "config": config.to_dict(), "model": model.state_dict(), "step": int(step), "meta": meta, **extra}
+    ckpt = {"format": FORMAT, "config": config.to_dict(), "model": model.state_dict(), "step": int(step), "meta": meta,
+            **extra}
     # Serialised in memory, then written by Python: torch's own file writer reports a full disk as a bare
     # RuntimeError ("file write failed"), Python's write as an OSError that names the disk's problem.
     buf = io.BytesIO()

@@ -44,7 +44,7 @@ def read_log(path: str | os.PathLike) -> list[dict]:
 
 
 def concat_logs(logs: list[list[dict]]) -> list[dict]:
-    """Logs of consecutive runs (each numbered from step 1, e.g. a fine-tune after a run) -> one log, steps running on."""
+    """Logs of consecutive runs (each numbered from step 1, e.g. a fine-tune after a run) -> one log, steps go on."""
     out, offset = [], 0
     for rows in logs:
         out.extend({**r, "step": r["step"] + offset} for r in rows)

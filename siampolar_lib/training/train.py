@@ -1,4 +1,4 @@
-"""Train a SiamPolar network on template-search pairs: `train(TrainConfig)` and `python -m siampolar_lib.commands.train`.
+"""Train a SiamPolar network on template-search pairs: `train(TrainConfig)` (the command: `siampolar-train`).
 
 One step = one batch of pairs -> model -> targets -> losses -> SGD/AdamW step (grad clip 35, AMP on CUDA).
 The targets depend only on the search masks and the model config's location grid, so the DataLoader builds
