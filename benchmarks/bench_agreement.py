@@ -26,7 +26,7 @@ from siampolar_lib.geometry.polar import mask_iou
 from siampolar_lib.paths import checkpoints_dir, davis_train_sample_root
 from siampolar_lib.splits import REAL_VAL_SEQUENCES, VALIDATION_FOLD_SEQUENCES
 from siampolar_lib.tracking.engine import OrtEngine, TorchEngine
-from siampolar_lib.tracking.onnx_export import cached_export
+from siampolar_lib.tracking.onnx_cache import cached_export
 from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
 from siampolar_lib.training.checkpoint import load_model
 
@@ -80,10 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         ious = pair_ious(track_runs(model, folder, sequences, grid), names)
         print(f"state_grid {grid:g} px: mean per-frame mask IoU per sequence ({', '.join(names)})")
         for (ra, rb), per in ious.items():
-            print(f"  {ra[0] + '@' + str(ra[1]):14} vs {rb[0] + '@' + str(rb[1]):14} " + " ".join(f"{v:.4f}" for v in per)
-                  + f"   mean {np.mean(per):.4f}")
+            print(f"  {ra[0] + '@' + str(ra[1]):14} vs {rb[0] + '@' + str(rb[1]):14} "
+                  + " ".join(f"{v:.4f}" for v in per) + f"   mean {np.mean(per):.4f}")
         engines = [v for (ra, rb), per in ious.items() if ra[0] != rb[0] for v in per]
-        print(f"  engines: lowest {min(engines):.4f} (goal >= {TARGET_IOU}: {'met' if min(engines) >= TARGET_IOU else 'MISSED'})")
+        met = "met" if min(engines) >= TARGET_IOU else "MISSED"
+        print(f"  engines: lowest {min(engines):.4f} (goal >= {TARGET_IOU}: {met})")
     print(f"load average (1 min) at start {load0:.1f}, at end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return 0
 

@@ -35,7 +35,7 @@ from siampolar_lib.paths import checkpoints_dir, davis_available, davis_root
 from siampolar_lib.splits import HELDOUT_SEQUENCES
 from siampolar_lib.tracking.engine import OrtEngine, TorchEngine
 from siampolar_lib.tracking.loop import track_sequence
-from siampolar_lib.tracking.onnx_export import cached_export
+from siampolar_lib.tracking.onnx_cache import cached_export
 from siampolar_lib.tracking.tracker import Tracker
 from siampolar_lib.training.checkpoint import load_model
 

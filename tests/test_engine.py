@@ -11,12 +11,12 @@ from siampolar_lib import build_model
 from siampolar_lib.commands.export_onnx import main
 from siampolar_lib.geometry.polar import mask_iou
 from siampolar_lib.tracking.engine import OrtEngine, TorchEngine, make_engine
+from siampolar_lib.tracking.onnx_cache import cached_export
 from siampolar_lib.tracking.onnx_export import (
     META_NAME,
     SEARCH_NAME,
     TEMPLATE_NAME,
     ExportError,
-    cached_export,
     export_onnx,
     model_digest,
     sample_crops,
@@ -66,7 +66,7 @@ def test_trackers_on_both_engines_agree(real_davis, quick_model, exported):
 
     seq = load_sequence(real_davis, "blackswan")
     frames = [read_frame(p) for p in seq.frame_paths[:8]]
-    a, b = Tracker(OrtEngine(exported, threads=2)), Tracker(quick_model, engine="torch")
+    a, b = Tracker(OrtEngine(exported, threads=2)), Tracker(quick_model)
     for t in (a, b):
         t.init(frames[0], first_box(seq))
     ious = [mask_iou(a.track(f).mask, b.track(f).mask) for f in frames[1:]]

@@ -20,12 +20,11 @@ from siampolar_lib.models.config import QUICK
 from siampolar_lib.models.siampolar import SiamPolar
 from siampolar_lib.outputs import HOST, temp_prefix
 from siampolar_lib.tracking.engine import OrtEngine, TorchEngine
+from siampolar_lib.tracking.onnx_cache import cache_root, cached_export
 from siampolar_lib.tracking.onnx_export import (
     META_NAME,
     SEARCH_NAME,
     TEMPLATE_NAME,
-    cache_root,
-    cached_export,
     export_onnx,
     model_digest,
     sample_crops,
@@ -49,7 +48,7 @@ def model() -> SiamPolar:
 def good(model, tmp_path_factory) -> Path:
     """The network's checked export, to copy into a fresh cache as a good entry."""
     out = tmp_path_factory.mktemp("good") / "export"
-    export_onnx(model, out, davis_root=out.parent / "none")
+    export_onnx(model, out)
     return out
 
 
@@ -64,7 +63,7 @@ def cache(monkeypatch, tmp_path) -> Path:
 def copy_export(monkeypatch, good) -> list:
     """cached_export's export replaced by a copy of `good` (seconds saved; the cache logic is what is tested):
     the list of the folders it exported into."""
-    from siampolar_lib.tracking import onnx_export as export
+    from siampolar_lib.tracking import onnx_cache
 
     calls = []
 
@@ -72,7 +71,7 @@ def copy_export(monkeypatch, good) -> list:
         calls.append(Path(out))
         shutil.copytree(good, out, dirs_exist_ok=True)
 
-    monkeypatch.setattr(export, "write_export", copy)
+    monkeypatch.setattr(onnx_cache, "write_export", copy)
     return calls
 
 
@@ -86,7 +85,7 @@ def plant(cache: Path, model, src: Path) -> Path:
 
 def assert_computes(folder: Path, model) -> None:
     """The graphs in `folder` compute what `model` computes (score and rays on the sample crops)."""
-    z, x, _ = sample_crops(model, davis_root=folder / "none")
+    z, x, _ = sample_crops(model)
     ort_e, torch_e = OrtEngine(folder, threads=1), TorchEngine(model)
     for a, b in zip(ort_e.search(x, ort_e.template(z)), torch_e.search(x, torch_e.template(z))):
         np.testing.assert_allclose(a["score"], b["score"], atol=1e-5)
@@ -107,7 +106,7 @@ def reexported_once(capsys, folder: Path, model, why: str) -> None:
 def theirs(tmp_path_factory) -> Path:
     """Another network's checked export: a real one, made before copy_export patches the cache's."""
     out = tmp_path_factory.mktemp("theirs") / "export"
-    export_onnx(quick_model(1), out, davis_root=out.parent / "none")
+    export_onnx(quick_model(1), out)
     return out
 
 
@@ -197,7 +196,7 @@ def test_export_removes_its_dead_temps_beside_the_output(model, tmp_path, monkey
 
     monkeypatch.setattr(export, "_export_graph", stop)
     with pytest.raises(export.ExportError, match="stopped by the test"):
-        export_onnx(model, out, davis_root=tmp_path / "none")
+        export_onnx(model, out)
     assert not any(p.exists() for p in dead) and live.is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == [live.name], "its own temp folder and lock removed, no output"
 

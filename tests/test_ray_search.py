@@ -82,6 +82,6 @@ def test_grown_network_exports_to_onnx(tmp_path):
     model = SiamPolar(GROWN, pretrained=False).eval()
     with torch.no_grad():
         model.head.search_proj.weight.normal_(std=0.05)
-    meta = export_onnx(model, tmp_path / "onnx", davis_root=tmp_path / "none")  # checks ORT against torch
+    meta = export_onnx(model, tmp_path / "onnx")  # checks ORT against torch
     assert meta["config"]["ray_search_features"] is True
     assert max(meta["max_abs_diff"].values()) < 1e-3

@@ -101,7 +101,8 @@ def check_graphs(folder: Path, z: np.ndarray, x: np.ndarray, zf: tuple, ref: tup
     """
     n = len(zf)
     ozf = session(folder / TEMPLATE_NAME, threads).run(None, {"z": z[None]})
-    oout = session(folder / SEARCH_NAME, threads).run(None, {"x": x[None], **{k: t.numpy() for k, t in zip(names[:n], zf)}})
+    feeds = {"x": x[None], **{k: t.numpy() for k, t in zip(names[:n], zf)}}
+    oout = session(folder / SEARCH_NAME, threads).run(None, feeds)
     diffs = check_outputs(names, ozf + oout, list(zf) + list(ref), what)
     if refine is not None:
         r, rays, want = refine
