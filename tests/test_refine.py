@@ -145,7 +145,7 @@ def test_the_tracker_maps_rays_to_the_refinement_crop_and_back():
     frames, box = disk_video()
     for model, cfg, same in ((refine_net(identity=True), TrackerConfig(), True),
                              (refine_net(), TrackerConfig(), False), (refine_net(), TrackerConfig(refine=False), True)):
-        t = Tracker(model, cfg, engine="torch")
+        t = Tracker(model, cfg)
         t.init(frames[0], box)
         res = t.track(frames[1])
         gap = np.abs(res.polygon - t.last_first_polygon).max()
@@ -168,7 +168,7 @@ def test_both_engines_refine_alike(monkeypatch):
 
 def test_a_refined_polygon_is_drawn_as_the_mask():
     frames, box = disk_video()
-    t = Tracker(refine_net(), TrackerConfig(), engine="torch")
+    t = Tracker(refine_net(), TrackerConfig())
     t.init(frames[0], box)
     res = t.track(frames[1])
     shape = frames[0].shape[:2]

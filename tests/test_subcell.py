@@ -11,7 +11,7 @@ from siampolar_lib.tracking.tracker import Tracker, TrackerConfig, polygon_boxes
 
 @pytest.fixture(scope="module")
 def tracker() -> Tracker:
-    return Tracker(build_model("quick", pretrained=False), TrackerConfig(subcell=True), engine="torch")
+    return Tracker(build_model("quick", pretrained=False), TrackerConfig(subcell=True))
 
 
 def level(rays: np.ndarray) -> dict:

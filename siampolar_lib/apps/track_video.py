@@ -29,7 +29,7 @@ from siampolar_lib.outputs import (
     is_empty_folder,
     owned_output,
 )
-from siampolar_lib.tracking.engine import DEFAULT_ENGINE
+from siampolar_lib.tracking.engine import DEFAULT_ENGINE, make_engine
 from siampolar_lib.tracking.loop import track_sequence
 from siampolar_lib.tracking.multi import MultiTracker, label_map
 from siampolar_lib.tracking.tracker import TrackResult
@@ -177,7 +177,7 @@ def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xyw
     check_source(video)
     frame_names(video, max_frames)  # a folder's frames: no broken link, no two with one name (one mask each)
     dev = pick_device(device)
-    tracker = MultiTracker(load_model(checkpoint, device=dev), device=dev, engine=engine)
+    tracker = MultiTracker(make_engine(load_model(checkpoint, device=dev), engine, dev))  # one engine, every object
     folder_out = not Path(out).suffix
     target = Path(out) if folder_out else masks_dir
     # A file --out writes the video beside the mask folder: lock both; its VideoSink temp (atomic_write's

@@ -4,9 +4,9 @@ The command line over `siampolar_lib.apps.demo`: arguments, output checks, one c
 from __future__ import annotations
 
 from siampolar_lib.apps.demo import DEMO_BASELINES, run_demo
-from siampolar_lib.cli import ArgumentParser, cli_main
+from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.errors import UserError
-from siampolar_lib.tracking.baselines import NAMES as BASELINE_NAMES
+from siampolar_lib.tracking.baselines import BASELINES as BASELINE_NAMES
 from siampolar_lib.tracking.engine import DEFAULT_ENGINE, ENGINES
 
 

@@ -3,14 +3,14 @@
 The command line over `siampolar_lib.evaluation.evaluate`: arguments, output checks, one call into the library."""
 from __future__ import annotations
 
-from siampolar_lib.cli import ArgumentParser, cli_main
+from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.device import pick_device
 from siampolar_lib.errors import UserError
 from siampolar_lib.evaluation.evaluate import MODEL_METHODS, check_eval_output, evaluate_tracker, load_tracker_model
 from siampolar_lib.evaluation.metrics import check_min_frames
 from siampolar_lib.paths import davis_root as resolve_root
-from siampolar_lib.tracking.baselines import NAMES as BASELINE_NAMES
-from siampolar_lib.tracking.engine import DEFAULT_ENGINE, ENGINES
+from siampolar_lib.tracking.baselines import BASELINES as BASELINE_NAMES
+from siampolar_lib.tracking.engine import DEFAULT_ENGINE, ENGINES, make_engine
 
 
 @cli_main
@@ -48,12 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     check_eval_output(args.out, args.overwrite, {"--davis-root": resolve_root(args.davis_root),
                                                  "--checkpoint": args.checkpoint})
     dev = pick_device(args.device)
-    model = None
-    if args.checkpoint or args.model:
-        model = load_tracker_model(args.checkpoint, args.model, dev)
-    evaluate_tracker(model, args.davis_root, args.out, split=args.split, sequences=seqs, baselines=baselines,
+    engine = None
+    if args.checkpoint or args.model:  # the runtime is chosen here, once (exported once per weights, cached)
+        engine = make_engine(load_tracker_model(args.checkpoint, args.model, dev), args.engine, dev)
+    evaluate_tracker(engine, args.davis_root, args.out, split=args.split, sequences=seqs, baselines=baselines,
                      mode=args.mode, device=dev, max_frames=args.max_frames, progress=not args.no_progress,
-                     overwrite=args.overwrite, checkpoint=args.checkpoint, engine=args.engine)
+                     overwrite=args.overwrite, checkpoint=args.checkpoint)
     print(f"\nwrote {args.out}/<method>/<sequence>/*.png, results.json and global_results-{args.split}.csv")
     return 0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from siampolar_lib.apps.track_video import parse_box, track_video
-from siampolar_lib.cli import ArgumentParser, cli_main, join_negative_values
+from siampolar_lib.commands.cli import ArgumentParser, cli_main, join_negative_values
 from siampolar_lib.tracking.engine import DEFAULT_ENGINE, ENGINES
 
 

@@ -10,7 +10,9 @@ An engine turns crops into score maps; the tracker (siampolar_lib.tracking.track
         r (S_r, S_r, 3) uint8 RGB around a polygon's centre, rays (R,) crop pixels -> refined rays (R,) float64
 
 The engine returns the template state instead of keeping it, so several targets share one engine (one network,
-one ONNX Runtime session). `make_engine(model, "onnxruntime")` exports the network once per set of weights
+one ONNX Runtime session). The engine is built once, at the edge: commands and apps turn an `--engine` string into
+one with `make_engine`; library functions (Tracker, MultiTracker, evaluation) take a network or an Engine
+(`as_engine`). `make_engine(model, "onnxruntime")` exports the network once per set of weights
 (`tracking.export`, cached on disk) and falls back to torch, with a one-line message, when it cannot.
 """
 from __future__ import annotations
@@ -27,7 +29,8 @@ from siampolar_lib.device import sync
 from siampolar_lib.errors import ExportError
 from siampolar_lib.models.config import get_config
 from siampolar_lib.models.grid import location_grid
-from siampolar_lib.tracking.onnx_export import META_NAME, REFINE_NAME, SEARCH_NAME, TEMPLATE_NAME, cached_export
+from siampolar_lib.tracking.onnx_cache import cached_export
+from siampolar_lib.tracking.onnx_export import META_NAME, REFINE_NAME, SEARCH_NAME, TEMPLATE_NAME
 
 ENGINES = ("torch", "onnxruntime")
 DEFAULT_ENGINE = "onnxruntime"  # for tracking; training always uses torch
@@ -174,6 +177,15 @@ class OrtEngine(Engine):
             return super().refine(r, rays)
         feeds = {"r": np.ascontiguousarray(r)[None], "rays": np.asarray(rays, np.float32)[None]}
         return self._refine.run(None, feeds)[0][0].astype(np.float64)
+
+
+def as_engine(model: torch.nn.Module | Engine, device=None) -> Engine:
+    """What library code runs: an Engine as is, or a network in PyTorch eager (`TorchEngine` on device).
+
+    The runtime is chosen once, where a command or app parses its `--engine` (`make_engine`); the library
+    only takes the result.
+    """
+    return model if isinstance(model, Engine) else TorchEngine(model, device)
 
 
 def make_engine(model, engine: str = DEFAULT_ENGINE, device=None, threads: int | None = None,

@@ -12,9 +12,10 @@ where two masks overlap, the pixel goes to the object with the higher tracking s
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from siampolar_lib.geometry.boxes import validate_box
-from siampolar_lib.tracking.engine import make_engine
+from siampolar_lib.tracking.engine import Engine, as_engine
 from siampolar_lib.tracking.tracker import Tracker, TrackerConfig, TrackResult
 
 
@@ -40,8 +41,9 @@ class MultiTracker:
     once by the caller and cropped once per object (one network pass per object and frame).
     """
 
-    def __init__(self, model, cfg: TrackerConfig = TrackerConfig(), device=None, engine: str = "torch"):
-        self.engine = make_engine(model, engine, device)
+    def __init__(self, model: torch.nn.Module | Engine, cfg: TrackerConfig = TrackerConfig(), device=None):
+        """model: an Engine (`engine.make_engine`), shared by every object, or a network, run in PyTorch on device."""
+        self.engine = as_engine(model, device)
         self.cfg = cfg
         self.trackers: list[Tracker] = []
 

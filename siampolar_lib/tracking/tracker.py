@@ -28,7 +28,7 @@ from siampolar_lib.geometry.crops import context_side, crop_square
 from siampolar_lib.geometry.polar import NUM_RAYS, mask_to_rays, polygon_to_mask, rays_to_polygon
 from siampolar_lib.geometry.refine import refine_side
 from siampolar_lib.geometry.voting import vote_mask
-from siampolar_lib.tracking.engine import Engine, make_engine
+from siampolar_lib.tracking.engine import Engine, as_engine
 from siampolar_lib.tracking.loop import track_frames  # noqa: F401 (notebook 07 imports it from here)
 from siampolar_lib.tracking.scoring import (  # noqa: F401 (change, polygon_boxes: notebook 07 imports them here)
     best_location,
@@ -92,11 +92,10 @@ class TrackResult:
 class Tracker:
     """Box-initialised SiamPolar tracker with the pysot API: `init(frame, box_xywh)`, then `track(frame)`."""
 
-    def __init__(self, model: torch.nn.Module | Engine, cfg: TrackerConfig = TrackerConfig(), device=None,
-                 engine: str = "torch"):
-        """model: a network (or an Engine, used as is); engine: "torch" or "onnxruntime" (engine.make_engine)."""
+    def __init__(self, model: torch.nn.Module | Engine, cfg: TrackerConfig = TrackerConfig(), device=None):
+        """model: an Engine (`engine.make_engine`), used as is, or a network, run in PyTorch on device."""
         self.cfg = cfg
-        self.engine = make_engine(model, engine, device)
+        self.engine = as_engine(model, device)
         self.device = self.engine.device
         self.geometry = self.engine.config  # ModelConfig: template_size, search_size, context, num_rays
         self.template_state = None  # the target's template features (engine.template)
