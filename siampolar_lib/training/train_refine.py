@@ -1,23 +1,26 @@
-"""Train the object-scale refinement stage on a trained SiamPolar network: `python -m siampolar_lib.commands.train_refine`.
+"""Train the object-scale refinement stage on a trained SiamPolar network: `train_refine(RefineConfig(...))`, what
+`python -m siampolar_lib.commands.train_refine` runs.
 
-The first stage (backbone, neck, head) is loaded from --init-from and frozen; only `models.refine.RayRefiner`
+The first stage (backbone, neck, head) is loaded from init_from and frozen; only `models.refine.RayRefiner`
 trains, on `data.refine_samples.RefineDataset` samples (a blurred first outline around a centre near the object's
 mass centre, the true rays from that centre). Loss: the Polar IoU loss (-log IoU of the rays) after every
 iteration, averaged. AdamW, linear warm-up then cosine (`schedule.lr_factor`), bf16 autocast on CPUs that have it.
-Every --ckpt-every steps and at the end: `last.pt` (the whole network, model-only, first stage included), a copy
-`step{N}.pt`, `train_log.csv`, and the stage's polar IoU on samples from the validation fold (held out of training):
-first rays against the truth, and refined rays against the truth. The samples of step s are a pure function of
-(seed, s). A phase is short (minutes): an interrupted one is run again, or continued with --init-from its last.pt.
+A log row every log_every steps; every ckpt_every steps and at the end: `last.pt` (the whole network, first stage
+included, with the optimiser, RNG and log rows: what `resume` continues from), a model-only `step{N}.pt`, and
+`train_log.csv` (a copy of the checkpoint's rows, `log.write_log`), whose checkpoint rows add the stage's polar
+IoU on samples from the validation fold (held out of training): first rays, and refined rays, against the truth.
+The samples of step s are a pure function of (seed, s), so a resumed run computes what an uninterrupted one does.
 
-    python -m siampolar_lib.commands.train_refine --init-from checkpoints/siampolar_lite0.pt --data DAVIS_TRAIN_ROOT ...
+    python -m siampolar_lib.commands.train_refine --init-from checkpoints/siampolar_lite0.pt --data DAVIS_TRAIN_ROOT \
         --exclude-sequences dog-agility,motorbike,surf --out runs/refine --iters 3000
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import shutil
+import os
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,23 +29,87 @@ from torch.utils.data import DataLoader
 from siampolar_lib.data.pairs import worker_loader_kwargs
 from siampolar_lib.data.refine_samples import RefineDataset
 from siampolar_lib.data.sources import load_training_videos
-from siampolar_lib.device import pick_device, seed_everything
-from siampolar_lib.errors import UserError
-from siampolar_lib.io import atomic_write
+from siampolar_lib.device import pick_device, rng_state, seed_everything, set_rng_state
+from siampolar_lib.errors import CheckpointError, UserError
 from siampolar_lib.models.siampolar import SiamPolar
+from siampolar_lib.outputs import check_output_folder, clean_stale_temps, output_lock
 from siampolar_lib.splits import VALIDATION_FOLD_SEQUENCES
 from siampolar_lib.training.checkpoint import checkpoint_config, load_checkpoint, save_checkpoint
+from siampolar_lib.training.distributed import StepSampler
+from siampolar_lib.training.log import write_log
 from siampolar_lib.training.losses import polar_iou
 from siampolar_lib.training.schedule import lr_factor
 
 LOG_COLUMNS = ("step", "samples", "loss", "iou_first", "iou_refined", "lr", "samples_per_s", "val_iou_first",
                "val_iou_refined")
 VAL_SAMPLES = 256  # fixed validation-fold samples scored at every checkpoint
+GRAD_CLIP = 10.0  # the stage's gradient norm is clipped here
+# Temp files of a write a kill interrupted (io.atomic_write's `.<stem>.XXXX.tmp<suffix>`); removed at the next
+# start, under the run's lock, so never a live writer's file.
+STALE_TEMPS = (".*.tmp*",)
+# What a resumed run must share with the run it continues (else it would not compute what one run computes);
+# iters may change (the schedule is re-planned from the step reached), and so may every setting not listed.
+RESUME_FIELDS = ("init_from", "data", "exclude_sequences", "batch", "lr", "warmup", "refine_iters", "refine_channels",
+                 "refine_size", "seed", "precision")
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """One refinement phase: every setting of `commands.train_refine`, checked before any work."""
+
+    init_from: str  # the trained SiamPolar checkpoint (with or without a stage); its first stage is frozen
+    data: tuple[str, ...]  # DAVIS roots and/or davis2coco JSONs the samples are cut from
+    out: str  # run folder: last.pt, step{N}.pt, train_log.csv (new or empty, or a run to resume)
+    exclude_sequences: tuple[str, ...] = VALIDATION_FOLD_SEQUENCES  # kept out of training; those of the
+    # validation fold are scored at each checkpoint
+    iters: int = 3000  # TOTAL optimiser steps (the schedule's length; a resume continues up to it)
+    batch: int = 32  # samples per step
+    lr: float = 1e-3  # AdamW's peak learning rate
+    warmup: int = 100  # linear warm-up steps before the cosine decay
+    refine_iters: int = 2  # iterations of the stage (1-4); the weights are shared by iterations
+    refine_channels: int = 64  # feature width of a new stage (a multiple of 16); a checkpoint's own stage keeps its
+    refine_size: int = 128  # crop side of a new stage, pixels (a multiple of 32)
+    ckpt_every: int = 500  # last.pt, step{N}.pt and the fold's score every K steps (and at the end)
+    log_every: int = 20  # a log row every K steps
+    stop_at: int | None = None  # stop after this step, the schedule still planned for iters (resume continues)
+    seed: int = 0  # the samples of step s are a function of (seed, s); also seeds a new stage's weights
+    workers: int = 1  # DataLoader worker processes (0: in this process)
+    precision: str = "bf16"  # bf16: bfloat16 autocast; fp32: none
+    device: str = "auto"  # auto (CUDA, MPS, CPU), cpu, cuda, mps
+    progress: bool = True  # print each log row
+    resume: bool = False  # continue the run in out/last.pt (same RESUME_FIELDS)
+
+    def __post_init__(self):
+        """Refuse a setting no run can use, in one line naming its flag (before any file is read or made)."""
+        object.__setattr__(self, "data", tuple(str(d) for d in self.data))  # lists from a notebook are fine
+        object.__setattr__(self, "exclude_sequences", tuple(self.exclude_sequences))
+        if not self.data:
+            raise UserError("no training data: pass --data PATH (a DAVIS root or a davis2coco json)")
+        counts = {"--iters": (self.iters, 1), "--batch": (self.batch, 1), "--ckpt-every": (self.ckpt_every, 1),
+                  "--log-every": (self.log_every, 1), "--warmup": (self.warmup, 0), "--workers": (self.workers, 0),
+                  "--seed": (self.seed, 0), "--stop-at": (1 if self.stop_at is None else self.stop_at, 1)}
+        for flag, (v, lo) in counts.items():
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise UserError(f"{flag} {v!r}: must be an integer >= {lo}")
+        for flag, v, k, lo, hi in (("--refine-iters", self.refine_iters, 1, 1, 4),
+                                   ("--refine-channels", self.refine_channels, 16, 16, 512),
+                                   ("--refine-size", self.refine_size, 32, 32, 512)):
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi or v % k:
+                raise UserError(f"{flag} {v!r}: must be an integer in [{lo}, {hi}]"
+                                + (f", a multiple of {k}" if k > 1 else ""))
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < float("inf"):
+            raise UserError(f"--lr {self.lr!r}: must be a finite number > 0")
+        if self.precision not in ("fp32", "bf16"):
+            raise UserError(f"--precision {self.precision!r}: must be fp32 or bf16")
+
+    def to_dict(self) -> dict:
+        """The config as plain values (tuples as lists): the checkpoint's meta.refine_config."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
 def refine_model(init_from: str | Path, iters: int, device: torch.device, channels: int = 64,
                  size: int = 128) -> SiamPolar:
-    """The network of --init-from with a refinement stage of `iters` iterations; only the stage's weights train.
+    """The network of init_from with a refinement stage of `iters` iterations; only the stage's weights train.
 
     A checkpoint without the stage gets a fresh one of `channels` and crop `size` (it starts as the identity);
     one with it continues (its own channels and size; `iters` may change, the weights are shared by iterations).
@@ -93,69 +160,148 @@ def fold_samples(fold: list, size: int) -> DataLoader:
     return DataLoader(RefineDataset(fold, length=VAL_SAMPLES, seed=999, size=size), batch_size=64)
 
 
-def write_rows(path: Path, rows: list[dict]) -> None:
-    """The log as CSV (temp file, then rename)."""
-    with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
+def check_refine_folder(cfg: RefineConfig) -> Path:
+    """The run folder before any work: new or empty, or, with resume, a run's folder holding last.pt."""
+    out = check_output_folder(cfg.out)
+    if cfg.resume and not (out / "last.pt").is_file():
+        raise FileNotFoundError(f"{out / 'last.pt'}: --resume given but there is no checkpoint to resume from")
+    if not cfg.resume and out.exists() and any(out.iterdir()):
+        raise UserError(f"{out}: --out already holds files (an earlier run?); pass --resume to continue it, or "
+                        "choose a new folder")
+    return out
 
 
-def prepare(args) -> tuple[SiamPolar, list, list, torch.device]:
+def prepare(cfg: RefineConfig) -> tuple[SiamPolar, list, list, torch.device]:
     """The network and the videos of a run, read before anything is written: (model, train videos, fold videos,
     device). The fold is the validation-fold sequences the run excludes (scored at each checkpoint)."""
-    device = pick_device(args.device)
-    seed_everything(args.seed)
-    exclude = [s for s in args.exclude_sequences.split(",") if s]
-    videos = load_training_videos(args.data, exclude=exclude)
-    fold = [v for v in load_training_videos(args.data) if v.name.split("/")[0] in set(VALIDATION_FOLD_SEQUENCES)
-            and v.name.split("/")[0] in set(exclude)]
-    model = refine_model(args.init_from, args.refine_iters, device, args.refine_channels, args.refine_size)
+    device = pick_device(cfg.device)
+    seed_everything(cfg.seed)
+    videos = load_training_videos(list(cfg.data), exclude=list(cfg.exclude_sequences))
+    held = set(VALIDATION_FOLD_SEQUENCES) & set(cfg.exclude_sequences)
+    fold = [v for v in load_training_videos(list(cfg.data)) if v.name.split("/")[0] in held]
+    model = refine_model(cfg.init_from, cfg.refine_iters, device, cfg.refine_channels, cfg.refine_size)
     return model, videos, fold, device
 
 
-def train_refine(args, model: SiamPolar, videos: list, fold: list, device: torch.device) -> Path:
-    """One refinement phase (module docstring) of `prepare`'s network on its videos; returns the path of last.pt."""
+def _comparable(key: str, value):
+    """A RESUME_FIELDS value as compared: paths resolved (a run may be resumed from another working folder)."""
+    if key == "init_from" and value is not None:
+        return os.path.realpath(value)
+    if key == "data" and value is not None:
+        return [os.path.realpath(v) for v in value]
+    return list(value) if isinstance(value, tuple) else value
+
+
+def check_refine_resume(ckpt: dict, path: Path, cfg: RefineConfig) -> None:
+    """One line when `ckpt` (out/last.pt, loaded) cannot be continued by `cfg`: no training state, or another
+    setting of RESUME_FIELDS; a changed iters is allowed, with a warning (the schedule is re-planned)."""
+    missing = [k for k in ("optimizer", "rng", "log") if k not in ckpt]
+    saved = ckpt["meta"].get("refine_config")
+    if missing or not isinstance(saved, dict):
+        raise CheckpointError(f"{path}: not a refinement run's checkpoint with training state (missing "
+                              f"{missing or ['meta.refine_config']}); start a new --out")
+    now = cfg.to_dict()
+    diff = [k for k in RESUME_FIELDS if _comparable(k, saved.get(k)) != _comparable(k, now[k])]
+    if diff:
+        k = diff[0]
+        raise UserError(f"{path}: --resume with another {', '.join('--' + d.replace('_', '-') for d in diff)} than "
+                        f"the run ({k}: {saved.get(k)!r}, now {now[k]!r}); resume with the run's settings, or start "
+                        "a new --out")
+    if saved.get("iters") != cfg.iters:
+        print(f"warning: resuming with --iters {cfg.iters}, the run planned {saved.get('iters')}: the schedule is "
+              "re-planned, so the result differs from an uninterrupted run", file=sys.stderr)
+
+
+def restore(cfg: RefineConfig, model: SiamPolar, opt: torch.optim.Optimizer) -> tuple[int, list[dict]]:
+    """Continue from out/last.pt: the weights, optimiser and RNG restored; returns (step reached, log rows)."""
+    path = Path(cfg.out) / "last.pt"
+    ckpt = load_checkpoint(path)
+    check_refine_resume(ckpt, path, cfg)
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    set_rng_state(ckpt["rng"])
+    step = int(ckpt["step"])
+    return step, [dict(r) for r in ckpt["log"] if r["step"] <= step]
+
+
+def save_refine(cfg: RefineConfig, model: SiamPolar, opt: torch.optim.Optimizer, step: int, rows: list[dict]) -> None:
+    """last.pt (network, optimiser, RNG and log rows in one atomic write), a model-only step{N}.pt, the CSV copy."""
+    out = Path(cfg.out)
+    meta = {"stage": "refine", "init_from": str(cfg.init_from), "samples": step * cfg.batch,
+            "refine_config": cfg.to_dict()}
+    save_checkpoint(out / "last.pt", model, step, meta=meta, optimizer=opt.state_dict(), rng=rng_state(), log=rows)
+    save_checkpoint(out / f"step{step}.pt", model, step, meta=meta)
+    write_log(out / "train_log.csv", rows, LOG_COLUMNS)
+
+
+def train_refine(cfg: RefineConfig) -> Path:
+    """One refinement phase (module docstring) per `cfg`, or its continuation (resume); returns out/last.pt.
+
+    The run owns cfg.out: checked first (`check_refine_folder`), the checkpoint and data read before the folder
+    is made (a refused run leaves nothing), a second run into it refused while this one holds its lock, and the
+    temps a killed run left removed.
+    """
+    out = check_refine_folder(cfg)
+    prepared = prepare(cfg)
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    with output_lock(out):
+        clean_stale_temps(out, STALE_TEMPS)
+        try:
+            return run_phase(cfg, *prepared)
+        except BaseException:
+            if made and not any(out.iterdir()):
+                out.rmdir()  # only an empty folder: whatever the run wrote stays
+            raise
+
+
+def _log_row(cfg: RefineConfig, step: int, loss, rays, batch: dict, lr: float, steps: int, seconds: float) -> dict:
+    """One log row for the step just taken, the speed over the `steps` since the last row (the validation columns
+    NaN until a checkpoint fills them)."""
+    return {"step": step, "samples": step * cfg.batch, "loss": round(float(loss.detach()), 5),
+            "iou_first": round(float(polar_iou(batch["first"], batch["rays"]).mean()), 5),
+            "iou_refined": round(float(polar_iou(rays.detach().float(), batch["rays"]).mean()), 5),
+            "lr": lr, "samples_per_s": round(steps * cfg.batch / max(seconds, 1e-9), 1),
+            "val_iou_first": float("nan"), "val_iou_refined": float("nan")}
+
+
+def run_phase(cfg: RefineConfig, model: SiamPolar, videos: list, fold: list, device: torch.device) -> Path:
+    """The loop of `prepare`'s network on its videos, steps start..end, from a resume's step or 0: out/last.pt."""
     size = model.config.refine_size
-    data = RefineDataset(videos, length=args.iters * args.batch, seed=args.seed, size=size)
-    loader = DataLoader(data, batch_size=args.batch, shuffle=False, drop_last=True, **worker_loader_kwargs(args.workers))
-    val = fold_samples(fold, size) if fold else None
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
-    dtype = torch.bfloat16 if args.precision == "bf16" else None
-    out = Path(args.out)
-    rows: list[dict] = []
-    t_last, step = time.perf_counter(), 0
-    for step, batch in enumerate(loader, start=1):
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
+    start, rows = restore(cfg, model, opt) if cfg.resume else (0, [])
+    end = cfg.iters if cfg.stop_at is None else max(start, min(cfg.iters, cfg.stop_at))
+    data = RefineDataset(videos, length=cfg.iters * cfg.batch, seed=cfg.seed, size=size)
+    loader = DataLoader(data, batch_size=cfg.batch, sampler=StepSampler(start, end, cfg.batch), drop_last=True,
+                        **worker_loader_kwargs(cfg.workers))
+    val = fold_samples(fold, size) if fold else None
+    dtype = torch.bfloat16 if cfg.precision == "bf16" else None
+    t_last, step, logged = time.perf_counter(), start, start
+    for step, batch in enumerate(loader, start=start + 1):
+        lr = cfg.lr * lr_factor(step - 1, cfg.iters, cfg.warmup)  # a pure function of the step: resumes exactly
         for g in opt.param_groups:
-            g["lr"] = args.lr * lr_factor(step - 1, args.iters, args.warmup)
+            g["lr"] = lr
         batch = {k: v.to(device) for k, v in batch.items() if torch.is_tensor(v)}
         model.refiner.train()
         loss, rays = refine_loss(model, batch, dtype)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 10.0)
+        torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
         opt.step()
-        if step % args.log_every == 0 or step == args.iters:
-            now = time.perf_counter()
-            row = {"step": step, "samples": step * args.batch, "loss": round(float(loss.detach()), 5),
-                   "iou_first": round(float(polar_iou(batch["first"], batch["rays"]).mean()), 5),
-                   "iou_refined": round(float(polar_iou(rays.detach().float(), batch["rays"]).mean()), 5),
-                   "lr": opt.param_groups[0]["lr"], "samples_per_s": round(args.log_every * args.batch / (now - t_last), 1),
-                   "val_iou_first": "", "val_iou_refined": ""}
-            t_last = now
-            if step % args.ckpt_every == 0 or step == args.iters:
-                model.refiner.eval()
-                if val is not None:
-                    row["val_iou_first"], row["val_iou_refined"] = (round(x, 5) for x in score_fold(model, val, device))
-                save_checkpoint(out / "last.pt", model, step, meta={"stage": "refine", "init_from": str(args.init_from),
-                                                                   "samples": step * args.batch})
-                shutil.copyfile(out / "last.pt", out / f"step{step}.pt")
-                t_last = time.perf_counter()
-            rows.append(row)
-            write_rows(out / "train_log.csv", rows)
-            if not args.no_progress:
-                print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
-    if step < args.iters:
-        raise UserError(f"the data gave {step} of {args.iters} steps")
-    return out / "last.pt"
+        last = step == end
+        if step % cfg.log_every and step % cfg.ckpt_every and not last:
+            continue
+        rows.append(_log_row(cfg, step, loss, rays, batch, lr, step - logged, time.perf_counter() - t_last))
+        if step % cfg.ckpt_every == 0 or last:
+            model.refiner.eval()
+            if val is not None:
+                rows[-1]["val_iou_first"], rows[-1]["val_iou_refined"] = (round(x, 5) for x in
+                                                                          score_fold(model, val, device))
+            save_refine(cfg, model, opt, step, rows)
+        if cfg.progress:
+            print(" ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
+        t_last, logged = time.perf_counter(), step  # the checkpoint's time is not the samples'
+    if step < end:
+        raise UserError(f"the data gave {step} of {end} steps")
+    return Path(cfg.out) / "last.pt"
