@@ -21,10 +21,11 @@ import torch
 
 from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.errors import UserError
-from siampolar_lib.evaluation.evaluate import load_eval_sequence, run_sequence
+from siampolar_lib.evaluation.selection import check_train_sequences
+from siampolar_lib.evaluation.sequence import load_eval_sequence, run_sequence
 from siampolar_lib.geometry.polar import mask_iou
 from siampolar_lib.paths import checkpoints_dir, davis_train_sample_root
-from siampolar_lib.splits import REAL_VAL_SEQUENCES, VALIDATION_FOLD_SEQUENCES
+from siampolar_lib.splits import VALIDATION_FOLD_SEQUENCES
 from siampolar_lib.tracking.engine import OrtEngine, TorchEngine
 from siampolar_lib.tracking.onnx_cache import cached_export
 from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
@@ -63,9 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-frames", type=int, default=None, help="frames per sequence")
     a = p.parse_args(argv)
     names = [n for n in a.sequences.split(",") if n]
-    leaked = sorted(set(names) & set(REAL_VAL_SEQUENCES))
-    if leaked:
-        raise UserError(f"--sequences: {', '.join(leaked)} are DAVIS-2016 val sequences; measure on train sequences")
+    check_train_sequences(names)
     try:
         grids = [float(g) for g in a.grids.split(",") if g]
     except ValueError as err:

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from siampolar_lib.data.davis import first_box, load_sequence, read_frame, sequence_masks
-from siampolar_lib.evaluation.evaluate import run_sequence
 from siampolar_lib.evaluation.metrics import evaluate_sequence
+from siampolar_lib.evaluation.sequence import run_sequence
 from siampolar_lib.geometry.crops import context_side, crop_square
 from siampolar_lib.geometry.polar import mask_iou
 from siampolar_lib.paths import checkpoints_dir, davis_available, davis_root

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.errors import UserError
-from siampolar_lib.evaluation.evaluate import fold_scores
+from siampolar_lib.evaluation.selection import fold_scores
 from siampolar_lib.io import atomic_write, write_text
 from siampolar_lib.paths import davis_train_sample_root
 from siampolar_lib.splits import VALIDATION_FOLD_SEQUENCES

@@ -4,8 +4,9 @@
 
 Each checkpoint x each setting (`--set` adds one TrackerConfig variant; `name=value[,name=value]`, the
 defaults are always the first row) is tracked over `siampolar_lib.splits.VALIDATION_FOLD_SEQUENCES` of the
-full-rate train sample (never a val sequence) and printed as one row: J&F, J_M, F_M (DAVIS protocol) and
-the mean box IoU (the predicted mask's box against the true box, scored frames only). `--json` saves rows.
+full-rate train sample (never a val sequence) by `siampolar_lib.evaluation.selection.fold_scores` and printed as
+one row: J&F, J_M, F_M (DAVIS protocol) and the mean box IoU (the predicted mask's box against the true box,
+scored frames only). `--json` saves rows.
 """
 from __future__ import annotations
 
@@ -13,19 +14,12 @@ import json
 from dataclasses import fields, replace
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from siampolar_lib.commands.cli import ArgumentParser, cli_main
-from siampolar_lib.data.davis import load_sequence, sequence_masks
-from siampolar_lib.errors import UserError
-from siampolar_lib.evaluation.evaluate import run_sequence
-from siampolar_lib.evaluation.metrics import evaluate_sequence, mean_over_sequences, scored_slice
-from siampolar_lib.geometry.boxes import box_iou, mask_to_box
+from siampolar_lib.evaluation.selection import check_train_sequences, fold_scores
 from siampolar_lib.io import write_text
 from siampolar_lib.paths import davis_train_sample_root
-from siampolar_lib.splits import REAL_VAL_SEQUENCES, VALIDATION_FOLD_SEQUENCES
-from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
+from siampolar_lib.splits import VALIDATION_FOLD_SEQUENCES
+from siampolar_lib.tracking.tracker import TrackerConfig
 from siampolar_lib.training.checkpoint import load_model
 
 
@@ -41,30 +35,6 @@ def parse_setting(text: str) -> dict:
     return out
 
 
-def mean_box_iou(preds: np.ndarray, gt: np.ndarray) -> float:
-    """Mean IoU of the predicted mask's box with the true box over the DAVIS-scored frames (empty: 0 or 1)."""
-    ious = []
-    for p, g in zip(preds[scored_slice(len(gt))], gt[scored_slice(len(gt))]):
-        bp, bg = mask_to_box(p), mask_to_box(g)
-        ious.append(1.0 if bp is None and bg is None else 0.0 if bp is None or bg is None else box_iou(bp, bg))
-    return float(np.mean(ious)) if ious else float("nan")
-
-
-def score(model: torch.nn.Module, cfg: TrackerConfig, root: Path, names: list[str]) -> dict:
-    """Track each sequence with cfg and return the summary row (JF_M, J_M, F_M, box_iou, fps)."""
-    rows, boxes, fps = {}, [], []
-    for name in names:
-        seq = load_sequence(root, name)
-        gt = sequence_masks(seq)
-        preds, f, _ = run_sequence(Tracker(model, cfg), seq.frame_paths, gt)
-        rows[name] = evaluate_sequence(preds, gt)
-        boxes.append(mean_box_iou(preds, gt))
-        fps.append(f)
-    s = mean_over_sequences(rows)
-    return {"JF_M": s["JF_M"], "J_M": s["J_M"], "F_M": s["F_M"], "box_iou": float(np.mean(boxes)),
-            "fps": float(np.mean(fps)), "per_sequence_J_M": {k: v["J_M"] for k, v in rows.items()}}
-
-
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (2 for bad input, with a one-line message)."""
@@ -76,9 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     names = [s for s in a.sequences.split(",") if s]
-    leaked = sorted(set(names) & set(REAL_VAL_SEQUENCES))
-    if leaked:
-        raise UserError(f"--sequences: {leaked} are DAVIS-2016 val sequences: select on train sequences only")
+    check_train_sequences(names)
     root = Path(a.davis_root) if a.davis_root else davis_train_sample_root()
     settings = [{}] + [parse_setting(s) for s in a.set]
     out = []
@@ -86,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     for ckpt in a.checkpoints:
         model = load_model(ckpt, device="cpu")
         for st in settings:
-            r = score(model, replace(TrackerConfig(), **st), root, names)
+            r = fold_scores(model, root, names, replace(TrackerConfig(), **st))
             r.update(checkpoint=str(ckpt), setting=st)
             out.append(r)
             label = ",".join(f"{k}={v}" for k, v in st.items()) or "defaults"

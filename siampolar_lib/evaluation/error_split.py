@@ -16,21 +16,17 @@ final score: penalty x score x (1 - window_influence) / (that + window x window_
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from siampolar_lib.data.davis import first_nonempty, load_sequence, read_frame, sequence_masks
-from siampolar_lib.errors import UserError
-from siampolar_lib.evaluation.metrics import evaluate_sequence, mean_over_sequences
+from siampolar_lib.evaluation.metrics import mean_over_sequences
+from siampolar_lib.evaluation.selection import check_train_sequences, fold_rows
 from siampolar_lib.geometry.boxes import mask_to_box
 from siampolar_lib.geometry.crops import context_side
 from siampolar_lib.geometry.polar import mass_centre
-from siampolar_lib.paths import davis_train_sample_root
-from siampolar_lib.splits import REAL_VAL_SEQUENCES, VALIDATION_FOLD_SEQUENCES
-from siampolar_lib.tracking.engine import make_engine
-from siampolar_lib.tracking.loop import track_sequence
+from siampolar_lib.splits import VALIDATION_FOLD_SEQUENCES
+from siampolar_lib.tracking.engine import as_engine
 from siampolar_lib.tracking.scoring import MIN_SIDE, network_share, polygon_boxes
 from siampolar_lib.tracking.tracker import Tracker, TrackerConfig, TrackResult
 
@@ -116,41 +112,32 @@ def nearest_location(levels: list[dict], xy: np.ndarray, edges: np.ndarray, regr
     return (best or fallback)[1:]
 
 
-def split_sequence(engine, cfg: TrackerConfig, root: str | os.PathLike, name: str,
-                   max_frames: int | None = None) -> dict[str, dict]:
-    """Track one sequence in every mode: {mode: the DAVIS row (J_M, F_M, ...) plus "choices" (per frame)}."""
-    seq = load_sequence(root, name)
-    paths = list(seq.frame_paths[:max_frames])
-    gt = sequence_masks(seq)[: len(paths)]
-    t0 = first_nonempty(gt)
-    if t0 is None:
-        raise ValueError(f"every ground-truth mask of {name} is empty: nothing to track")
-    frames = [read_frame(p) for p in paths[t0:]]
-    out = {}
-    for mode in MODES:
-        tracker = SplitTracker(engine, cfg, mode=mode, gt_masks=gt[t0:])
-        preds = np.zeros_like(gt)
-        for t, res in enumerate(track_sequence(tracker, frames, mask_to_box(gt[t0])), start=t0):
-            preds[t] = gt[t0] if t == t0 else res.mask
-        out[mode] = evaluate_sequence(preds, gt) | {"choices": tracker.choices}
-    return out
+def split_rows(engine, cfg: TrackerConfig, mode: str, root: str | os.PathLike | None, names: Sequence[str],
+               max_frames: int | None = None) -> dict[str, dict]:
+    """One mode over train sequences (`selection.fold_rows`): {name: its row (J_M, F_M, ...) plus "choices"}."""
+    trackers: dict[str, SplitTracker] = {}
+
+    def make(name: str, gt: np.ndarray) -> SplitTracker:
+        trackers[name] = SplitTracker(engine, cfg, mode=mode, gt_masks=gt)
+        return trackers[name]
+
+    rows = fold_rows(make, root, names, max_frames)
+    return {name: row | {"choices": trackers[name].choices} for name, row in rows.items()}
 
 
 def error_split(model, root: str | os.PathLike | None = None, sequences: Sequence[str] = VALIDATION_FOLD_SEQUENCES,
-                *, cfg: TrackerConfig = TrackerConfig(), engine: str = "torch", max_frames: int | None = None) -> dict:
+                *, cfg: TrackerConfig = TrackerConfig(), max_frames: int | None = None) -> dict:
     """The three modes over `sequences` (default: the validation fold of the train sample, never a val sequence).
 
-    Returns {"modes": {mode: {J_M, F_M, JF_M, ...mean over sequences}}, "sequences": {name: {mode: row}},
-    "scores": the tracker mode's chosen scores (all frames), "shares": the network's shares of the final score}.
+    model: a network (run in PyTorch) or an Engine. Returns {"modes": {mode: {J_M, F_M, JF_M, ...mean over
+    sequences}}, "sequences": {name: {mode: row}}, "scores": the tracker mode's chosen scores (all frames),
+    "shares": the network's shares of the final score}.
     """
-    leaked = sorted(set(sequences) & set(REAL_VAL_SEQUENCES))
-    if leaked:
-        raise UserError(f"--sequences: {', '.join(leaked)} are DAVIS-2016 val sequences; split the error on train "
-                        "sequences only")
-    root = Path(root) if root is not None else davis_train_sample_root()
-    net = make_engine(model, engine)
-    per_seq = {name: split_sequence(net, cfg, root, name, max_frames) for name in sequences}
-    modes = {m: mean_over_sequences({n: r[m] for n, r in per_seq.items()}) for m in MODES}
+    check_train_sequences(sequences)
+    net = as_engine(model)  # once: every sequence and mode shares it
+    per_mode = {mode: split_rows(net, cfg, mode, root, sequences, max_frames) for mode in MODES}
+    per_seq = {name: {m: per_mode[m][name] for m in MODES} for name in per_mode["tracker"]}
+    modes = {m: mean_over_sequences(rows) for m, rows in per_mode.items()}
     choices = [c for r in per_seq.values() for c in r["tracker"]["choices"]]
     return {"modes": modes, "sequences": per_seq, "scores": [c["score"] for c in choices],
             "shares": [c["share"] for c in choices]}

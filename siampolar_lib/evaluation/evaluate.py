@@ -6,9 +6,9 @@ output is its ground-truth mask (SiamMask's convention; the DAVIS protocol does 
 frames (if any) are empty. Written under OUT, per method (`siampolar` or `siampolar_full_frame`, and each
 baseline): `<method>/<seq>/<frame>.png` (0/255), `<method>/results.json` and the official davis2017-evaluation
 CSVs `<method>/global_results-<split>.csv` and `<method>/per-sequence_results-<split>.csv` (sequence names
-`<seq>_1`); the model's results and CSVs also go to `<out>/`. `--engine onnxruntime` (the CLI's default) runs
-the network in ONNX Runtime, `--engine torch` in PyTorch. Statistics follow the DAVIS protocol
-(`evaluation.metrics`: frames [1:-1], per sequence, then the mean over sequences).
+`<seq>_1`); the model's results and CSVs also go to `<out>/`. The network runs in the Engine it is given (the
+command's `--engine onnxruntime`, its default, or `--engine torch`); a bare network runs in PyTorch. Statistics
+follow the DAVIS protocol (`evaluation.metrics`: frames [1:-1], per sequence, then the mean over sequences).
 
 Speed: fps of a sequence = timed frames / time in `init` + `track` (image reading and scoring excluded;
 the tracker synchronises the device before its clock stops); the overall fps is the mean over sequences
@@ -26,96 +26,25 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from siampolar_lib.data.davis import (
-    DavisSequence,
-    first_nonempty,
-    list_sequences,
-    load_sequence,
-    read_frame,
-    sequence_masks,
-)
+from siampolar_lib.data.davis import DavisSequence, first_nonempty, list_sequences, load_sequence
 from siampolar_lib.device import describe_device, pick_device
 from siampolar_lib.errors import DavisError, UserError
-from siampolar_lib.evaluation.metrics import check_min_frames, evaluate_sequence, mean_over_sequences
+from siampolar_lib.evaluation.metrics import check_min_frames, mean_over_sequences
 from siampolar_lib.evaluation.report import format_table, write_davis_csvs, write_results_json
-from siampolar_lib.geometry.boxes import mask_to_box
+from siampolar_lib.evaluation.selection import fold_scores  # noqa: F401 (notebooks 06 and 07 import it from here)
+from siampolar_lib.evaluation.sequence import load_eval_sequence, track_and_score
 from siampolar_lib.io import package_version, sha256, write_mask_png, write_text
 from siampolar_lib.models.siampolar import build_model
 from siampolar_lib.outputs import check_output_apart, check_output_folder, is_empty_folder, owned_output
 from siampolar_lib.paths import davis_root as resolve_root
-from siampolar_lib.paths import davis_train_sample_root
-from siampolar_lib.splits import REAL_VAL_SEQUENCES, VALIDATION_FOLD_SEQUENCES
 from siampolar_lib.tracking.baselines import BASELINES as BASELINE_NAMES
 from siampolar_lib.tracking.baselines import make_baseline
-from siampolar_lib.tracking.engine import Engine, make_engine
-from siampolar_lib.tracking.loop import track_sequence
+from siampolar_lib.tracking.engine import Engine, as_engine
 from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
 from siampolar_lib.training.checkpoint import load_model
 
 MODEL_METHODS = {"search": "siampolar", "full_frame": "siampolar_full_frame"}
 RUN_FILE = "run.json"  # what produced an evaluation folder (see run_record)
-
-
-def run_sequence(tracker, frame_paths: Sequence[Path], gt_masks: np.ndarray, progress: bool = False,
-                 desc: str = "") -> tuple[np.ndarray, float, int]:
-    """Track one sequence from its first annotated box: (T, H, W) bool predictions, fps, lost frames.
-
-    frame_paths: T frame files; gt_masks: (T, H, W) bool (frame t0's mask gives the box and its output).
-    """
-    t0 = first_nonempty(gt_masks)
-    if t0 is None:
-        raise ValueError(f"every ground-truth mask of {desc or 'the sequence'} is empty: nothing to track")
-    preds = np.zeros_like(gt_masks, dtype=bool)
-    preds[t0] = gt_masks[t0]
-    times: list[float] = []  # init + track seconds (reading a frame is not timed)
-    frames = (read_frame(p) for p in frame_paths[t0:])
-    results = track_sequence(tracker, frames, mask_to_box(gt_masks[t0]), times)
-    next(results)  # frame t0: its output is the true mask, not the box
-    lost = 0
-    for t, res in enumerate(tqdm(results, total=len(frame_paths) - t0 - 1, desc=desc, disable=not progress,
-                                 leave=False, unit="frame"), start=t0 + 1):
-        preds[t] = res.mask
-        lost += bool(res.lost)
-    elapsed = sum(times)
-    fps = (len(frame_paths) - t0) / elapsed if elapsed > 0 else float("nan")
-    return preds, fps, lost
-
-
-def load_eval_sequence(root: str | os.PathLike, name: str, max_frames: int | None = None
-                       ) -> tuple[list[Path], np.ndarray]:
-    """A DAVIS sequence to evaluate on: its frame paths (the first max_frames) and (T, H, W) bool masks."""
-    seq = load_sequence(root, name)
-    frame_paths = list(seq.frame_paths[:max_frames])
-    return frame_paths, sequence_masks(seq)[: len(frame_paths)]
-
-
-def track_and_score(tracker, frame_paths: Sequence[Path], gt_masks: np.ndarray, progress: bool = False,
-                    desc: str = "") -> tuple[np.ndarray, dict]:
-    """`run_sequence`, then the DAVIS measures: predictions (T, H, W) and the row {J_M.., fps, lost, frames}."""
-    preds, fps, lost = run_sequence(tracker, frame_paths, gt_masks, progress, desc=desc)
-    row = evaluate_sequence(preds, gt_masks)
-    row.update(fps=fps, lost=lost, frames=len(frame_paths))
-    return preds, row
-
-
-def fold_scores(model, root: str | os.PathLike | None = None, names: Sequence[str] = VALIDATION_FOLD_SEQUENCES,
-                cfg: TrackerConfig = TrackerConfig(), max_frames: int | None = None) -> dict:
-    """J&F, J_M, F_M (DAVIS protocol, mean over sequences) of the tracker with `cfg`, and J_M per sequence.
-
-    For model selection and tuning: root defaults to the full-rate DAVIS-2016 train sample and names to its
-    validation fold; a DAVIS-2016 val sequence is refused (the val set is scored once per shipped candidate).
-    """
-    leaked = sorted(set(names) & set(REAL_VAL_SEQUENCES))
-    if leaked:
-        raise UserError(f"{leaked} are DAVIS-2016 val sequences: select and tune on train sequences only")
-    root = Path(root) if root is not None else davis_train_sample_root()
-    rows = {}
-    for name in names:
-        paths, gt = load_eval_sequence(root, name, max_frames)
-        rows[name] = track_and_score(Tracker(model, cfg), paths, gt)[1]
-    s = mean_over_sequences(rows)
-    return {"JF_M": s["JF_M"], "J_M": s["J_M"], "F_M": s["F_M"],
-            "per_sequence_J_M": {k: v["J_M"] for k, v in rows.items()}}
 
 
 def load_tracker_model(checkpoint: str | os.PathLike | None, model_name: str | None, device: torch.device):
@@ -167,7 +96,7 @@ def evaluate_tracker(model: torch.nn.Module | Engine | str | os.PathLike | None,
     """Track and score DAVIS sequences with a model (an nn.Module, an Engine or a checkpoint path) and baselines.
 
     model None runs only the baselines. `options` are `evaluate_into`'s (split, sequences, baselines, mode,
-    device, cfg, max_frames, progress, verbose, checkpoint, engine).
+    device, cfg, max_frames, progress, verbose, checkpoint).
     Returns {method: {"summary": {J_M.., JF_M, fps}, "sequences": {seq: {J_M.., fps, lost, J, F}}}} and
     writes PNGs and results.json files under `out` (see the module docstring); prints one table per method
     when verbose. The run owns `out` (`outputs.owned_output`): it is written into a fresh folder beside it and
@@ -217,12 +146,12 @@ def evaluate_into(model: torch.nn.Module | Engine | str | os.PathLike | None, da
                   out: str | os.PathLike, *, split: str = "val", sequences: Sequence[str] | None = None,
                   baselines: Sequence[str] = (), mode: str = "search", device: str | torch.device = "auto",
                   cfg: TrackerConfig | None = None, max_frames: int | None = None, progress: bool = True,
-                  verbose: bool = True, checkpoint: str | os.PathLike | None = None, engine: str = "torch") -> dict:
+                  verbose: bool = True, checkpoint: str | os.PathLike | None = None) -> dict:
     """`evaluate_tracker` writing straight into the folder `out` (no ownership checks, lock or swap).
 
-    max_frames keeps the first N >= 3 frames of each sequence (smoke runs). engine: "torch" or "onnxruntime"
-    for the model (`tracking.engine.make_engine`: exported once, torch on failure). `checkpoint` names the file
-    an nn.Module came from, for the record.
+    model: an Engine (built once from --engine by the command, `tracking.engine.make_engine`), or a network or a
+    checkpoint path, run in PyTorch. max_frames keeps the first N >= 3 frames of each sequence (smoke runs).
+    `checkpoint` names the file an nn.Module or Engine came from, for the record.
     """
     check_min_frames(max_frames)
     root, out = resolve_root(davis_root), Path(out)
@@ -235,7 +164,7 @@ def evaluate_into(model: torch.nn.Module | Engine | str | os.PathLike | None, da
     if model is not None:
         if not isinstance(model, (torch.nn.Module, Engine)):
             checkpoint, model = model, load_tracker_model(model, None, dev)
-        net = make_engine(model, engine, dev)  # once: every sequence's Tracker shares it
+        net = as_engine(model, dev)  # once: every sequence's Tracker shares it
     tcfg = cfg if cfg is not None else TrackerConfig(mode=mode)
     if tcfg.mode != mode:
         raise ValueError(f"cfg.mode {tcfg.mode!r} disagrees with mode {mode!r}")
