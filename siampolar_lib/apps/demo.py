@@ -1,9 +1,9 @@
 """The main job, `python -m siampolar_lib.commands.demo --out runs/demo` (what `make demo` runs); nothing is downloaded.
 
-It tracks the 15 DAVIS-2016 val sequences of ../shared/data/DAVIS (15 of the 20; none trained on) with the shipped checkpoint when a DAVIS folder is
-found (`paths.davis_root()`), else a synthetic DAVIS set it generates under OUT; scores the model and the
-baselines (static, oracle_box, polar_bound, csrt) with `evaluation.benchmark`, prints the J&F tables,
-and writes under OUT: `results.json` (the model), `<method>/...` (masks and per-method results),
+It tracks the 15 DAVIS-2016 val sequences of ../shared/data/DAVIS (15 of the 20; none trained on) with the shipped
+checkpoint when a DAVIS folder is found (`paths.davis_root()`), else a synthetic DAVIS set it generates under OUT;
+scores the model and the baselines (static, oracle_box, polar_bound, csrt) with `evaluation.evaluate`, prints the
+J&F tables, and writes under OUT: `results.json` (the model), `<method>/...` (masks and per-method results),
 `summary.txt` (the J&F table of every method) and `<sequence>.gif` (one sequence with its overlays).
 """
 from __future__ import annotations

@@ -34,7 +34,8 @@ def encode_image(image: np.ndarray, fmt: str = "jpeg") -> bytes:
 
 
 def bboxes_to_xywh(bboxes) -> np.ndarray:
-    """jupyter-bbox-widget boxes (a list of {'x', 'y', 'width', 'height', ...}, or one) -> (N, 4) xywh, drawing order."""
+    """jupyter-bbox-widget boxes (a list of {'x', 'y', 'width', 'height', ...}, or one) -> (N, 4) xywh in drawing
+    order."""
     if isinstance(bboxes, dict):
         bboxes = [bboxes]
     if not bboxes:

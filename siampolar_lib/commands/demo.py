@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overwrite", action="store_true", help="replace a non-empty --out (as a whole, when done)")
     ap.add_argument("--checkpoint", default=None, help="default: the shipped checkpoints/siampolar_lite0.pt")
     ap.add_argument("--sequences", default=None,
-                    help="comma-separated names, or a number N >= 1 for the first N (default: all DAVIS-2016 val sequences)")
+                    help="comma-separated names, or a number N >= 1 for the first N "
+                         "(default: all DAVIS-2016 val sequences)")
     ap.add_argument("--max-frames", type=int, default=None, help="keep only the first N >= 3 frames of each sequence")
     ap.add_argument("--baselines", default=",".join(DEMO_BASELINES), help="comma-separated; '' for none")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
