@@ -35,14 +35,26 @@ data: $(STAMP)
 	$(PY) -m siampolar_lib.commands.download --if-missing
 
 # Tests never download: SIAMPOLAR_OFFLINE=1 keeps torchvision weights to the local cache.
+# pytest runs on both cores (pytest-xdist, one test module per worker so module fixtures are built once), the browser
+# test alone after it (it times a kernel round trip); then every notebook under nbval, and once more the notebooks
+# that print the shipped network's results, on the other PyTorch kernels this CPU has (AVX2 kernels on an AVX-512
+# machine, the scalar ones elsewhere): an output that depends on the CPU's vector instructions fails here.
+NBVAL = $(PY) -m pytest --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900 -q
+OTHER_KERNELS := $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null \
+	&& echo ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 || echo ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41)
+MODEL_NOTEBOOKS = notebooks/07_tracking_and_evaluation.ipynb notebooks/08_interactive_demo.ipynb \
+	notebooks/solutions/07_tracking_and_evaluation_solutions.ipynb notebooks/solutions/08_interactive_demo_solutions.ipynb
+
 test: export SIAMPOLAR_OFFLINE = 1
 test: $(STAMP)
-	$(PY) -m pytest tests -q
-	$(PY) -m pytest --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900 notebooks -q
+	$(PY) -m pytest tests -q -n 2 --dist loadfile -m "not browser"
+	$(PY) -m pytest tests -q -m browser
+	$(NBVAL) -n 2 --dist loadfile notebooks
+	env $(OTHER_KERNELS) $(NBVAL) -n 2 --dist loadfile $(MODEL_NOTEBOOKS)
 
 test-fast: export SIAMPOLAR_OFFLINE = 1
 test-fast: $(STAMP)
-	$(PY) -m pytest tests -q -m "not slow and not browser"
+	$(PY) -m pytest tests -q -n 2 --dist loadfile -m "not slow and not browser"
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
