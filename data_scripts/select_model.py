@@ -11,8 +11,10 @@ scored frames only). `--json` saves rows.
 from __future__ import annotations
 
 import json
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
+
+import yaml
 
 from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.evaluation.selection import check_train_sequences, fold_scores
@@ -24,15 +26,12 @@ from siampolar_lib.training.checkpoint import load_model
 
 
 def parse_setting(text: str) -> dict:
-    """'a=1,b=0.5' -> {'a': 1, 'b': 0.5}, typed like TrackerConfig's fields; unknown names are an error."""
-    types = {f.name: type(getattr(TrackerConfig(), f.name)) for f in fields(TrackerConfig)}
-    out = {}
-    for item in filter(None, text.split(",")):
-        name, _, value = item.partition("=")
-        if name not in types:
-            raise SystemExit(f"error: --set {text!r}: TrackerConfig has no field {name!r}")
-        out[name] = types[name](value)
-    return out
+    """'a=1,b=0.5' -> {'a': 1, 'b': 0.5}: values read as YAML scalars and checked as a --tracker-config file's are
+    (an unknown name, a wrong type or an out-of-range value is a one-line error)."""
+    pairs = (item.partition("=") for item in text.split(",") if item)
+    values = {name: yaml.safe_load(value) for name, _, value in pairs}
+    cfg = TrackerConfig.from_dict(values, where=f"--set {text!r}")
+    return {k: getattr(cfg, k) for k in values}
 
 
 @cli_main

@@ -25,6 +25,7 @@ from siampolar_lib.io import write_text
 from siampolar_lib.outputs import owned_output
 from siampolar_lib.paths import davis_available, davis_root, default_checkpoint
 from siampolar_lib.splits import REAL_VAL_SEQUENCES
+from siampolar_lib.tracking.config import TrackerConfig
 from siampolar_lib.tracking.engine import DEFAULT_ENGINE, make_engine
 from siampolar_lib.tracking.loop import track_frames
 from siampolar_lib.tracking.tracker import Tracker
@@ -61,14 +62,15 @@ def _davis_input() -> dict[str, Path]:
 
 
 def sequence_gif(path: str | os.PathLike, model, root: str | os.PathLike, name: str,
-                 max_frames: int | None = None, scale: float = 0.5, fps: float = 12.0, device=None) -> Path:
+                 max_frames: int | None = None, scale: float = 0.5, fps: float = 12.0, device=None,
+                 cfg: TrackerConfig = TrackerConfig()) -> Path:
     """Track one DAVIS sequence from its first box and write the overlays (mask, contour, rays, score) as a GIF.
 
     scale shrinks the GIF's frames (0.5: 427 x 240 for DAVIS 480p) to keep the file small.
     """
     seq = load_sequence(root, name)
     frames = [read_frame(p) for p in seq.frame_paths[:max_frames]]
-    results = track_frames(Tracker(model, device=device), frames, first_box(seq), progress=False)
+    results = track_frames(Tracker(model, cfg, device=device), frames, first_box(seq), progress=False)
     images = render_results(frames, results)
     if scale != 1.0:
         images = [cv2.resize(im, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for im in images]
@@ -78,15 +80,16 @@ def sequence_gif(path: str | os.PathLike, model, root: str | os.PathLike, name: 
 def run_demo(out: str | os.PathLike = "runs/demo", *, checkpoint: str | os.PathLike | None = None,
              sequences: list[str] | int | None = None, max_frames: int | None = None,
              baselines=DEMO_BASELINES, device: str = "auto", progress: bool = True,
-             overwrite: bool | None = None, engine: str = DEFAULT_ENGINE) -> dict:
+             overwrite: bool | None = None, engine: str = DEFAULT_ENGINE,
+             tracker_cfg: TrackerConfig = TrackerConfig()) -> dict:
     """Evaluate the shipped model and the baselines on the demo data; write results and a GIF under `out`.
 
     sequences: names, or an int N >= 1 for the first N of the default list (DAVIS-2016 val or synthetic val).
     max_frames: at least 3 (the DAVIS protocol scores neither the first nor the last frame). The demo owns
-    `out` like `evaluation.benchmark.evaluate_tracker` (see `check_eval_output` for overwrite): written into a
+    `out` like `evaluation.evaluate.evaluate_tracker` (see `check_eval_output` for overwrite): written into a
     fresh folder and swapped in when done; it may not be, contain or lie inside the DAVIS folder or the checkpoint
     (`outputs.check_output_apart`). engine: "onnxruntime" (exported once, cached; torch when it cannot)
-    or "torch".
+    or "torch"; tracker_cfg: the tracker's settings for the evaluation and the GIF.
     Returns {"data": "real"|"synthetic", "sequences": [...], "methods": evaluate_tracker's dict, "gif": path}.
     """
     # Every argument is checked before any work.
@@ -110,15 +113,17 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, checkpoint: str | os.PathL
         print(f"SiamPolar demo: checkpoint {ckpt.name}, {data} ({len(names)} sequence{'s' * (len(names) != 1)}: "
               f"{', '.join(names)}), device {describe_device(dev)}, engine {model.name}")
         methods = evaluate_into(model, root, staging, sequences=names, baselines=list(baselines), device=dev,
-                                max_frames=max_frames, progress=progress, verbose=False, checkpoint=ckpt)
+                                mode=tracker_cfg.mode, cfg=tracker_cfg, max_frames=max_frames, progress=progress,
+                                verbose=False, checkpoint=ckpt)
         table = format_table({m: r["summary"] for m, r in methods.items()},
                              columns=("JF_M", "J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "fps"))
         print("\nJ&F on", "DAVIS-2016 val" if real else "synthetic val", "(percent; fps = frames/s):")
         print(table)
         write_text(staging / "summary.txt", table + "\n")
-        sequence_gif(staging / f"{names[0]}.gif", model, root, names[0], max_frames=max_frames, device=dev)
+        sequence_gif(staging / f"{names[0]}.gif", model, root, names[0], max_frames=max_frames, device=dev,
+                     cfg=tracker_cfg)
     gif = out / f"{names[0]}.gif"
-    model_method = MODEL_METHODS["search"]
+    model_method = MODEL_METHODS[tracker_cfg.mode]
     jf = methods[model_method]["summary"]["JF_M"]
     print(f"\n{model_method} J&F mean {100 * jf:.1f}; wrote {out}/results.json, {out}/summary.txt, {gif}")
     return {"data": "real" if real else "synthetic", "sequences": names, "methods": methods, "gif": gif}

@@ -17,10 +17,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from siampolar_lib.geometry.boxes import validate_box
+from siampolar_lib.tracking.config import TrackerConfig
 from siampolar_lib.tracking.engine import make_engine
 from siampolar_lib.tracking.loop import track_frames, track_sequence
 from siampolar_lib.tracking.multi import MultiTracker, label_map
-from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
+from siampolar_lib.tracking.tracker import Tracker
 from siampolar_lib.video_writers import write_video
 from siampolar_lib.viz import render_objects, render_results, render_track
 

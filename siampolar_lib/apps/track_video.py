@@ -29,6 +29,7 @@ from siampolar_lib.outputs import (
     is_empty_folder,
     owned_output,
 )
+from siampolar_lib.tracking.config import TrackerConfig
 from siampolar_lib.tracking.engine import DEFAULT_ENGINE, make_engine
 from siampolar_lib.tracking.loop import track_sequence
 from siampolar_lib.tracking.multi import MultiTracker, label_map
@@ -153,12 +154,14 @@ def _track_stream(tracker: MultiTracker, video, boxes: np.ndarray, max_frames: i
 
 def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xywh, out: str | os.PathLike, *,
                 device: str = "auto", max_frames: int | None = None, progress: bool = True,
-                overwrite: bool | None = None, engine: str = DEFAULT_ENGINE) -> dict:
+                overwrite: bool | None = None, engine: str = DEFAULT_ENGINE,
+                tracker_cfg: TrackerConfig = TrackerConfig()) -> dict:
     """Track a video file or frame folder from first-frame boxes; write the overlay video and mask PNGs.
 
     box_xywh: one box (4,) or "x,y,w,h", or several (N, 4): one object each, palette PNGs (module docstring);
     the frame is decoded once and each object tracked with its own template. engine: "onnxruntime" or "torch"
-    (`tracking.engine.make_engine`; torch, with a one-line message, when the network cannot be exported).
+    (`tracking.engine.make_engine`; torch, with a one-line message, when the network cannot be exported);
+    tracker_cfg: every object's TrackerConfig.
     Streams: frames are read one at a time and each frame's mask and overlay are written at once, so memory
     does not grow with the video's length. Every argument (box, outputs, source, checkpoint) is checked
     before the first frame is read. Outputs are written to temporary names and renamed when the last frame
@@ -177,7 +180,7 @@ def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xyw
     check_source(video)
     frame_names(video, max_frames)  # a folder's frames: no broken link, no two with one name (one mask each)
     dev = pick_device(device)
-    tracker = MultiTracker(make_engine(load_model(checkpoint, device=dev), engine, dev))  # one engine, every object
+    tracker = MultiTracker(make_engine(load_model(checkpoint, device=dev), engine, dev), tracker_cfg)  # one engine
     folder_out = not Path(out).suffix
     target = Path(out) if folder_out else masks_dir
     # A file --out writes the video beside the mask folder: lock both; its VideoSink temp (atomic_write's

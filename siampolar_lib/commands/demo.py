@@ -7,6 +7,7 @@ from siampolar_lib.apps.demo import DEMO_BASELINES, run_demo
 from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.errors import UserError
 from siampolar_lib.tracking.baselines import BASELINES as BASELINE_NAMES
+from siampolar_lib.tracking.config import TrackerConfig
 from siampolar_lib.tracking.engine import DEFAULT_ENGINE, ENGINES
 
 
@@ -26,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
                     help=f"network runtime (default {DEFAULT_ENGINE}; torch is the fallback)")
     ap.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
+    ap.add_argument("--tracker-config", default=None, metavar="FILE",
+                    help="TrackerConfig as YAML (any subset of configs/tracker.yaml's keys; default: the defaults)")
     args = ap.parse_args(argv)
+    cfg = TrackerConfig.from_yaml(args.tracker_config) if args.tracker_config else TrackerConfig()
     seqs: list[str] | int | None = None
     if args.sequences is not None:
         text = args.sequences.strip()
@@ -39,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--baselines: unknown baseline(s) {', '.join(unknown)}; "
                         f"choose from {', '.join(BASELINE_NAMES)}")
     run_demo(args.out, checkpoint=args.checkpoint, sequences=seqs, max_frames=args.max_frames, baselines=baselines,
-             device=args.device, progress=not args.no_progress, overwrite=args.overwrite, engine=args.engine)
+             device=args.device, progress=not args.no_progress, overwrite=args.overwrite, engine=args.engine,
+             tracker_cfg=cfg)
     return 0
 
 

@@ -3,6 +3,8 @@
 The command line over `siampolar_lib.evaluation.evaluate`: arguments, output checks, one call into the library."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.device import pick_device
 from siampolar_lib.errors import UserError
@@ -10,6 +12,7 @@ from siampolar_lib.evaluation.evaluate import MODEL_METHODS, check_eval_output, 
 from siampolar_lib.evaluation.metrics import check_min_frames
 from siampolar_lib.paths import davis_root as resolve_root
 from siampolar_lib.tracking.baselines import BASELINES as BASELINE_NAMES
+from siampolar_lib.tracking.config import TrackerConfig
 from siampolar_lib.tracking.engine import DEFAULT_ENGINE, ENGINES, make_engine
 
 
@@ -26,7 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="output folder for PNGs and results.json (new or empty)")
     ap.add_argument("--overwrite", action="store_true", help="replace a non-empty --out (as a whole, when done)")
     ap.add_argument("--baselines", default="", help=f"comma-separated, from {','.join(BASELINE_NAMES)}")
-    ap.add_argument("--mode", default="search", choices=sorted(MODEL_METHODS), help="tracker mode")
+    ap.add_argument("--mode", default=None, choices=sorted(MODEL_METHODS),
+                    help="tracker mode (default: the --tracker-config file's, else search; given, it wins)")
+    ap.add_argument("--tracker-config", default=None, metavar="FILE",
+                    help="TrackerConfig as YAML (any subset of configs/tracker.yaml's keys; default: the defaults)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     ap.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
                     help=f"network runtime for the model (default {DEFAULT_ENGINE}; torch is the fallback)")
@@ -38,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     if seqs == []:
         raise UserError(f"--sequences {args.sequences!r} names no sequence: give names, or leave it out for the split")
     # Every argument is checked before the model is loaded or a frame is read.
+    cfg = TrackerConfig.from_yaml(args.tracker_config) if args.tracker_config else TrackerConfig()
+    cfg = replace(cfg, mode=args.mode) if args.mode else cfg
     check_min_frames(args.max_frames)
     unknown = [b for b in baselines if b not in BASELINE_NAMES]
     if unknown:
@@ -52,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.checkpoint or args.model:  # the runtime is chosen here, once (exported once per weights, cached)
         engine = make_engine(load_tracker_model(args.checkpoint, args.model, dev), args.engine, dev)
     evaluate_tracker(engine, args.davis_root, args.out, split=args.split, sequences=seqs, baselines=baselines,
-                     mode=args.mode, device=dev, max_frames=args.max_frames, progress=not args.no_progress,
+                     mode=cfg.mode, cfg=cfg, device=dev, max_frames=args.max_frames, progress=not args.no_progress,
                      overwrite=args.overwrite, checkpoint=args.checkpoint)
     print(f"\nwrote {args.out}/<method>/<sequence>/*.png, results.json and global_results-{args.split}.csv")
     return 0

@@ -7,6 +7,7 @@ import numpy as np
 
 from siampolar_lib.apps.track_video import parse_box, track_video
 from siampolar_lib.commands.cli import ArgumentParser, cli_main, join_negative_values
+from siampolar_lib.tracking.config import TrackerConfig
 from siampolar_lib.tracking.engine import DEFAULT_ENGINE, ENGINES
 
 
@@ -25,11 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     ap.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
                     help=f"network runtime (default {DEFAULT_ENGINE}; torch is the fallback)")
+    ap.add_argument("--tracker-config", default=None, metavar="FILE",
+                    help="TrackerConfig as YAML (any subset of configs/tracker.yaml's keys; default: the defaults)")
     args = ap.parse_args(join_negative_values(argv, ["--box"]))
     boxes = np.stack([parse_box(b) for b in args.box])
+    cfg = TrackerConfig.from_yaml(args.tracker_config) if args.tracker_config else TrackerConfig()
     summary = track_video(args.checkpoint, args.video, boxes, args.out, device=args.device,
                           max_frames=args.max_frames, progress=not args.no_progress, overwrite=args.overwrite,
-                          engine=args.engine)
+                          engine=args.engine, tracker_cfg=cfg)
     objects = f", {summary['objects']} objects" if summary["objects"] > 1 else ""
     print(f"tracked {summary['frames']} frames{objects} at {summary['fps']} fps with {summary['engine']} "
           f"({summary['lost']} lost); "

@@ -26,9 +26,10 @@ from siampolar_lib.geometry.boxes import mask_to_box
 from siampolar_lib.geometry.crops import context_side
 from siampolar_lib.geometry.polar import mass_centre
 from siampolar_lib.splits import VALIDATION_FOLD_SEQUENCES
+from siampolar_lib.tracking.config import TrackerConfig
 from siampolar_lib.tracking.engine import as_engine
 from siampolar_lib.tracking.scoring import MIN_SIDE, network_share, polygon_boxes
-from siampolar_lib.tracking.tracker import Tracker, TrackerConfig, TrackResult
+from siampolar_lib.tracking.tracker import Tracker, TrackResult
 
 MODES = ("truth_crop", "truth_centre", "tracker")
 

@@ -39,8 +39,9 @@ from siampolar_lib.outputs import check_output_apart, check_output_folder, is_em
 from siampolar_lib.paths import davis_root as resolve_root
 from siampolar_lib.tracking.baselines import BASELINES as BASELINE_NAMES
 from siampolar_lib.tracking.baselines import make_baseline
+from siampolar_lib.tracking.config import TrackerConfig
 from siampolar_lib.tracking.engine import Engine, as_engine
-from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
+from siampolar_lib.tracking.tracker import Tracker
 from siampolar_lib.training.checkpoint import load_model
 
 MODEL_METHODS = {"search": "siampolar", "full_frame": "siampolar_full_frame"}

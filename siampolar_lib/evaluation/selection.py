@@ -32,8 +32,9 @@ from siampolar_lib.evaluation.sequence import load_eval_sequence, track_and_scor
 from siampolar_lib.geometry.boxes import box_iou, mask_to_box
 from siampolar_lib.paths import davis_train_sample_root
 from siampolar_lib.splits import REAL_VAL_SEQUENCES, VALIDATION_FOLD_SEQUENCES
+from siampolar_lib.tracking.config import TrackerConfig
 from siampolar_lib.tracking.engine import as_engine
-from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
+from siampolar_lib.tracking.tracker import Tracker
 from siampolar_lib.training.checkpoint import load_model
 
 # pysot's published settings with thresholds: always tuning's first row, so its table says whether tuning beats them.

@@ -1,6 +1,7 @@
 """Tracking: the SiamPolar tracker and what runs it.
 
-- `tracker`: `Tracker` (pysot API `init(frame, box)` / `track(frame)`), `TrackerConfig`, `TrackResult`
+- `tracker`: `Tracker` (pysot API `init(frame, box)` / `track(frame)`), `TrackResult`
+- `config`: `TrackerConfig` and its YAML form (`from_yaml` / `to_yaml`; the defaults in configs/tracker.yaml)
 - `loop`: the one tracking loop, `track_sequence` (frames read lazily), and `track_frames` (a list)
 - `scoring`: the pure maths that picks the location (change penalty, cosine window, final score, best over levels)
 - `engine`: the network step in PyTorch or ONNX Runtime (`make_engine`)

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from siampolar_lib.geometry.boxes import validate_box
+from siampolar_lib.tracking.config import TrackerConfig
 from siampolar_lib.tracking.engine import Engine, as_engine
-from siampolar_lib.tracking.tracker import Tracker, TrackerConfig, TrackResult
+from siampolar_lib.tracking.tracker import Tracker, TrackResult
 
 
 def label_map(results: list[TrackResult], shape: tuple[int, int]) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 `Tracker` has the pysot API (`init(frame, box)`, `track(frame)`); `tracking.loop` runs one over a video.
 
-Two modes (TrackerConfig.mode):
+Two modes (TrackerConfig.mode; the settings and their YAML form: `tracking.config`):
 - "search" (default, pysot/SiamCAR style, docs/design.md): a search crop (model.config.search_size) centred on the
   previous state with context, score = sigmoid(cls) x sigmoid(ctr), a scale/aspect change penalty and a
   cosine window (the maths: `tracking.scoring`), the best location's rays decoded to a polygon, smooth state
@@ -28,6 +28,7 @@ from siampolar_lib.geometry.crops import context_side, crop_square
 from siampolar_lib.geometry.polar import NUM_RAYS, mask_to_rays, polygon_to_mask, rays_to_polygon
 from siampolar_lib.geometry.refine import refine_side
 from siampolar_lib.geometry.voting import vote_mask
+from siampolar_lib.tracking.config import TrackerConfig
 from siampolar_lib.tracking.engine import Engine, as_engine
 from siampolar_lib.tracking.loop import track_frames  # noqa: F401 (notebook 07 imports it from here)
 from siampolar_lib.tracking.scoring import (  # noqa: F401 (change, polygon_boxes: notebook 07 imports them here)
@@ -37,45 +38,6 @@ from siampolar_lib.tracking.scoring import (  # noqa: F401 (change, polygon_boxe
     polygon_boxes,
     subcell_location,
 )
-
-
-@dataclass(frozen=True)
-class TrackerConfig:
-    """Tracker hyper-parameters (tune on DAVIS train sequences only, never on the evaluation fold).
-
-    Crop sizes and context are the model's (`model.config`), not the tracker's. How the defaults were tuned:
-    checkpoints/README.md.
-    """
-
-    mode: str = "search"  # "search" (crop around the previous state) or "full_frame" (reference behaviour)
-    penalty_k: float = 0.04  # scale/aspect change penalty exp(-(r_c s_c - 1) k)
-    window_influence: float = 0.3  # weight lambda of the cosine window in the final score
-    size_lr: float = 0.6  # size smoothing rate: the size moves by penalty x score x size_lr towards the new one
-    lost_score: float = 0.01  # best score (cls x ctr) below this: the target is lost, the state is kept
-    empty_score: float = 0.0  # best score below this for `empty_after` frames in a row: an empty mask (0: never)
-    empty_after: int = 1  # consecutive very-low-score frames before the mask is emptied
-    lost_growth: float = 1.5  # search side multiplied by this for each lost frame...
-    max_growth: float = 3.0  # ...up to this factor of the normal side
-    min_size: float = 10.0  # smallest target side kept in the state, frame pixels (pysot clamps at 10)
-    vote_radius: int = 0  # mask = score-weighted vote of the polygons within this many cells of the best (0: off)
-    vote_threshold: float = 0.5  # share of the vote weight a pixel needs to be kept
-    ray_scale: float = 1.0  # every predicted ray is multiplied by this before the mask is drawn
-    refine: bool = True  # run the network's object-scale refinement stage on the polygon, when it has one
-    subcell: bool = False  # move the chosen location to the vertex of a parabola through the final scores (< 1/2 cell)
-    state_grid: float = 0.25  # frame px: the state's centre and size rounded to it after each update (0: off)
-
-    def __post_init__(self):
-        if self.mode not in ("search", "full_frame"):
-            raise ValueError(f"TrackerConfig.mode must be 'search' or 'full_frame', got {self.mode!r}")
-        if self.vote_radius < 0 or not 0.0 < self.vote_threshold <= 1.0 or self.ray_scale <= 0:
-            raise ValueError("vote_radius must be >= 0, vote_threshold in (0, 1] and ray_scale > 0, got "
-                             f"{self.vote_radius}, {self.vote_threshold}, {self.ray_scale}")
-        if not 0.0 <= self.window_influence <= 1.0:
-            raise ValueError(f"window_influence must lie in [0, 1], got {self.window_influence}")
-        if not self.state_grid >= 0.0:
-            raise ValueError(f"state_grid must be >= 0 frame pixels (0: off), got {self.state_grid}")
-        if self.empty_score > self.lost_score:
-            raise ValueError(f"empty_score {self.empty_score} must not exceed lost_score {self.lost_score}")
 
 
 @dataclass
