@@ -22,7 +22,7 @@ from siampolar_lib.data.pairs import PairConfig
 from siampolar_lib.models.config import CONFIGS, QUICK, ModelConfig, get_config, to_plain, to_tuples
 from siampolar_lib.training.losses import LossConfig
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
+PRESET_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
 @dataclass(frozen=True)
