@@ -26,9 +26,10 @@ from siampolar_lib.evaluation.sequence import load_eval_sequence, run_sequence
 from siampolar_lib.geometry.polar import mask_iou
 from siampolar_lib.paths import checkpoints_dir, davis_train_sample_root
 from siampolar_lib.splits import VALIDATION_FOLD_SEQUENCES
+from siampolar_lib.tracking.config import TrackerConfig
 from siampolar_lib.tracking.engine import OrtEngine, TorchEngine
 from siampolar_lib.tracking.onnx_cache import cached_export
-from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
+from siampolar_lib.tracking.tracker import Tracker
 from siampolar_lib.training.checkpoint import load_model
 
 RUNS = (("torch", 2), ("torch", 1), ("onnxruntime", 2), ("onnxruntime", 1))

@@ -26,9 +26,10 @@ from siampolar_lib.device import describe_device, pick_device
 from siampolar_lib.geometry.boxes import mask_to_box
 from siampolar_lib.geometry.crops import context_side, crop_square
 from siampolar_lib.paths import davis_available, davis_root
+from siampolar_lib.tracking.config import TrackerConfig
 from siampolar_lib.tracking.engine import to_tensor
 from siampolar_lib.tracking.loop import track_sequence
-from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
+from siampolar_lib.tracking.tracker import Tracker
 
 TARGET_FPS = 25.0
 TARGET_RATIO = 0.85

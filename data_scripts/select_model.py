@@ -21,7 +21,7 @@ from siampolar_lib.evaluation.selection import check_train_sequences, fold_score
 from siampolar_lib.io import write_text
 from siampolar_lib.paths import davis_train_sample_root
 from siampolar_lib.splits import VALIDATION_FOLD_SEQUENCES
-from siampolar_lib.tracking.tracker import TrackerConfig
+from siampolar_lib.tracking.config import TrackerConfig
 from siampolar_lib.training.checkpoint import load_model
 
 

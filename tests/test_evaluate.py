@@ -15,7 +15,8 @@ from siampolar_lib.evaluation.evaluate import evaluate_tracker
 from siampolar_lib.evaluation.metrics import stat_keys
 from siampolar_lib.geometry.boxes import mask_to_box
 from siampolar_lib.io import read_mask_png
-from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
+from siampolar_lib.tracking.config import TrackerConfig
+from siampolar_lib.tracking.tracker import Tracker
 
 SEQ = "blackswan"
 

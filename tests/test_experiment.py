@@ -12,7 +12,9 @@ from siampolar_lib.data.pairs import PairConfig
 from siampolar_lib.geometry.boxes import mask_to_box
 from siampolar_lib.models.config import LITE0, QUICK, get_config
 from siampolar_lib.splits import VALIDATION_FOLD_SEQUENCES
-from siampolar_lib.tracking.tracker import Tracker, TrackerConfig, track_frames
+from siampolar_lib.tracking.config import TrackerConfig
+from siampolar_lib.tracking.loop import track_frames
+from siampolar_lib.tracking.tracker import Tracker
 from siampolar_lib.training.checkpoint import load_checkpoint, load_model
 from siampolar_lib.training.config import OptimConfig, TrainConfig, load_preset
 from siampolar_lib.training.train import train

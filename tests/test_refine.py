@@ -14,7 +14,8 @@ from siampolar_lib.geometry.polar import mask_to_rays, polygon_to_mask
 from siampolar_lib.geometry.refine import MIN_SIDE, REFINE_MARGIN, flip_rays, refine_side, smooth_rays
 from siampolar_lib.models.config import get_config
 from siampolar_lib.models.siampolar import SiamPolar
-from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
+from siampolar_lib.tracking.config import TrackerConfig
+from siampolar_lib.tracking.tracker import Tracker
 from siampolar_lib.training.checkpoint import load_model, save_checkpoint, with_stage
 
 

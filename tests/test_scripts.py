@@ -176,7 +176,7 @@ def test_learning_curve_with_a_stage_only_on_the_same_early_blocks(synthetic_dav
 
 def test_fold_scores_refuse_val_sequences(quick_checkpoint):
     from siampolar_lib.errors import UserError
-    from siampolar_lib.evaluation.evaluate import fold_scores
+    from siampolar_lib.evaluation.selection import fold_scores
 
     with pytest.raises(UserError, match="val sequences"):
         fold_scores(build_model("quick", pretrained=False), names=["dog-agility", "blackswan"])

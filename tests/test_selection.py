@@ -18,7 +18,7 @@ from siampolar_lib.evaluation.selection import (
     tuned_values,
 )
 from siampolar_lib.tracking.baselines import make_baseline
-from siampolar_lib.tracking.tracker import TrackerConfig
+from siampolar_lib.tracking.config import TrackerConfig
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,9 @@ import pytest
 
 from siampolar_lib import build_model
 from siampolar_lib.models.grid import location_grid
-from siampolar_lib.tracking.tracker import Tracker, TrackerConfig, polygon_boxes
+from siampolar_lib.tracking.config import TrackerConfig
+from siampolar_lib.tracking.scoring import polygon_boxes
+from siampolar_lib.tracking.tracker import Tracker
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,9 @@ from siampolar_lib.geometry.crops import SEARCH_SIZE, context_side
 from siampolar_lib.geometry.polar import mask_iou, mask_to_rays, polygon_to_mask, ray_angles, rays_to_polygon
 from siampolar_lib.models.config import LITE0
 from siampolar_lib.models.grid import location_grid
-from siampolar_lib.tracking.tracker import Tracker, TrackerConfig, cosine_window
+from siampolar_lib.tracking.config import TrackerConfig
+from siampolar_lib.tracking.scoring import cosine_window
+from siampolar_lib.tracking.tracker import Tracker
 
 R = 36
 

@@ -8,7 +8,8 @@ import torch
 from siampolar_lib import build_model
 from siampolar_lib.geometry.polar import polygon_to_mask, rays_to_polygon
 from siampolar_lib.geometry.voting import vote_mask
-from siampolar_lib.tracking.tracker import Tracker, TrackerConfig
+from siampolar_lib.tracking.config import TrackerConfig
+from siampolar_lib.tracking.tracker import Tracker
 
 
 def _square(cx: float, cy: float, half: float) -> np.ndarray:

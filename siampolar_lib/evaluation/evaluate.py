@@ -31,7 +31,6 @@ from siampolar_lib.device import describe_device, pick_device
 from siampolar_lib.errors import DavisError, UserError
 from siampolar_lib.evaluation.metrics import check_min_frames, mean_over_sequences
 from siampolar_lib.evaluation.report import format_table, write_davis_csvs, write_results_json
-from siampolar_lib.evaluation.selection import fold_scores  # noqa: F401 (notebooks 06 and 07 import it from here)
 from siampolar_lib.evaluation.sequence import load_eval_sequence, track_and_score
 from siampolar_lib.io import package_version, sha256, write_mask_png, write_text
 from siampolar_lib.models.siampolar import build_model

@@ -30,12 +30,9 @@ from siampolar_lib.geometry.refine import refine_side
 from siampolar_lib.geometry.voting import vote_mask
 from siampolar_lib.tracking.config import TrackerConfig
 from siampolar_lib.tracking.engine import Engine, as_engine
-from siampolar_lib.tracking.loop import track_frames  # noqa: F401 (notebook 07 imports it from here)
-from siampolar_lib.tracking.scoring import (  # noqa: F401 (change, polygon_boxes: notebook 07 imports them here)
+from siampolar_lib.tracking.scoring import (
     best_location,
-    change,
     cosine_window,
-    polygon_boxes,
     subcell_location,
 )
 
