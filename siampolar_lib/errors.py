@@ -1,7 +1,7 @@
 """The library's error types, in one module that imports nothing (so every command line can catch them cheaply).
 
-Each message names the file or argument at fault and the problem; `cli.cli_main` prints any of them as one line,
-`error: <message>`, with exit status 2.
+Each message names the file or argument at fault and the problem; `commands.cli.cli_main` prints any of them as
+one line, `error: <message>`, with exit status 2.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ any other OUT is a folder that gets `overlay.mp4` and `masks/`. One mask PNG per
 the tracker starts from a box, not a mask: 0/255 for one `--box`; with several (`--box`
 repeated) DAVIS-2017 palette PNGs, 0 background and k for the k-th box (overlaps go to the higher score), and
 an overlay with a colour per object. `--engine onnxruntime` (the default) runs the network in ONNX Runtime
-(exported once and cached, `tracking.export`); `--engine torch` in PyTorch.
+(exported once and cached, `tracking.onnx_export`); `--engine torch` in PyTorch.
 """
 from __future__ import annotations
 

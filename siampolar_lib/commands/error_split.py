@@ -17,7 +17,7 @@ from siampolar_lib.training.checkpoint import load_model
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (2 for bad input, with a one-line message)."""
-    ap = ArgumentParser(prog="python -m siampolar_lib.evaluation.error_split", description=__doc__.splitlines()[0])
+    ap = ArgumentParser(prog="siampolar-error-split", description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", required=True, help="a SiamPolar checkpoint (.pt)")
     ap.add_argument("--davis-root", default=None, help="default: the DAVIS-2016 train sample")
     ap.add_argument("--sequences", default=",".join(VALIDATION_FOLD_SEQUENCES), help="comma-separated train sequences")

@@ -13,8 +13,8 @@ from siampolar_lib.training.train import train
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    """Command line -> TrainConfig: flags generated from the config dataclasses (see `experiment`)."""
-    p = ArgumentParser(prog="python -m siampolar_lib.training.train", description=__doc__.splitlines()[0],
+    """Command line -> TrainConfig: flags generated from the config dataclasses (`commands.train_flags`)."""
+    p = ArgumentParser(prog="siampolar-train", description=__doc__.splitlines()[0],
                        allow_abbrev=False)
     add_flags(p)
     a = p.parse_args(argv)

@@ -13,7 +13,7 @@ DEFAULTS = {f.name: f.default for f in dataclasses.fields(RefineConfig)}
 
 def parse_args(argv: list[str] | None = None) -> RefineConfig:
     """The command's arguments as a RefineConfig (whose checks refuse a bad value in one line)."""
-    p = ArgumentParser(prog="python -m siampolar_lib.commands.train_refine", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="siampolar-train-refine", description=__doc__.splitlines()[0])
     p.add_argument("--init-from", required=True, help="a SiamPolar checkpoint (with or without a refinement stage)")
     p.add_argument("--data", action="append", required=True, help="a DAVIS root or davis2coco JSON (repeat)")
     p.add_argument("--exclude-sequences", default=",".join(DEFAULTS["exclude_sequences"]),

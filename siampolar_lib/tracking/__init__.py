@@ -5,7 +5,8 @@
 - `loop`: the one tracking loop, `track_sequence` (frames read lazily), and `track_frames` (a list)
 - `scoring`: the pure maths that picks the location (change penalty, cosine window, final score, best over levels)
 - `engine`: the network step in PyTorch or ONNX Runtime (`make_engine`)
-- `export`: the ONNX export behind the `onnxruntime` engine (`siampolar-export-onnx`)
+- `onnx_graphs`, `onnx_export`, `onnx_cache`: the graphs, their export and the private cache behind the `onnxruntime`
+  engine (`siampolar-export-onnx`)
 - `multi`: several targets in one video (`MultiTracker`, `label_map`)
 - `baselines`: static box, oracle box, polar bound and CSRT, with the tracker's API
 """

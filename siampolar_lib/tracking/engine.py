@@ -13,7 +13,8 @@ The engine returns the template state instead of keeping it, so several targets 
 one ONNX Runtime session). The engine is built once, at the edge: commands and apps turn an `--engine` string into
 one with `make_engine`; library functions (Tracker, MultiTracker, evaluation) take a network or an Engine
 (`as_engine`). `make_engine(model, "onnxruntime")` exports the network once per set of weights
-(`tracking.export`, cached on disk) and falls back to torch, with a one-line message, when it cannot.
+(`tracking.onnx_export`, cached on disk by `tracking.onnx_cache`) and falls back to torch, with a one-line message,
+when it cannot.
 """
 from __future__ import annotations
 

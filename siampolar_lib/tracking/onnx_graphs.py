@@ -1,4 +1,4 @@
-"""The graphs `tracking.export` writes, as modules, and their check against PyTorch in ONNX Runtime.
+"""The graphs `tracking.onnx_export` writes, as modules, and their check against PyTorch in ONNX Runtime.
 
     TemplateStep  z (1, 127, 127, 3) uint8 RGB -> per level template features (1, C, k, k)
     SearchStep    x (1, 255, 255, 3) uint8 RGB, template features -> per level score (H, W), rays (R, H, W)
