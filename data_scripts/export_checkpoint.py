@@ -9,7 +9,8 @@ kept, so a campaign's lineage survives the machine its run folders were on. The 
 network is written to --out without optimiser state (loads with `torch.load(..., weights_only=True)`); its
 step is the total over all runs and its meta lists every run's training configuration. Beside it:
 `<stem>_train_log.csv` (the runs' logs one after another, steps running on) and `<stem>_loss_curve.png`.
-Prints the file's size and sha256. Every file is written to a temporary name and renamed.
+Prints the file's size and sha256. Every file is written to a temporary name and renamed. An earlier export's files
+are replaced only with --overwrite, and no output may be, contain or lie inside a --runs folder.
 """
 from __future__ import annotations
 
@@ -19,17 +20,17 @@ from pathlib import Path
 from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.errors import UserError
 from siampolar_lib.io import sha256
-from siampolar_lib.outputs import check_output_file
+from siampolar_lib.outputs import check_output_apart, check_output_file
 from siampolar_lib.training.checkpoint import checkpoint_log, export_weights, load_checkpoint
 from siampolar_lib.training.log import concat_logs, save_loss_curve, write_log
 
 
-def export_runs(runs: list[Path], out: Path) -> dict:
-    """Export runs[-1]/last.pt to out with the concatenated log and curve.
+def export_runs(runs: list[Path], out: Path, overwrite: bool = False) -> dict:
+    """Export runs[-1]/last.pt to out with the concatenated log and curve (earlier ones replaced only if overwrite).
 
     Returns {"checkpoint", "log", "curve": Path, "steps": int (total), "phases": [(run folder, steps), ...]}.
     """
-    check_export_outputs(runs, out)
+    check_export_outputs(runs, out, overwrite)
     phases, logs = [], []
     for run in runs:
         ckpt_path, log_path = run / "last.pt", run / "train_log.csv"
@@ -61,16 +62,22 @@ def export_runs(runs: list[Path], out: Path) -> dict:
             "phases": [(p["run"], p["steps"]) for p in phases]}
 
 
-def check_export_outputs(runs: list[Path], out: Path) -> None:
-    """Validate --out before anything is read: a .pt file path (not a folder), and never one of the inputs."""
+def check_export_outputs(runs: list[Path], out: Path, overwrite: bool = False) -> None:
+    """Validate --out before anything is read: a .pt file path (not a folder), apart from every --runs folder
+    (`outputs.check_output_apart`), and its three files not an earlier export's unless overwrite."""
     check_output_file(out)
     if out.suffix != ".pt":
         raise UserError(f"{out}: --out must be a .pt file name")
-    sources = {(r / name).resolve() for r in runs for name in ("last.pt", "train_log.csv", "loss_curve.png")}
-    for path in (out, out.with_name(out.stem + "_train_log.csv"), out.with_name(out.stem + "_loss_curve.png")):
+    outputs = (out, out.with_name(out.stem + "_train_log.csv"), out.with_name(out.stem + "_loss_curve.png"))
+    for path in outputs:
         check_output_file(path)
-        if path.resolve() in sources:
-            raise UserError(f"{path}: the export would overwrite one of its --runs inputs; choose another --out")
+        for run in runs:
+            check_output_apart(path, {"--runs": run})
+    held = [str(p) for p in outputs if p.exists() or p.is_symlink()]
+    if held and not overwrite:
+        raise UserError(f"{held[0]}: already exists (an earlier export?); pass --overwrite to replace "
+                        f"{'it' if len(held) == 1 else 'them (' + ', '.join(Path(h).name for h in held) + ')'}, "
+                        "or choose another --out")
 
 
 @cli_main
@@ -78,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog="export_checkpoint.py", description=__doc__.splitlines()[0])
     p.add_argument("--runs", nargs="+", required=True, type=Path, help="run folders, in training order")
     p.add_argument("--out", required=True, type=Path, help="the model-only checkpoint to write (.pt)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier export's .pt, log and curve")
     a = p.parse_args(argv)
-    done = export_runs(a.runs, a.out)
+    done = export_runs(a.runs, a.out, a.overwrite)
     for run, steps in done["phases"]:
         print(f"{run}: {steps} steps")
     size = done["checkpoint"].stat().st_size / 2**20

@@ -9,7 +9,8 @@
 "refine" entry (the stage's steps, samples, log, its file's sha256 and the first stage's), and the stage's log beside
 it as
 `<stem>_refine_log.csv`. The first stage's own `<stem>_train_log.csv` is left as it is. Every file is written to
-a temporary name and renamed; --out may not be one of the inputs.
+a temporary name and renamed; --out may not be, contain or lie inside an input, and an earlier export's files are
+replaced only with --overwrite.
 """
 from __future__ import annotations
 
@@ -22,18 +23,27 @@ import torch
 from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.errors import UserError
 from siampolar_lib.io import atomic_write, sha256
-from siampolar_lib.outputs import check_output_file
+from siampolar_lib.outputs import check_output_apart, check_output_file
 from siampolar_lib.training.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 
 
-def export_refined(stage: Path, log: Path, first: Path, out: Path) -> dict:
-    """Write out (+ its _refine_log.csv) from the stage checkpoint and the first stage's; returns {checkpoint, log}."""
+def export_refined(stage: Path, log: Path, first: Path, out: Path, overwrite: bool = False) -> dict:
+    """Write out (+ its _refine_log.csv) from the stage checkpoint and the first stage's; returns {checkpoint, log}.
+
+    Refused before anything is read: an output that is, contains or lies inside an input, or that exists already
+    (an earlier export) unless overwrite.
+    """
     check_output_file(out)
     log_out = out.with_name(out.stem + "_refine_log.csv")
     inputs = {p.resolve() for p in (stage, log, first)}
     for path in (out, log_out):
         if path.resolve() in inputs:
             raise UserError(f"{path}: the export would overwrite one of its inputs; choose another --out")
+        check_output_apart(path, {"--stage": stage, "--log": log, "--first-stage": first})
+    held = [p for p in (out, log_out) if p.exists() or p.is_symlink()]
+    if held and not overwrite:
+        raise UserError(f"{held[0]}: already exists (an earlier export?); pass --overwrite to replace "
+                        f"{', '.join(p.name for p in held)}, or choose another --out")
     if not log.is_file():
         raise UserError(f"{log}: no such training log")
     s_ckpt, f_ckpt = load_checkpoint(stage), load_checkpoint(first)
@@ -60,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log", required=True, type=Path, help="that run's train_log.csv")
     p.add_argument("--first-stage", required=True, type=Path, help="the checkpoint the stage was trained from")
     p.add_argument("--out", required=True, type=Path, help="the model-only checkpoint to write (.pt)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier export's .pt and _refine_log.csv")
     a = p.parse_args(argv)
-    done = export_refined(a.stage, a.log, a.first_stage, a.out)
+    done = export_refined(a.stage, a.log, a.first_stage, a.out, a.overwrite)
     size = done["checkpoint"].stat().st_size / 2**20
     print(f"wrote {done['checkpoint']} ({size:.1f} MB, sha256 {sha256(done['checkpoint'])}) and {done['log']}")
     return 0

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from siampolar_lib.commands.cli import ArgumentParser, cli_main
+from siampolar_lib.data.davis import check_sequence_names
 from siampolar_lib.errors import UserError
 from siampolar_lib.evaluation.selection import fold_scores
 from siampolar_lib.io import atomic_write, write_text
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n in a.sequences.split(",") if n.strip()]
     if not names:
         raise UserError(f"--sequences {a.sequences!r}: name at least one sequence")
+    check_sequence_names(names, "--sequences")
     points_path = Path(a.points)
     points = json.loads(points_path.read_text()) if points_path.is_file() else []
     root = Path(a.davis_root) if a.davis_root else davis_train_sample_root()

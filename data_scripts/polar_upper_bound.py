@@ -5,7 +5,8 @@
 
 Prints a table (rows: number of rays, columns: centre choice) and optionally writes json
 {"rays": {"36": {"mass": mean_iou, ...}, ...}, "masks": non-empty count, "empty": count, "seconds": wall time}
-(IoU 0..1; a mask without an object is left out, and a set of only empty masks is an error).
+(IoU 0..1; a mask without an object is left out, and a set of only empty masks is an error). An existing --json is
+replaced only with --overwrite, and --json may not be, contain or lie inside --davis-root.
 """
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ import numpy as np
 from tqdm import tqdm
 
 from siampolar_lib.commands.cli import ArgumentParser, cli_main
+from siampolar_lib.data.davis import check_sequence_name, read_sequence_list
 from siampolar_lib.errors import UserError
 from siampolar_lib.geometry.polar import polar_fit_iou
 from siampolar_lib.io import read_mask_png, write_text
-from siampolar_lib.outputs import check_output_file
+from siampolar_lib.outputs import check_output_apart, check_output_file
 from siampolar_lib.paths import davis_root
 
 
@@ -33,7 +35,10 @@ def annotation_files(root: Path, every: int = 1) -> list[Path]:
     if not ann.is_dir():
         raise UserError(f"{ann}: no Annotations/480p folder (is --davis-root a DAVIS folder?)")
     listing = root / "ImageSets" / "2016" / "val.txt"
-    seqs = listing.read_text().split() if listing.is_file() else sorted(p.name for p in ann.iterdir() if p.is_dir())
+    if listing.is_file():
+        seqs = read_sequence_list(listing)  # each one folder name: a path would read outside the root
+    else:
+        seqs = [check_sequence_name(p.name, str(ann)) for p in sorted(ann.iterdir()) if p.is_dir()]
     files = [f for s in seqs for f in sorted((ann / s).glob("*.png"))[::every]]
     if not files:
         raise UserError(f"{ann}: no annotation PNGs found")
@@ -85,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--every", type=int, default=1, help="use every k-th frame (1 = all)")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--json", default=None, help="write the results here (temp file, then rename)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --json")
     a = ap.parse_args(argv)
     rays = parse_list(a.rays, "--rays", int)
     centres = parse_list(a.centres, "--centres")
@@ -95,9 +101,14 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--rays {a.rays!r}: every ray count must be between 3 and 3600 (0.1 degree apart)")
     if a.every < 1 or a.workers < 1:
         raise UserError("--every and --workers must be at least 1")
+    root = davis_root(a.davis_root)
     if a.json:  # checked before the work, not after it
         check_output_file(a.json, "--json")
-    files = annotation_files(davis_root(a.davis_root), a.every)
+        check_output_apart(a.json, {"--davis-root": root}, "--json")
+        if (Path(a.json).exists() or Path(a.json).is_symlink()) and not a.overwrite:
+            raise UserError(f"{a.json}: --json already exists (an earlier run?); pass --overwrite to replace it, "
+                            "or choose another --json")
+    files = annotation_files(root, a.every)
     t0 = time.perf_counter()
     res = upper_bound(files, rays, centres, a.method, a.workers)
     res["seconds"] = round(time.perf_counter() - t0, 1)

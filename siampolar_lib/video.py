@@ -6,10 +6,11 @@ streaming VideoSink) live in `video_writers`.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -20,15 +21,32 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 CORRUPT_JPEG = ("Corrupt JPEG data", "Premature end of JPEG file")  # libjpeg's warnings that pixels are damaged
 
 
+def frame_key(name: str) -> tuple:
+    """Sort key of a frame file name by the numbers in it: '2.jpg' before '10.jpg' (text parts compare as text).
+
+    re.split with a group alternates text and digits, so the same position always holds the same type; the
+    whole name breaks ties ('1.jpg', '01.jpg').
+    """
+    parts = re.split(r"(\d+)", name)
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), name
+
+
+def frame_order(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Frame files in time order: by the numbers in their names (`frame_key`), so unpadded names
+    (1, 2, ..., 10, 11) are not taken as 1, 10, 11, 2; zero-padded names keep their string order."""
+    return sorted((Path(p) for p in paths), key=lambda p: frame_key(p.name))
+
+
 def list_frame_files(folder: str | os.PathLike) -> list[Path]:
-    """The image files of a frame folder, sorted by name; VideoError when there are none or a link is broken.
+    """The image files of a frame folder in time order (`frame_order`); VideoError when there are none or a link
+    is broken.
 
     A link whose target is gone is an error naming it: skipping it would give every later frame's mask the
     name of the frame before.
     """
     folder = Path(folder)
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
-                   and (p.is_file() or (p.is_symlink() and not p.exists())))
+    files = frame_order(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                        and (p.is_file() or (p.is_symlink() and not p.exists())))
     for p in files:
         if not p.is_file():
             raise VideoError(f"{p}: the frame is a broken link (its target {os.readlink(p)} is missing)")

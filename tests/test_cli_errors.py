@@ -154,6 +154,7 @@ def test_5_metrics_errors_are_one_line(tiny_davis, tmp_path, capsys):
     args = ["--gt", str(tiny_davis), "--pred", str(pred), "--out", str(tmp_path / "m"), "--processes", "1"]
     assert score_cmd.main(args) == 0
     capsys.readouterr()
+    args.append("--overwrite")  # the refusals below are the inputs', not the earlier results' (issue 29, 6)
     (pred / seq / "00003.png").unlink()
     refused(capsys, score_cmd.main(args), f"{seq}/00003.png", "missing prediction")
     cv2.imwrite(str(pred / seq / "00003.png"), np.zeros((10, 10), np.uint8))

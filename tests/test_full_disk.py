@@ -89,7 +89,7 @@ def test_evaluate_on_a_full_disk(capsys, disk, tiny_davis):
 def test_davis2coco_on_a_full_disk(capsys, disk, tiny_davis):
     d2c = script("davis2coco")
     args = ["--davis-root", str(tiny_davis), "--out", str(disk / "coco")]
-    rerun_on_full_disk(capsys, disk, lambda again: d2c.main(args), FULL, str(disk / "coco"))  # it replaces its JSONs
+    rerun_on_full_disk(capsys, disk, lambda again: d2c.main(args + ["--overwrite"] * again), FULL, str(disk / "coco"))
 
 
 def test_train_on_a_full_disk(capsys, disk, tiny_davis):

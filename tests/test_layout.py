@@ -27,8 +27,9 @@ ALLOWED = {
     # training.targets: the grid_bound baseline is defined by the training targets' assignment (tracking.baselines);
     # outputs: the ONNX export and cache own their folders like every other output (locks, staging, dead temps)
     "tracking": ("tracking", "geometry", "models", "device", "errors", "io", "outputs", "training.targets"),
+    # video: scoring reads a folder's mask PNGs in frame order (video.frame_order), as tracking read the frames
     "evaluation": ("evaluation", "tracking", "geometry", "models", "training.checkpoint", "data.davis", "device",
-                   "errors", "io", "outputs", "paths", "splits"),
+                   "errors", "io", "outputs", "paths", "splits", "video"),
 }
 ENTRY_POINTS = ("commands",)
 # The floors README's "Layout of the library" lists, bottom up: a module imports from its own floor or below.

@@ -15,6 +15,7 @@ from PIL import Image
 
 from siampolar_lib import io
 from siampolar_lib.commands import score as score_cmd
+from siampolar_lib.errors import UserError
 from siampolar_lib.evaluation import folders
 from siampolar_lib.evaluation import metrics as M
 from siampolar_lib.evaluation.report import format_table, write_results_json
@@ -151,13 +152,13 @@ def test_first_and_last_frames_are_not_scored():
 
 
 @pytest.mark.parametrize("n", [1, 2])
-def test_short_sequences_score_all_frames(n):
+def test_short_sequences_have_nothing_to_score(n):
+    """Frames [1:-1] of 1 or 2 frames are none: refused, not scored on the given first mask (issue 29, 11)."""
     gt = np.stack([box(10, 50, 10, 50)] * n)
     pred = gt.copy()
     pred[-1] = False
-    r = M.evaluate_sequence(pred, gt)
-    assert all(np.isfinite(r[k]) for k in ("J_M", "J_O", "J_D", "F_M", "F_O", "F_D"))
-    assert r["J_M"] == pytest.approx((n - 1) / n)
+    with pytest.raises(UserError, match="nothing to score"):
+        M.evaluate_sequence(pred, gt)
 
 
 def test_pooled_protocol_equals_per_sequence_for_one_sequence_only():

@@ -3,6 +3,7 @@ model, its levels and format; the graphs' sha256 match), exported again otherwis
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ from siampolar_lib.tracking.engine import OrtEngine, TorchEngine
 from siampolar_lib.tracking.onnx_cache import cache_root, cached_export
 from siampolar_lib.tracking.onnx_export import (
     META_NAME,
+    REFINE_NAME,
     SEARCH_NAME,
     TEMPLATE_NAME,
     export_onnx,
@@ -161,6 +163,23 @@ def test_a_meta_that_does_not_parse_or_match_is_exported_again(model, good, cach
     (folder / META_NAME).write_text(edit((folder / META_NAME).read_text()))
     assert cached_export(model) == folder and len(copy_export) == 1
     reexported_once(capsys, folder, model, why)
+
+
+@pytest.mark.parametrize("listed", ["hashed", "wrong-hash"])
+def test_a_planted_refine_graph_of_a_model_without_one_is_exported_again(model, good, cache, capsys, copy_export,
+                                                                         listed):
+    """issue 29 (9): a refine.onnx the meta lists for a model without a refinement stage was trusted unchecked (the
+    engine runs every graph the meta lists); now an entry listing a graph the model lacks is exported again."""
+    assert not model.config.refine_iters
+    folder = plant(cache, model, good)
+    planted = b"not this model's graph"
+    (folder / REFINE_NAME).write_bytes(planted)
+    meta = json.loads((folder / META_NAME).read_text())
+    meta["sha256"][REFINE_NAME] = hashlib.sha256(planted).hexdigest() if listed == "hashed" else "0" * 64
+    (folder / META_NAME).write_text(json.dumps(meta))
+    assert cached_export(model) == folder and len(copy_export) == 1  # before: reused as it was
+    reexported_once(capsys, folder, model, f"lists {REFINE_NAME}")
+    assert not (folder / REFINE_NAME).exists() and not OrtEngine(folder, threads=1).refines
 
 
 def test_a_good_entry_is_reused_and_dead_exports_temps_are_removed(model, good, cache, capsys):

@@ -8,6 +8,7 @@ import json
 import numpy as np
 
 from siampolar_lib.commands.cli import ArgumentParser, cli_main
+from siampolar_lib.data.davis import check_sequence_names
 from siampolar_lib.evaluation.error_split import error_split, format_split
 from siampolar_lib.io import write_text
 from siampolar_lib.splits import VALIDATION_FOLD_SEQUENCES
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-frames", type=int, default=None, help="keep only the first N frames of each sequence")
     ap.add_argument("--json", default=None, help="also write the numbers (without per-frame choices) to this file")
     args = ap.parse_args(argv)
-    names = [s for s in args.sequences.split(",") if s]
+    names = check_sequence_names([s for s in args.sequences.split(",") if s], "--sequences")
     result = error_split(load_model(args.checkpoint, device="cpu"), args.davis_root, names, max_frames=args.max_frames)
     print(format_split(result))
     if args.json:

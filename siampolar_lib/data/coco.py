@@ -150,22 +150,36 @@ def davis_to_coco(root: str | os.PathLike, year: int = 2016, out_dir: str | os.P
         raise ValueError("out_dir is required: the converter never writes into the DAVIS folder by default")
     _check_year(year)
     root, out_dir = Path(root), Path(out_dir)
+    found = coco_splits(root, year, only)
+    names = list(dict.fromkeys(n for split, v in found.items() if split != "trainval" for n in v))
+    converted = _convert(root, names, year, polygons, workers)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for split, seqs in found.items():
+        path = coco_json_path(out_dir, split)
+        _write_json(_assemble(seqs, converted, split, year), path)
+        written[split] = path
+    return written
+
+
+def coco_splits(root: str | os.PathLike, year: int = 2016, only: list[str] | None = None) -> dict[str, list[str]]:
+    """The JSONs `davis_to_coco` writes: {split: sequence names}, "trainval" added when train and val exist.
+
+    only: keep just these sequences (a split left empty is not written).
+    """
     found = {k: v for k, v in splits(root, year).items() if k != "trainval"}
     if only is not None:
         keep = set(only)
         found = {k: [n for n in v if n in keep] for k, v in found.items()}
         found = {k: v for k, v in found.items() if v}  # a split none of `only` is in is not written
-    names = list(dict.fromkeys(n for v in found.values() for n in v))
-    converted = _convert(root, names, year, polygons, workers)
     if "train" in found and "val" in found:
         found["trainval"] = list(dict.fromkeys(found["train"] + found["val"]))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = {}
-    for split, seqs in found.items():
-        path = out_dir / f"480p_{split}.json"
-        _write_json(_assemble(seqs, converted, split, year), path)
-        written[split] = path
-    return written
+    return found
+
+
+def coco_json_path(out_dir: str | os.PathLike, split: str) -> Path:
+    """Where `davis_to_coco` writes a split's JSON: out_dir/480p_<split>.json."""
+    return Path(out_dir) / f"480p_{split}.json"
 
 
 # ---------------------------------------------------------------- reading back

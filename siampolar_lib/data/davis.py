@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import numpy as np
 from PIL import Image
 
-from siampolar_lib.errors import DavisError, VideoError
+from siampolar_lib.errors import DavisError, UserError, VideoError
 from siampolar_lib.geometry.boxes import mask_to_box
 from siampolar_lib.io import read_label_png
-from siampolar_lib.video import check_jpeg_complete, read_image
+from siampolar_lib.video import check_jpeg_complete, frame_order, read_image
 
 FRAME_DIR = Path("JPEGImages") / "480p"
 MASK_DIR = Path("Annotations") / "480p"
@@ -44,19 +44,69 @@ class DavisSequence:
 # ---------------------------------------------------------------- splits
 
 
-def _read_lines(path: Path) -> list[str]:
-    """Non-empty stripped lines of a text file."""
-    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+def bad_sequence_name(name: object) -> str:
+    """Why `name` cannot name a sequence folder ('' when it can): it must be ONE path component under the root.
+
+    A name is joined to the root to read frames and masks and to an output folder to write predictions, so
+    '/', '\\', '..', '.', an empty name, NUL or an absolute or drive path would read or write outside them.
+    """
+    if not isinstance(name, str) or not name:
+        return "it is empty"
+    if name in (".", ".."):
+        return f"{name!r} is not a folder name"
+    if PureWindowsPath(name).anchor or os.path.isabs(name):
+        return "it is an absolute path, not one folder name"
+    for ch, what in (("/", "'/'"), ("\\", "'\\'"), ("\0", "a NUL byte")):
+        if ch in name:
+            return f"it holds {what}, so it is a path, not one folder name"
+    return ""
+
+
+def check_sequence_name(name: str, where: str) -> str:
+    """`name`, or UserError naming `where` it came from (a flag, or a list file and line) when it is not ONE
+    folder name under the DAVIS root (`bad_sequence_name`); every reader of sequence names goes through it."""
+    problem = bad_sequence_name(name)
+    if problem:
+        raise UserError(f"{where}: sequence name {name!r} is refused: {problem} (a sequence is one folder under "
+                        "JPEGImages/480p; a path would read and write outside the DAVIS root and the output)")
+    return name
+
+
+def check_sequence_names(names, flag: str = "--sequences") -> list[str]:
+    """Every name of a list given on the command line (`check_sequence_name`, the error naming `flag`)."""
+    return [check_sequence_name(n, flag) for n in names]
+
+
+def read_sequence_list(path: str | os.PathLike) -> list[str]:
+    """Sequence names of an ImageSets/<year>/<split>.txt, one a line; DavisError naming the file and line of a name
+    that is not one folder name (`bad_sequence_name`)."""
+    path = Path(path)
+    names = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        name = line.strip()
+        if name:
+            problem = bad_sequence_name(name)
+            if problem:
+                raise DavisError(path, f"line {i}: sequence name {name!r} is refused: {problem} (a sequence is one "
+                                       "folder under JPEGImages/480p)")
+            names.append(name)
+    return names
 
 
 def _names_from_pairs(path: Path) -> list[str]:
     """Sequence names, in first-seen order, from an ImageSets/480p list of "/JPEGImages/480p/seq/x.jpg ..."."""
     names: list[str] = []
-    for i, line in enumerate(_read_lines(path), 1):
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
         parts = Path(line.split()[0]).parts
         if "JPEGImages" not in parts or len(parts) < parts.index("JPEGImages") + 4:
             raise DavisError(path, f"line {i} is not '/JPEGImages/480p/<seq>/<frame>.jpg ...': {line!r}")
         name = parts[parts.index("JPEGImages") + 2]
+        problem = bad_sequence_name(name)
+        if problem:
+            raise DavisError(path, f"line {i}: sequence name {name!r} is refused: {problem}")
         if name not in names:
             names.append(name)
     return names
@@ -80,7 +130,7 @@ def splits(root: str | os.PathLike, year: int = 2016) -> dict[str, list[str]]:
     year_dir = root / "ImageSets" / str(year)
     if year_dir.is_dir():
         for txt in sorted(year_dir.glob("*.txt")):
-            found[txt.stem] = _read_lines(txt)
+            found[txt.stem] = read_sequence_list(txt)
     pairs_dir = root / "ImageSets" / "480p"
     if year == 2016 and pairs_dir.is_dir():
         for txt in sorted(pairs_dir.glob("*.txt")):
@@ -107,12 +157,17 @@ def list_sequences(root: str | os.PathLike, split: str = "val", year: int = 2016
 
 
 def load_sequence(root: str | os.PathLike, name: str) -> DavisSequence:
-    """List one sequence's frames and masks; raise DavisError if the folder or any frame's mask is missing."""
+    """List one sequence's frames and masks; raise DavisError if the folder or any frame's mask is missing.
+
+    `name` must be one folder name (`check_sequence_name`): a path is refused before anything is read.
+    Frames are in `video.frame_order` (by the number in their names).
+    """
     root = Path(root)
+    check_sequence_name(name, str(root / FRAME_DIR))
     frame_dir, mask_dir = root / FRAME_DIR / name, root / MASK_DIR / name
     if not frame_dir.is_dir():
         raise DavisError(frame_dir, f"sequence {name!r} is listed but its frame folder is missing")
-    frames = tuple(sorted(frame_dir.glob("*.jpg")))
+    frames = tuple(frame_order(frame_dir.glob("*.jpg")))
     if not frames:
         raise DavisError(frame_dir, f"sequence {name!r} has no .jpg frames")
     if not mask_dir.is_dir():
@@ -220,14 +275,42 @@ def sequence_masks(seq: DavisSequence, object_id: int | None = None) -> np.ndarr
 
 
 def first_box(seq: DavisSequence, object_id: int | None = None) -> np.ndarray:
-    """Box (x, y, w, h) float of the first non-empty mask (cv2.boundingRect convention); DavisError if none."""
-    return first_annotated(seq, object_id)[1]
+    """Box (x, y, w, h) float of frame 0's mask, where the DAVIS protocol starts a tracker (cv2.boundingRect
+    convention); DavisError naming the sequence when that mask is empty (as `check_first_mask`)."""
+    box = mask_to_box(_mask(seq.mask_paths[0], object_id))
+    if box is None:
+        first_annotated(seq, object_id)  # every mask empty: that error says so
+        raise DavisError(seq.mask_paths[0], first_mask_problem(seq.name))
+    return box
+
+
+def first_mask_problem(name: str) -> str:
+    """Why a sequence whose frame-0 mask is empty cannot be tracked (one line naming it)."""
+    return (f"the first mask of sequence {name!r} is empty: the DAVIS protocol initialises a tracker from frame 0's "
+            "mask, so this sequence cannot be initialised (starting at a later frame would give it that frame's "
+            "true mask and score it)")
+
+
+def check_first_mask(masks: np.ndarray, name: str) -> np.ndarray:
+    """box_xywh of frame 0's mask of (T, H, W) masks, the one a tracker starts from; UserError naming the sequence
+    when it is empty (all masks empty, or the object only later: the DAVIS protocol starts at frame 0).
+
+    What a sequence's tracking loop calls before `init`, in place of starting at `first_nonempty`.
+    """
+    masks = np.asarray(masks)
+    box = mask_to_box(masks[0]) if len(masks) else None
+    if box is None:
+        if first_nonempty(masks) is None:
+            raise UserError(f"every mask of sequence {name!r} is empty: nothing to track")
+        raise UserError(first_mask_problem(name))
+    return box
 
 
 def first_annotated(seq: DavisSequence, object_id: int | None = None) -> tuple[int, np.ndarray]:
     """(frame index, box_xywh) of the first frame whose mask is non-empty; DavisError if every mask is empty.
 
-    object_id=None: the sequence's one object, as `sequence_masks`.
+    object_id=None: the sequence's one object, as `sequence_masks`. Where a tracker starts is `first_box`
+    (frame 0, refused when empty); this says where the object first appears.
 
     Reads masks from disk until the first non-empty one; `first_nonempty` does the same for masks in memory.
     """

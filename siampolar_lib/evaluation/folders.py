@@ -7,10 +7,13 @@ Predictions are `<pred>/<sequence>/00000.png ...` mask PNGs; the measures and st
 `evaluation.metrics` (the DAVIS protocol), written to results.json (`evaluation.report`) and to the
 official davis2017-evaluation CSVs `global_results-val.csv` and `per-sequence_results-val.csv`.
 
-Objects (DAVIS 2017): a sequence whose first ground-truth frame holds ids 1..N (palette PNGs) is scored per
+Objects (DAVIS 2017): a sequence whose first ground-truth frame holds several ids (palette PNGs) is scored per
 object, prediction pixels == k against truth == k, one row `<seq>_<k>` each, and the means run over objects,
-as davis2017-evaluation does. With one object (DAVIS 2016, 0/255 masks) the prediction is binarised (> 0), so a
-palette prediction scores its union, and the row keeps the sequence's name.
+as davis2017-evaluation does. The objects are the ids present in that frame (the objects a tracker is given):
+ids {1, 3} are two objects, never a phantom object 2 that, absent on both sides, would score 100. With one
+object (DAVIS 2016, 0/255 masks) the prediction is binarised (> 0), so a palette prediction scores its union,
+and the row keeps the sequence's name. A first frame with no object, or fewer than 3 frames, is refused (the
+protocol initialises from frame 0 and scores frames [1:-1]).
 """
 from __future__ import annotations
 
@@ -21,8 +24,11 @@ from typing import Sequence
 
 import numpy as np
 
+from siampolar_lib.data.davis import check_sequence_name, first_mask_problem
+from siampolar_lib.errors import UserError
 from siampolar_lib.evaluation.metrics import BOUND_TH, frame_measures, mean_over_sequences, sequence_statistics
 from siampolar_lib.io import read_label_png, read_mask_png, write_mask_png
+from siampolar_lib.video import frame_order
 
 
 def binarise_folder(src: str | os.PathLike, dst: str | os.PathLike,
@@ -38,7 +44,8 @@ def binarise_folder(src: str | os.PathLike, dst: str | os.PathLike,
     if sequences is None:
         sequences = sorted(p.name for p in src.iterdir() if p.is_dir())
     for seq in sequences:
-        files = sorted((src / seq).glob("*.png"))
+        check_sequence_name(seq, str(src))
+        files = frame_order((src / seq).glob("*.png"))
         if not files:
             raise FileNotFoundError(f"no PNGs in {src / seq}")
         for f in files:
@@ -60,12 +67,16 @@ def evaluate_sequence_objects(gt_seq_dir: str | os.PathLike, pred_seq_dir: str |
                               bound_th: float = BOUND_TH) -> dict[int, dict]:
     """Score one sequence folder per object: {object id: row} (module docstring, "Objects").
 
-    The objects are ids 1..max of the first ground-truth frame (of any frame when the first is empty).
+    The objects are the ids present in the first ground-truth frame (frames in `video.frame_order`). UserError
+    naming the folder for fewer than 3 frames (nothing the protocol scores) or an empty first frame.
     """
     gt_seq_dir, pred_seq_dir = Path(gt_seq_dir), Path(pred_seq_dir)
-    names = sorted(p.name for p in gt_seq_dir.glob("*.png"))
+    names = [p.name for p in frame_order(gt_seq_dir.glob("*.png"))]
     if not names:
         raise FileNotFoundError(f"no ground-truth PNGs in {gt_seq_dir}")
+    if len(names) < 3:
+        raise UserError(f"{gt_seq_dir}: {len(names)} ground-truth frame{'s' * (len(names) != 1)}, nothing to score: "
+                        "the DAVIS protocol scores frames [1:-1] (frame 0 is the given mask), so at least 3 are needed")
     gts, preds = [], []
     for name in names:
         gt = read_label_png(gt_seq_dir / name)
@@ -78,11 +89,13 @@ def evaluate_sequence_objects(gt_seq_dir: str | os.PathLike, pred_seq_dir: str |
                              f"ground truth {gt_seq_dir / name} is {gt.shape[1]}x{gt.shape[0]}")
         gts.append(gt)
         preds.append(pred)
-    n_obj = int(gts[0].max()) or int(max(g.max() for g in gts))
+    ids = [int(k) for k in np.unique(gts[0]) if k]  # the objects the first frame gives a tracker
+    if not ids:
+        raise UserError(f"{gt_seq_dir / names[0]}: {first_mask_problem(gt_seq_dir.name)}")
     preds, gts = np.stack(preds), np.stack(gts)
-    if n_obj <= 1:  # one object (or none): DAVIS 2016, the prediction's union against the truth
+    if len(ids) == 1:  # one object: DAVIS 2016, the prediction's union against the truth
         return {1: sequence_statistics(frame_measures(preds > 0, gts > 0, bound_th))}
-    return {k: sequence_statistics(frame_measures(preds == k, gts == k, bound_th)) for k in range(1, n_obj + 1)}
+    return {k: sequence_statistics(frame_measures(preds == k, gts == k, bound_th)) for k in ids}
 
 
 def _evaluate_one(args: tuple[str, str, str, float]) -> list[tuple[str, dict]]:
@@ -111,9 +124,10 @@ def evaluate_folder(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike,
     gt_root, pred_root = annotations_dir(gt_dir), Path(pred_dir)
     if not pred_root.is_dir():
         raise FileNotFoundError(f"{pred_root}: prediction folder not found")
+    where = "--sequences" if sequences is not None else str(gt_root)
     if sequences is None:
         sequences = sorted(p.name for p in gt_root.iterdir() if p.is_dir())
-    sequences = list(sequences)
+    sequences = [check_sequence_name(s, where) for s in sequences]
     if not sequences:
         raise ValueError(f"no sequences to score in {gt_root}")
     missing_gt = [s for s in sequences if not (gt_root / s).is_dir()]

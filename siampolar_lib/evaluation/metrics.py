@@ -10,8 +10,10 @@ Follows the official DAVIS code (fperazzi/davis, davis2017-evaluation) exactly:
   int64 indices (the official code casts
   them to uint8, which wraps past 255 frames; the SiamPolar reference pooled 1376 frames and so got
   bins [0:89] and [7:96] -- see `pooled_statistics`).
-- Sequences with fewer than 3 frames have no frame the protocol would score; we then score all
-  frames, so results stay finite (the official tools return NaN there).
+- Sequences with fewer than 3 frames have no frame the protocol scores: they are refused (UserError), never
+  scored on the given first mask (which would read J = F = 100; the official tools return NaN there).
+- Masks are bool, integer (nonzero = foreground) or float holding only 0 and 1; a soft or NaN float mask is
+  refused rather than cast (NaN casts to True).
 
 Scoring folders of PNGs (and its command line) is `evaluation.folders`. This module needs numpy and OpenCV only.
 """
@@ -172,11 +174,25 @@ def frame_measures(preds: np.ndarray, gts: np.ndarray, bound_th: float = BOUND_T
 
 
 def _check_pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both arrays as bool (nonzero = foreground), with a clear error on a shape mismatch."""
+    """Both arrays as bool (nonzero = foreground), with a clear error on a shape mismatch or a soft mask."""
     pred, gt = np.asarray(pred), np.asarray(gt)
     if pred.shape != gt.shape:
         raise ValueError(f"prediction shape {pred.shape} != ground-truth shape {gt.shape}")
-    return pred.astype(bool, copy=False), gt.astype(bool, copy=False)
+    return _as_mask(pred, "prediction"), _as_mask(gt, "ground-truth")
+
+
+def _as_mask(a: np.ndarray, what: str) -> np.ndarray:
+    """A mask as bool: bool and integer arrays (label masks: nonzero = foreground) as they are; a float array only
+    when every value is 0 or 1. A soft (0.3) or NaN value is refused: bool() would call it foreground."""
+    if a.dtype.kind in "fc":
+        bad = (a != 0) & (a != 1)  # NaN compares unequal to both
+        if bad.any():
+            v = a[bad].flat[0]
+            raise UserError(f"the {what} mask is {a.dtype} with {np.count_nonzero(bad)} values that are not 0 or 1 "
+                            f"(e.g. {v}): threshold a soft mask first (mask > 0.5); NaN is never a mask value")
+    elif a.dtype.kind not in "biu":
+        raise UserError(f"the {what} mask has dtype {a.dtype}: give a bool, integer or 0/1 float mask")
+    return a.astype(bool, copy=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,15 +234,22 @@ def _nanmean(x: np.ndarray) -> float:
 
 
 def scored_slice(n_frames: int) -> slice:
-    """Frames the DAVIS semi-supervised protocol scores: [1:-1]; all frames when there are fewer than 3."""
-    return slice(1, n_frames - 1) if n_frames >= 3 else slice(0, n_frames)
+    """Frames the DAVIS semi-supervised protocol scores: [1:-1] (not the given first mask, not the last).
+
+    UserError for fewer than 3 frames: there is nothing to score (scoring the given mask would read 100).
+    """
+    if n_frames < 3:
+        raise UserError(f"a sequence of {n_frames} frame{'s' * (n_frames != 1)} has nothing to score: the DAVIS "
+                        "protocol scores frames [1:-1] (frame 0 is the given mask, the last is not scored), so at "
+                        "least 3 frames are needed")
+    return slice(1, n_frames - 1)
 
 
 def evaluate_sequence(pred_masks: np.ndarray, gt_masks: np.ndarray, bound_th: float = BOUND_TH) -> dict:
     """Score one sequence of (T, H, W) masks: X_M/X_O/X_D per measure (J, F) and JF_M on the scored frames.
 
     Each measure's per-frame list over ALL T frames is kept under its name (`J`, `F`; index = frame number);
-    the statistics use only `scored_slice(T)`, i.e. frames [1:-1].
+    the statistics use only `scored_slice(T)`, i.e. frames [1:-1] (UserError for T < 3: nothing to score).
     """
     preds, gts = _check_pair(pred_masks, gt_masks)
     if preds.ndim != 3 or preds.shape[0] == 0:

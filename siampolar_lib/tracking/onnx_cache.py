@@ -77,8 +77,10 @@ def graph_levels(search_graph: bytes, strides) -> list[list[int]]:
 def cache_problem(folder: Path, model: nn.Module, digest: str) -> str | None:
     """Why the cached export `folder` must not be used for `model` (whose model_digest is `digest`); None: use it.
 
-    Trusted only when the folder and its three files are no links, the meta parses and names this model's digest,
-    config, sizes, levels and format, and the graphs' sha256 match the meta's.
+    Trusted only when the folder and its files are no links, the meta parses and names this model's digest,
+    config, sizes, levels and format, lists exactly this model's graphs (`graph_names`: the engine runs every graph
+    it lists, so a refine.onnx planted beside a model without a refinement stage is refused), and the graphs'
+    sha256 match the meta's.
     """
     data = {}
     graphs = graph_names(model)
@@ -104,6 +106,9 @@ def cache_problem(folder: Path, model: nn.Module, digest: str) -> str | None:
         if not isinstance(meta, dict) or meta.get(key) != value:
             return f"the {key} in {META_NAME} is not this model's"
     hashes = meta["sha256"] if isinstance(meta.get("sha256"), dict) else {}
+    extra = sorted(set(hashes) - set(graphs))
+    if extra:  # the engine runs every graph the meta lists (refine.onnx for a refinement stage): none unchecked
+        return f"{META_NAME} lists {', '.join(map(str, extra))}, which this model's export does not have"
     for name in graphs:
         if hashes.get(name) != hashlib.sha256(data[name]).hexdigest():
             return f"{name} does not match its sha256 in {META_NAME}"

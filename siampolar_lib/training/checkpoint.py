@@ -114,9 +114,22 @@ def load_model(path: str | os.PathLike, device=None):
     return model_from_checkpoint(load_checkpoint(path), path, device)
 
 
+def check_finite_weights(state: dict, path: str | os.PathLike) -> None:
+    """CheckpointError naming the file and the first tensor holding NaN or inf: such weights load without a word
+    and fail later, far from their cause (a NaN score map, an ONNX check that cannot match)."""
+    for name, t in state.items():
+        if torch.is_tensor(t) and t.is_floating_point() and not torch.isfinite(t).all():
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(f"{path}: weight {name} holds {bad} non-finite value{'s' * (bad != 1)} (NaN or inf); "
+                                  "the checkpoint is damaged or its training diverged: use an earlier one")
+
+
 def model_from_checkpoint(ckpt: dict, path: str | os.PathLike, device=None):
-    """The network held by a loaded checkpoint dict (read from `path`, named in errors); eval mode on device."""
+    """The network held by a loaded checkpoint dict (read from `path`, named in errors); eval mode on device.
+
+    CheckpointError for weights that do not fit the config or hold NaN/inf (`check_finite_weights`)."""
     cfg = checkpoint_config(ckpt, path)
+    check_finite_weights(ckpt["model"], path)
     model = SiamPolar(cfg, pretrained=False)
     try:
         model.load_state_dict(ckpt["model"], strict=True)
@@ -221,6 +234,7 @@ def init_weights(model: nn.Module, path: str | os.PathLike, config: ModelConfig)
     """
     ckpt = load_checkpoint(path)
     saved = checkpoint_config(ckpt, path)
+    check_finite_weights(ckpt["model"], path)
     grown = [k for k in GROWABLE_FIELDS if getattr(config, k) and not getattr(saved, k)]
     check_network(ckpt, path, config if not grown else replace(config, **{k: False for k in grown}))
     try:

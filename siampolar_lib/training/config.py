@@ -62,7 +62,7 @@ class TrainConfig:
     worker_targets: bool = True  # build targets in the DataLoader's collate (in its workers); False: in the step
     device: str = "auto"  # auto (CUDA, MPS, CPU), cpu, cuda, mps
     resume: bool = False  # continue from out/last.pt
-    overwrite: bool = False  # start afresh in an `out` that holds a run (its files are replaced)
+    overwrite: bool = False  # start afresh in an `out` that holds a run (replaced at this run's first save)
     seed: int = 0  # data order, augmentation and init all follow from it
     exclude_sequences: tuple[str, ...] = ()  # sequence names never used (e.g. the held-out fold)
     image_root: str | None = None  # image root for COCO jsons (default: inferred from the json)

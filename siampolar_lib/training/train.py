@@ -6,7 +6,7 @@ them (`targets.TargetCollate`, in its worker processes when --workers > 0) and t
 The pairs of step s are a pure function of (seed, s): the dataset item i is seeded by (seed, i), and step s
 of rank r reads items s*B*W + r*B ... + B-1 (W processes). So `--resume` after a kill repeats exactly what
 an uninterrupted run does, and `torchrun --nproc_per_node=N` splits each step's items over the ranks.
-The run's whole configuration is one `experiment.TrainConfig` (presets: configs/*.yaml, `--preset NAME`).
+The run's whole configuration is one `training.config.TrainConfig` (presets: configs/*.yaml, `--preset NAME`).
 Its parts live beside it: videos from `--data` in `data.sources`, ranks and the step sampler in
 `distributed`, the checks a checkpoint must pass (and its log read back) in `checkpoint`, RNG state in `device`.
 """
@@ -27,7 +27,7 @@ from siampolar_lib.device import describe_device, rng_state, seed_everything, se
 from siampolar_lib.errors import UserError
 from siampolar_lib.models.config import ModelConfig
 from siampolar_lib.models.siampolar import SiamPolar
-from siampolar_lib.outputs import check_output_folder, clean_stale_temps, output_lock
+from siampolar_lib.outputs import check_output_apart, check_output_folder, clean_stale_temps, output_lock
 from siampolar_lib.training.checkpoint import (
     check_resume,
     checkpoint_log,
@@ -271,9 +271,14 @@ def check_run_folder(cfg: TrainConfig) -> Path:
     """Check a run's arguments before any work: the out folder, --resume/--overwrite, data and init paths.
 
     A folder holding a run (last.pt or train_log.csv) is refused unless --resume (continue it) or
-    --overwrite (start afresh), so a new run never replaces a finished one by accident.
+    --overwrite (start afresh), so a new run never replaces a finished one by accident. No input (--data,
+    --init-from, --image-root) may be, contain or lie inside out (`outputs.check_output_apart`).
     """
     out = check_output_folder(cfg.out)
+    # A run writes into out; an input inside it (an --init-from of an earlier run there) would be replaced.
+    check_output_apart(out, {"--init-from": cfg.init_from, "--image-root": cfg.image_root})
+    for entry in cfg.data:
+        check_output_apart(out, {"--data": entry})
     if cfg.resume and cfg.overwrite:
         raise UserError("--resume and --overwrite contradict each other: continue the run, or replace it")
     existing = [name for name in RUN_FILES[:2] if (out / name).exists()]
@@ -304,6 +309,9 @@ def train(cfg: TrainConfig) -> dict:
     The run owns `cfg.out`: every argument is checked first (`check_run_folder`), a second run into the same
     folder is refused while this one holds its lock, and the temp files a killed run left are removed. A run
     refused before it wrote anything (bad --data, an --init-from of another size) leaves no empty folder behind.
+    With --overwrite nothing is deleted up front: the earlier run's last.pt, train_log.csv and loss_curve.png are
+    replaced (each atomically) when this run first saves, so a run that fails to start, or stops before its first
+    checkpoint, leaves the earlier run as it was.
     """
     out = check_run_folder(cfg)
     if dist_info()[0] != 0:
@@ -311,9 +319,6 @@ def train(cfg: TrainConfig) -> dict:
     made = not out.exists()  # this run makes the folder, so a refusal met after that must not leave it behind
     with output_lock(out):
         clean_stale_temps(out, STALE_TEMPS)
-        if cfg.overwrite:
-            for name in RUN_FILES:
-                (out / name).unlink(missing_ok=True)
         try:
             return _train(cfg)
         except BaseException:
