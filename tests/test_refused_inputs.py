@@ -352,8 +352,6 @@ def test_10_check_first_mask_variants():
     np.testing.assert_array_equal(check_first_mask(masks, "s"), mask_to_box(masks[0]))
 
 
-@pytest.mark.xfail(strict=True, reason="evaluation/sequence.py run_sequence must call data.davis.check_first_mask "
-                                       "instead of starting at first_nonempty (not this helper's file)")
 def test_10_evaluate_refuses_a_sequence_whose_first_mask_is_empty(davis, tmp_path, capsys):
     _empty_first_mask(davis)
     rc = evaluate_cmd.main(["--davis-root", str(davis), "--out", str(tmp_path / "e"), "--baselines", "static",

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from siampolar_lib.data.davis import DavisSequence, first_nonempty, list_sequences, load_sequence
+from siampolar_lib.data.davis import DavisSequence, check_first_mask, list_sequences, load_sequence
 from siampolar_lib.device import describe_device, pick_device
 from siampolar_lib.errors import DavisError, UserError
 from siampolar_lib.evaluation.metrics import check_min_frames, mean_over_sequences
@@ -173,11 +173,11 @@ def evaluate_into(model: torch.nn.Module | Engine | str | os.PathLike | None, da
     frames: dict[str, int] = {}
     for name in tqdm(names, desc="sequences", disable=not progress, unit="seq"):
         frame_paths, gt = load_eval_sequence(root, name, max_frames)
+        check_first_mask(gt, name)  # before any method runs: the protocol starts every tracker at frame 0
         frames[name] = len(frame_paths)
-        t0 = first_nonempty(gt) or 0  # first annotated frame (run_sequence refuses an all-empty sequence)
         for method in methods:
             tracker = Tracker(net, tcfg, device=dev) if method in MODEL_METHODS.values() \
-                else make_baseline(method, gt_masks=gt[t0:])
+                else make_baseline(method, gt_masks=gt)
             preds, rows[method][name] = track_and_score(tracker, frame_paths, gt, progress, desc=f"{method}/{name}")
             for t, p in enumerate(frame_paths):
                 write_mask_png(out / method / name / (Path(p).stem + ".png"), preds[t])

@@ -25,7 +25,6 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from siampolar_lib.data.davis import first_nonempty
 from siampolar_lib.errors import UserError
 from siampolar_lib.evaluation.metrics import mean_over_sequences, scored_slice
 from siampolar_lib.evaluation.sequence import load_eval_sequence, track_and_score
@@ -72,8 +71,7 @@ def fold_rows(make_tracker: Callable, root: str | os.PathLike | None = None,
     rows = {}
     for name in names:
         paths, gt = load_eval_sequence(root, name, max_frames)
-        t0 = first_nonempty(gt) or 0  # track_and_score names a sequence with no annotated frame
-        preds, row = track_and_score(make_tracker(name, gt[t0:]), paths, gt, desc=name)
+        preds, row = track_and_score(make_tracker(name, gt), paths, gt, desc=name)
         rows[name] = row | {"box_iou": mean_box_iou(preds, gt)}
     return rows
 

@@ -16,34 +16,32 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from siampolar_lib.data.davis import first_nonempty, load_sequence, read_frame, sequence_masks
+from siampolar_lib.data.davis import check_first_mask, load_sequence, read_frame, sequence_masks
 from siampolar_lib.evaluation.metrics import evaluate_sequence
-from siampolar_lib.geometry.boxes import mask_to_box
 from siampolar_lib.tracking.loop import track_sequence
 
 
 def run_sequence(tracker, frame_paths: Sequence[Path], gt_masks: np.ndarray, progress: bool = False,
                  desc: str = "") -> tuple[np.ndarray, float, int]:
-    """Track one sequence from its first annotated box: (T, H, W) bool predictions, fps, lost frames.
+    """Track one sequence from frame 0's box (the DAVIS protocol): (T, H, W) bool predictions, fps, lost frames.
 
-    frame_paths: T frame files; gt_masks: (T, H, W) bool (frame t0's mask gives the box and its output).
+    frame_paths: T frame files; gt_masks: (T, H, W) bool (frame 0's mask gives the box and is frame 0's output).
+    A sequence whose first mask is empty is refused (`data.davis.check_first_mask`): starting at a later frame
+    would hand the tracker that frame's truth and score it.
     """
-    t0 = first_nonempty(gt_masks)
-    if t0 is None:
-        raise ValueError(f"every ground-truth mask of {desc or 'the sequence'} is empty: nothing to track")
+    box = check_first_mask(gt_masks, desc or "the sequence")
     preds = np.zeros_like(gt_masks, dtype=bool)
-    preds[t0] = gt_masks[t0]
+    preds[0] = gt_masks[0]
     times: list[float] = []  # init + track seconds (reading a frame is not timed)
-    frames = (read_frame(p) for p in frame_paths[t0:])
-    results = track_sequence(tracker, frames, mask_to_box(gt_masks[t0]), times)
-    next(results)  # frame t0: its output is the true mask, not the box
+    results = track_sequence(tracker, (read_frame(p) for p in frame_paths), box, times)
+    next(results)  # frame 0: its output is the true mask, not the box
     lost = 0
-    for t, res in enumerate(tqdm(results, total=len(frame_paths) - t0 - 1, desc=desc, disable=not progress,
-                                 leave=False, unit="frame"), start=t0 + 1):
+    for t, res in enumerate(tqdm(results, total=len(frame_paths) - 1, desc=desc, disable=not progress,
+                                 leave=False, unit="frame"), start=1):
         preds[t] = res.mask
         lost += bool(res.lost)
     elapsed = sum(times)
-    fps = (len(frame_paths) - t0) / elapsed if elapsed > 0 else float("nan")
+    fps = len(frame_paths) / elapsed if elapsed > 0 else float("nan")
     return preds, fps, lost
 
 
