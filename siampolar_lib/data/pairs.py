@@ -286,7 +286,7 @@ def worker_loader_kwargs(workers: int) -> dict:
 
     Workers start from a clean process ("forkserver", else "spawn"), never a plain fork: once the main
     process has set torch's thread count and run OpenCV on a large image (the trainer does both),
-    `cv2.setNumThreads` in a forked child never returns (OpenCV 5, measured; tests/test_pairs.py).
+    `cv2.setNumThreads` in a forked child never returns (OpenCV 5, measured; tests/data/test_pairs.py).
     """
     if workers <= 0:
         return {}

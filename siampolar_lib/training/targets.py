@@ -131,7 +131,7 @@ def config_points(config: ModelConfig) -> list[torch.Tensor]:
 
     A backbone level of stride s maps the S-pixel search crop to ceil(S / s) cells (every backbone we build
     pads that way) and correlating with the central k x k template cells leaves ceil(S / s) - k + 1 locations,
-    centred on the crop (`models.grid.location_grid`). tests/test_targets.py checks this against the
+    centred on the crop (`models.grid.location_grid`). tests/training/test_targets.py checks this against the
     `points` of a real forward for each backbone family.
     """
     sides = [math.ceil(config.search_size / s) - k + 1 for s, k in zip(config.strides, config.template_crop)]

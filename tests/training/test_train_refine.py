@@ -19,7 +19,7 @@ from siampolar_lib.training.checkpoint import load_checkpoint, load_model, save_
 from siampolar_lib.training.log import read_log
 from siampolar_lib.training.train_refine import RefineConfig, train_refine
 
-EXPORT_REFINED = Path(__file__).resolve().parent.parent / "data_scripts" / "export_refined.py"
+EXPORT_REFINED = Path(__file__).resolve().parents[2] / "data_scripts" / "export_refined.py"
 
 
 @pytest.fixture(scope="module")

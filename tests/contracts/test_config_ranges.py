@@ -13,7 +13,7 @@ from siampolar_lib.models.siampolar import SiamPolar
 from siampolar_lib.training.checkpoint import CheckpointError, load_model, save_checkpoint
 from siampolar_lib.training.config import OptimConfig, TrainConfig, load_preset
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("flags, named", [

@@ -15,7 +15,7 @@ from siampolar_lib.training.config import OptimConfig, TrainConfig
 from siampolar_lib.training.log import concat_logs, read_log
 from siampolar_lib.training.train import train
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_concat_logs_runs_steps_on():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 SOLUTIONS = sorted((NOTEBOOK_DIR / "solutions").glob("*.ipynb"))
 ABS_PATH = re.compile(r"(?<![\w.:/~])/(?:root|home|work|tmp|Users|opt)/[\w.-]+")

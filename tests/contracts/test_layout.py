@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "siampolar_lib"
+PACKAGE = Path(__file__).resolve().parents[2] / "siampolar_lib"
 MAX_FUNCTION_LINES = 60
 MAX_MODULE_LINES = 400
 
@@ -197,3 +197,60 @@ def test_ruff_is_clean():
         pytest.skip(f"ruff is not installed beside {sys.executable} (pip install -e '.[dev]')")
     out = subprocess.run([str(ruff), "check", "--no-cache", str(PACKAGE.parent)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-1000:]
+
+
+TESTS = PACKAGE.parent / "tests"
+# Modules tested inside another module's tests or a contract suite (tests/ mirrors the package otherwise: the tests of
+# siampolar_lib/a/b.py are tests/a/test_b.py). Each entry names the files a reader opens to find them.
+TESTED_IN = {
+    "commands.cli": ("contracts/test_cli_errors.py",),
+    "commands.demo": ("apps/test_demo.py", "contracts/test_cli_errors.py"),
+    "commands.download": ("data/test_download.py",),
+    "commands.error_split": ("evaluation/test_error_split.py", "contracts/test_refused_inputs.py"),
+    "commands.evaluate": ("evaluation/test_evaluate.py",),
+    "commands.score": ("evaluation/test_metrics.py", "contracts/test_refused_inputs.py"),
+    "commands.track": ("apps/test_track_video.py",),
+    "commands.train": ("training/test_train.py", "training/test_config.py"),
+    "commands.train_flags": ("training/test_config.py",),
+    "commands.train_refine": ("training/test_train_refine.py",),
+    "data.augment": ("data/test_pairs.py",),
+    "data.refine_samples": ("models/test_refine.py",),
+    "device": ("training/test_train.py",),
+    "errors": ("contracts/test_cli_errors.py",),
+    "evaluation.folders": ("evaluation/test_metrics.py",),
+    "evaluation.report": ("evaluation/test_metrics.py", "evaluation/test_evaluate.py"),
+    "evaluation.sequence": ("evaluation/test_evaluate.py",),
+    "geometry.boxes": ("geometry/test_polar.py", "tracking/test_tracker.py"),
+    "geometry.crops": ("models/test_siampolar.py", "training/test_targets.py"),
+    "geometry.refine": ("models/test_refine.py",),
+    "models.config": ("contracts/test_config_ranges.py", "models/test_siampolar.py"),
+    "models.grid": ("training/test_targets.py",),
+    "models.head": ("models/test_siampolar.py",),
+    "models.neck": ("models/test_siampolar.py",),
+    "outputs": ("contracts/test_outputs_apart.py",),
+    "paths": ("training/test_checkpoint.py",),
+    "tracking.onnx_export": ("tracking/test_engine.py", "commands/test_export_onnx.py"),
+    "tracking.onnx_graphs": ("tracking/test_engine.py",),
+    "training.log": ("training/test_train.py", "training/test_losses.py"),
+    "training.schedule": ("training/test_train.py",),
+    "video_writers": ("test_video.py",),
+}
+
+
+def test_tests_mirror_the_package():
+    """Every library module has its test module at the mirrored path, or TESTED_IN names existing files for it."""
+    bad = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        name = module_name(path)
+        mirrored = TESTS / path.parent.relative_to(PACKAGE) / f"test_{path.name}"
+        homes = [TESTS / f for f in TESTED_IN.get(name, ())]
+        if mirrored.is_file():
+            if name in TESTED_IN:
+                bad.append(f"{name}: has {mirrored.relative_to(TESTS)}; drop it from TESTED_IN")
+        elif not homes:
+            bad.append(f"{name}: no tests/{mirrored.relative_to(TESTS)} and no TESTED_IN entry")
+        bad += [f"{name}: TESTED_IN names {h.relative_to(TESTS)}, which does not exist"
+                for h in homes if not h.is_file()]
+    assert not bad, "\n".join(bad)

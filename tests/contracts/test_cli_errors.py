@@ -29,7 +29,7 @@ from siampolar_lib.training.checkpoint import check_resume
 from siampolar_lib.training.config import TrainConfig
 from siampolar_lib.training.log import read_log
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 torch.set_num_threads(2)
 

@@ -212,7 +212,7 @@ def test_score_and_davis2coco_use_the_same_rule(davis, capsys):
     import importlib.util
 
 
-    spec = importlib.util.spec_from_file_location("davis2coco", Path(__file__).parent.parent / "data_scripts" /
+    spec = importlib.util.spec_from_file_location("davis2coco", Path(__file__).resolve().parents[2] / "data_scripts" /
                                                   "davis2coco.py")
     d2c = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(d2c)

@@ -25,7 +25,7 @@ from siampolar_lib.errors import VideoError
 from siampolar_lib.io import read_label_png, read_mask_png
 from siampolar_lib.video import iter_frames, list_frame_files, read_frames, read_image
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def trk(ckpt, video, out, *extra) -> list[str]:

@@ -17,7 +17,7 @@ from siampolar_lib.errors import VideoError
 from siampolar_lib.io import read_mask_png
 from siampolar_lib.video import read_frames
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
