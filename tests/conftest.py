@@ -4,13 +4,21 @@ The small ones are module-scoped: each test module gets its own copy, so a modul
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from siampolar_lib.paths import SHARED_DATA, davis_available, davis_root
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under pytest-xdist each worker takes one core: with PyTorch's default of one thread per core, two workers would
+    # put four busy threads on two cores. Subprocesses a test starts inherit the setting.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

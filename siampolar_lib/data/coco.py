@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from siampolar_lib.data.davis import DavisError, frame_size, load_sequence, one_object, read_labels, splits
+from siampolar_lib.data.davis import DavisError, frame_size, load_sequence, one_object, read_labels, split_lists
 from siampolar_lib.geometry.boxes import mask_to_box
 from siampolar_lib.io import write_text
 
@@ -167,7 +167,7 @@ def coco_splits(root: str | os.PathLike, year: int = 2016, only: list[str] | Non
 
     only: keep just these sequences (a split left empty is not written).
     """
-    found = {k: v for k, v in splits(root, year).items() if k != "trainval"}
+    found = {k: v for k, v in split_lists(root, year).items() if k != "trainval"}
     if only is not None:
         keep = set(only)
         found = {k: [n for n in v if n in keep] for k, v in found.items()}

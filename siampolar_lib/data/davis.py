@@ -120,7 +120,7 @@ def folder_sequences(root: str | os.PathLike) -> list[str]:
     return sorted(p.name for p in frames.iterdir() if p.is_dir())
 
 
-def splits(root: str | os.PathLike, year: int = 2016) -> dict[str, list[str]]:
+def split_lists(root: str | os.PathLike, year: int = 2016) -> dict[str, list[str]]:
     """The splits a folder holds, {split: sequence names}, from ImageSets/<year>/ then ImageSets/480p/.
 
     Only splits that exist are returned; with no ImageSets at all, {"all": every sequence folder}.
@@ -144,7 +144,7 @@ def list_sequences(root: str | os.PathLike, split: str = "val", year: int = 2016
     """Sequence names of one split; "all" gives every sequence folder; errors name the missing file."""
     if split == FALLBACK_SPLIT:
         return folder_sequences(root)
-    found = splits(root, year)
+    found = split_lists(root, year)
     if split not in found:
         if FALLBACK_SPLIT in found:  # no ImageSets at all: the folder listing stands for every split
             return found[FALLBACK_SPLIT]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from siampolar_lib.data.coco import Video, coco_videos, davis_coco, read_coco_json
-from siampolar_lib.data.davis import folder_sequences, list_sequences, splits
+from siampolar_lib.data.davis import folder_sequences, list_sequences, split_lists
 
 
 def videos_from_davis(root: str | os.PathLike, sequences: Sequence[str] | str | None = None) -> list[Video]:
@@ -39,7 +39,7 @@ def training_sequences(root: str | os.PathLike, exclude: Sequence[str] = ()) -> 
     where it has no ImageSets.
     """
     present, excluded = set(folder_sequences(root)), set(exclude)
-    listed = (n for split, names in splits(root, 2016).items() if split != "trainval" for n in names)
+    listed = (n for split, names in split_lists(root, 2016).items() if split != "trainval" for n in names)
     return [n for n in dict.fromkeys(listed) if n in present and n not in excluded]
 
 

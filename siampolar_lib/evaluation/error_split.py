@@ -72,7 +72,7 @@ class SplitTracker(Tracker):
             x, y, w, h = box
             self.centre, self.size, self.growth = np.array([x + w / 2.0, y + h / 2.0]), np.array([w, h]), 1.0
             if self.mode == "truth_centre":
-                g = self.geometry
+                g = self.model_config
                 scale = g.template_size / context_side(w, h, g.context)  # crop pixels per frame pixel
                 mid = (g.search_size - 1) / 2.0
                 edges = np.array([x - 0.5, y - 0.5, x + w - 0.5, y + h - 0.5])  # box edges: pixels are squares
@@ -85,7 +85,7 @@ class SplitTracker(Tracker):
         if self._truth_crop is None:
             li, i, j, penalty, box = super()._best_location(levels, scale)
         else:
-            li, i, j = nearest_location(levels, *self._truth_crop, self.geometry.regress_ranges)
+            li, i, j = nearest_location(levels, *self._truth_crop, self.model_config.regress_ranges)
             dx, dy, bw, bh = polygon_boxes(levels[li]["rays"][:, i:i + 1, j:j + 1])
             penalty, box = 1.0, (dx[0, 0], dy[0, 0], max(bw[0, 0], MIN_SIDE), max(bh[0, 0], MIN_SIDE))
         score = float(levels[li]["score"][i, j])

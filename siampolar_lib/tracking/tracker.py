@@ -56,7 +56,7 @@ class Tracker:
         self.cfg = cfg
         self.engine = as_engine(model, device)
         self.device = self.engine.device
-        self.geometry = self.engine.config  # ModelConfig: template_size, search_size, context, num_rays
+        self.model_config = self.engine.config  # the network's: template_size, search_size, context, num_rays
         self.template_state = None  # the target's template features (engine.template)
         self.last_levels: list[dict] | None = None  # the network's per-level output on the last search crop
         self.last_first_polygon: np.ndarray | None = None  # (R, 2) frame px: the last polygon before refinement
@@ -118,15 +118,15 @@ class Tracker:
         self.centre = np.array([x + w / 2.0, y + h / 2.0])
         self.size = np.array([w, h])
         self.avg_chans = frame.reshape(-1, 3).mean(axis=0)
-        s_z = context_side(w, h, self.geometry.context)
-        z, _ = crop_square(frame, self.centre, s_z, self.geometry.template_size, pad_value=self.avg_chans)
+        s_z = context_side(w, h, self.model_config.context)
+        z, _ = crop_square(frame, self.centre, s_z, self.model_config.template_size, pad_value=self.avg_chans)
         self.template_state = self.engine.template(z)
         self.growth = 1.0  # search side factor, > 1 while the target is lost
         self.low_run = 0  # consecutive frames with score < empty_score
         self.engine.sync()
         self.elapsed_s += time.perf_counter() - t0
         self.frames_done += 1
-        return box_result(frame.shape, (x, y, w, h), self.geometry.num_rays)
+        return box_result(frame.shape, (x, y, w, h), self.model_config.num_rays)
 
     def track(self, frame: np.ndarray) -> TrackResult:
         """Track the target into the next frame (H, W, 3) uint8 RGB; returns a TrackResult."""
@@ -188,12 +188,13 @@ class Tracker:
 
         The crop (`geometry.refine.refine_side`) is padded with the video's mean colour, as the search crop is.
         """
-        crop, rtf = crop_square(frame, centre, refine_side(rays), self.geometry.refine_size, pad_value=self.avg_chans)
+        side = self.model_config.refine_size
+        crop, rtf = crop_square(frame, centre, refine_side(rays), side, pad_value=self.avg_chans)
         return self.engine.refine(crop, rays * rtf.scale) / rtf.scale
 
     def _search_crop(self, frame: np.ndarray):
         """The search crop (S, S, 3) around the state and its CropTransform (S = model search size)."""
-        g = self.geometry
+        g = self.model_config
         s_x = context_side(self.size[0], self.size[1], g.context) * g.search_size / g.template_size * self.growth
         return crop_square(frame, self.centre, s_x, g.search_size, pad_value=self.avg_chans)
 
@@ -202,7 +203,7 @@ class Tracker:
         (dx, dy, w, h) crop px, and keeps the winning level's final scores for `subcell`."""
         cfg = self.cfg
         windows = [self._window(lv["points"]) for lv in levels]
-        c = best_location(levels, windows, self.size, scale, self.geometry.context, cfg.penalty_k,
+        c = best_location(levels, windows, self.size, scale, self.model_config.context, cfg.penalty_k,
                           cfg.window_influence)
         self._last_pscore = c.final
         return c.level, c.i, c.j, c.penalty, c.box
@@ -239,7 +240,7 @@ class Tracker:
     def _track_full_frame(self, frame: np.ndarray) -> TrackResult:
         cfg = self.cfg
         H, W = self.frame_shape
-        S = self.geometry.search_size
+        S = self.model_config.search_size
         x = full_frame_input(frame, S)
         levels = self.last_levels = self.engine.search(x, self.template_state)
         best = max(((lv["score"].max(), li) for li, lv in enumerate(levels)))

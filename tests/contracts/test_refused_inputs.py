@@ -30,7 +30,7 @@ from siampolar_lib.data.davis import (
     first_box,
     list_sequences,
     load_sequence,
-    splits,
+    split_lists,
 )
 from siampolar_lib.errors import USER_ERRORS, CheckpointError, UserError
 from siampolar_lib.evaluation import metrics as M
@@ -102,7 +102,7 @@ def test_1_a_pairs_list_path_with_dot_dot_is_refused(tmp_path):
         "/JPEGImages/480p/ok/00000.jpg /Annotations/480p/ok/00000.png\n"
         "/JPEGImages/480p/../00000.jpg /Annotations/480p/../00000.png\n")
     with pytest.raises(DavisError, match=r"val\.txt: line 2: sequence name '\.\.'"):
-        splits(tmp_path)
+        split_lists(tmp_path)
 
 
 def test_1_evaluate_never_writes_predictions_outside_out(davis, tmp_path, capsys):

@@ -20,7 +20,7 @@ from siampolar_lib.data.davis import (
     read_labels,
     read_mask,
     sequence_masks,
-    splits,
+    split_lists,
 )
 
 
@@ -36,7 +36,7 @@ def davis_copy(tmp_path, synthetic_davis) -> Path:
 def test_real_val_split_and_sequences(real_davis):
     names = list_sequences(real_davis, "val")
     assert len(names) == 15 and names[0] == "blackswan"
-    assert set(splits(real_davis)) == {"val"}  # no train split, no db_info.yml: still readable
+    assert set(split_lists(real_davis)) == {"val"}  # no train split, no db_info.yml: still readable
     seq = load_sequence(real_davis, "blackswan")
     assert len(seq) == 50 and len(seq.mask_paths) == 50
     assert seq.frame_paths[7].stem == seq.mask_paths[7].stem == "00007"
@@ -67,7 +67,7 @@ def test_train_sample_both_imagesets_styles_agree(real_davis_train, tmp_path):
     only_pairs = tmp_path / "pairs"
     (only_pairs / "ImageSets").mkdir(parents=True)
     shutil.copytree(real_davis_train / "ImageSets" / "480p", only_pairs / "ImageSets" / "480p")
-    assert splits(only_pairs) == splits(real_davis_train)
+    assert split_lists(only_pairs) == split_lists(real_davis_train)
 
 
 def test_train_sample_empty_last_mask(real_davis_train):
@@ -82,7 +82,7 @@ def test_train_sample_empty_last_mask(real_davis_train):
 
 def test_no_imagesets_falls_back_to_folder_listing(davis_copy):
     shutil.rmtree(davis_copy / "ImageSets")
-    assert splits(davis_copy) == {"all": ["synth00", "synth01", "synth02", "synth03"]}
+    assert split_lists(davis_copy) == {"all": ["synth00", "synth01", "synth02", "synth03"]}
     assert list_sequences(davis_copy, "val") == ["synth00", "synth01", "synth02", "synth03"]
 
 
@@ -93,14 +93,14 @@ def test_missing_split_names_the_file(real_davis):
 
 def test_not_a_davis_root(tmp_path):
     with pytest.raises(DavisError, match="JPEGImages/480p"):
-        splits(tmp_path)
+        split_lists(tmp_path)
 
 
 def test_bad_pairs_line_names_the_file(tmp_path):
     (tmp_path / "ImageSets" / "480p").mkdir(parents=True)
     (tmp_path / "ImageSets" / "480p" / "val.txt").write_text("blackswan 00000\n")
     with pytest.raises(DavisError, match=r"val\.txt: line 1"):
-        splits(tmp_path)
+        split_lists(tmp_path)
 
 
 # ---------------------------------------------------------------- bad input

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from siampolar_lib.data.davis import list_sequences, load_sequence, read_frame, sequence_masks, splits
+from siampolar_lib.data.davis import list_sequences, load_sequence, read_frame, sequence_masks, split_lists
 from siampolar_lib.data.synthetic import make_synthetic_davis
 from siampolar_lib.paths import REPO_ROOT
 
@@ -22,7 +22,7 @@ def _tree_bytes(root: Path) -> dict[str, bytes]:
 
 
 def test_layout_and_splits(synthetic_davis):
-    assert splits(synthetic_davis) == {"train": ["synth00", "synth01", "synth02"], "val": ["synth03"]}
+    assert split_lists(synthetic_davis) == {"train": ["synth00", "synth01", "synth02"], "val": ["synth03"]}
     info = yaml.safe_load((synthetic_davis / "Annotations" / "db_info.yml").read_text())
     assert [s["name"] for s in info["sequences"]] == list_sequences(synthetic_davis, "all")
     for name in list_sequences(synthetic_davis, "all"):
