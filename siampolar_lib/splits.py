@@ -24,3 +24,16 @@ TRAIN_FOLD_SEQUENCES: tuple[str, ...] = tuple(s for s in REAL_VAL_SEQUENCES if s
 TRAIN_SAMPLE_SEQUENCES: tuple[str, ...] = ("dog-agility", "motocross-bumps", "motorbike", "rollerblade", "surf",
                                            "tennis")
 VALIDATION_FOLD_SEQUENCES: tuple[str, ...] = TRAIN_SAMPLE_SEQUENCES[0::2]
+
+# Cross-validation (issue 30): the whole DAVIS-2016 train split, sorted by name, the i-th sequence in fold i mod 5:
+# five folds of six, fixed by this rule before any cross-validated run. A candidate is trained five times, each
+# time without one fold, and scored on the fold it did not see (`evaluation.crossval`), so every one of the 30
+# sequences is scored once per candidate instead of 3 sequences in all.
+TRAIN_SEQUENCES: tuple[str, ...] = (
+    "bear", "bmx-bumps", "boat", "breakdance-flare", "bus", "car-turn", "dance-jump", "dog-agility", "drift-turn",
+    "elephant", "flamingo", "hike", "hockey", "horsejump-low", "kite-walk", "lucia", "mallard-fly", "mallard-water",
+    "motocross-bumps", "motorbike", "paragliding", "rhino", "rollerblade", "scooter-gray", "soccerball", "stroller",
+    "surf", "swing", "tennis", "train",
+)
+CV_FOLD_COUNT = 5
+CV_FOLDS: tuple[tuple[str, ...], ...] = tuple(TRAIN_SEQUENCES[i::CV_FOLD_COUNT] for i in range(CV_FOLD_COUNT))

@@ -27,9 +27,10 @@ ALLOWED = {
     # training.targets: the grid_bound baseline is defined by the training targets' assignment (tracking.baselines);
     # outputs: the ONNX export and cache own their folders like every other output (locks, staging, dead temps)
     "tracking": ("tracking", "geometry", "models", "device", "errors", "io", "outputs", "training.targets"),
-    # video: scoring reads a folder's mask PNGs in frame order (video.frame_order), as tracking read the frames
-    "evaluation": ("evaluation", "tracking", "geometry", "models", "training.checkpoint", "data.davis", "device",
-                   "errors", "io", "outputs", "paths", "splits", "video"),
+    # video: scoring reads a folder's mask PNGs in frame order (video.frame_order), as tracking read the frames;
+    # training.train_refine: cross-validation (evaluation.crossval) trains each fold's stage before scoring it
+    "evaluation": ("evaluation", "tracking", "geometry", "models", "training.checkpoint", "training.train_refine",
+                   "data.davis", "device", "errors", "io", "outputs", "paths", "splits", "video"),
 }
 ENTRY_POINTS = ("commands",)
 # The floors README's "Layout of the library" lists, bottom up: a module imports from its own floor or below.
@@ -204,6 +205,7 @@ TESTS = PACKAGE.parent / "tests"
 # siampolar_lib/a/b.py are tests/a/test_b.py). Each entry names the files a reader opens to find them.
 TESTED_IN = {
     "commands.cli": ("contracts/test_cli_errors.py",),
+    "commands.crossval": ("evaluation/test_crossval.py",),
     "commands.demo": ("apps/test_demo.py", "contracts/test_cli_errors.py"),
     "commands.download": ("data/test_download.py",),
     "commands.error_split": ("evaluation/test_error_split.py", "contracts/test_refused_inputs.py"),

@@ -1,0 +1,140 @@
+"""Cross-validation of refinement-stage recipes: each fold's stage never trains on the fold it is scored on, every
+sequence is scored once per candidate, a second call resumes instead of retraining, the paired noise columns are
+what their definition says, and bad candidates, folds and data are refused in one line."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from siampolar_lib.commands import crossval as crossval_cmd
+from siampolar_lib.data.davis import folder_sequences
+from siampolar_lib.errors import UserError
+from siampolar_lib.evaluation.crossval import (
+    CrossvalConfig,
+    bootstrap_sd,
+    format_table,
+    parse_candidate,
+    recipe,
+    run_crossval,
+    summarise,
+)
+from siampolar_lib.training.checkpoint import load_checkpoint
+
+TINY = (("iters", 2), ("batch", 2), ("precision", "fp32"))  # a 2-step stage in fp32: plumbing, not accuracy
+
+
+@pytest.fixture(scope="module")
+def folds(tiny_davis) -> tuple[tuple[str, ...], ...]:
+    """Two folds of one synthetic sequence each."""
+    names = folder_sequences(tiny_davis)
+    return (names[0],), (names[1],)
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory, ckpt, tiny_davis, folds):
+    """A whole cross-validation of two candidates over the two folds, run once for the module."""
+    cfg = CrossvalConfig(init_from=str(ckpt), data=(str(tiny_davis),), out=str(tmp_path_factory.mktemp("cv") / "cv"),
+                         candidates=(("a", TINY), ("b", TINY + (("seed", 5),))), folds=folds, workers=0,
+                         device="cpu", progress=False)
+    return cfg, run_crossval(cfg)
+
+
+def test_each_fold_is_scored_by_a_stage_that_never_saw_it(done, folds):
+    cfg, result = done
+    for name in ("a", "b"):
+        for k, fold in enumerate(folds):
+            folder = os.path.join(cfg.out, name, f"fold{k}")
+            saved = load_checkpoint(os.path.join(folder, "run", "last.pt"))["meta"]["refine_config"]
+            assert saved["exclude_sequences"] == list(fold) and saved["iters"] == 2
+            record = json.load(open(os.path.join(folder, "scores.json")))
+            assert sorted(record["rows"]) == sorted(fold)
+    table = {e["candidate"]: e for e in result["table"]}
+    assert [e["candidate"] for e in result["table"]] == ["a", "b"]
+    assert all(e["sequences"] == 2 and e["folds_scored"] == 2 for e in table.values())
+    assert table["b"]["settings"]["seed"] == 5 and table["a"]["settings"]["seed"] == 2
+    assert table["a"]["diff_vs_first"] == 0.0 and table["a"]["sd_diff_vs_first"] == 0.0
+    assert "| a | iters=2, batch=2, precision=fp32 | 2 |" in open(os.path.join(cfg.out, "crossval.md")).read()
+    assert json.load(open(os.path.join(cfg.out, "crossval.json")))["table"] == json.loads(json.dumps(result["table"]))
+
+
+def test_a_second_call_reads_back_instead_of_retraining(done):
+    cfg, result = done
+    scores = os.path.join(cfg.out, "a", "fold0", "scores.json")
+    before = os.stat(scores).st_mtime_ns
+    assert run_crossval(cfg)["table"] == result["table"]
+    assert os.stat(scores).st_mtime_ns == before
+
+
+def test_a_name_reused_with_other_settings_is_refused(done):
+    cfg, _ = done
+    other = CrossvalConfig(init_from=cfg.init_from, data=cfg.data, out=cfg.out, folds=cfg.folds, workers=0,
+                           candidates=(("a", TINY + (("lr", 0.01),)),), device="cpu", progress=False)
+    with pytest.raises(UserError, match="scored with other settings"):
+        run_crossval(other)
+
+
+def test_summary_noise_columns_follow_their_definition():
+    rows = {f"s{i}": {"JF_M": 0.5 + 0.01 * i, "J_M": 0.6, "F_M": 0.4, "fps": 10.0} for i in range(6)}
+    shifted = {n: r | {"JF_M": r["JF_M"] + 0.02} for n, r in rows.items()}
+    rec = [{"settings": {"seed": 2}, "rows": dict(list(rows.items())[:3])},
+           {"settings": {"seed": 2}, "rows": dict(list(rows.items())[3:])}]
+    rec2 = [{"settings": {"seed": 3}, "rows": dict(list(shifted.items())[:3])},
+            {"settings": {"seed": 3}, "rows": dict(list(shifted.items())[3:])}]
+    a, b = summarise({"a": rec, "b": rec2})
+    assert a["JF_M"] == pytest.approx(0.525) and a["per_fold_JF_M"] == pytest.approx([0.51, 0.54])
+    assert b["diff_vs_first"] == pytest.approx(0.02) and b["sd_diff_vs_first"] == pytest.approx(0.0, abs=1e-12)
+    assert 0 < a["sd_JF_M"] < np.std([r["JF_M"] for r in rows.values()])  # the mean's spread, not a sequence's
+    assert "+2.0 (0.0)" in format_table([a, b])
+
+
+def test_bootstrap_sd_shrinks_with_the_square_root_of_the_count():
+    values = np.random.default_rng(1).normal(size=400)
+    assert bootstrap_sd(values) == pytest.approx(values.std() / 20, rel=0.1)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("x:size=3", "expected name:key=value"), ("x:refine_size=abc", "is not a int"),
+    ("x:iters", "expected name:key=value")])
+def test_bad_candidate_text_is_one_line(text, message):
+    with pytest.raises(UserError, match=message):
+        parse_candidate(text)
+
+
+def test_candidate_values_are_checked_by_the_stage_config():
+    assert parse_candidate("big:refine-size=192,seed=4") == ("big", (("refine_size", 192), ("seed", 4)))
+    with pytest.raises(UserError, match="--refine-size 100"):
+        recipe({"refine_size": 100})
+    with pytest.raises(UserError, match="unknown setting 'bogus'"):
+        recipe({"bogus": 1})
+
+
+def test_val_sequences_are_refused_as_folds_and_as_training_data(tmp_path, ckpt, tiny_davis):
+    with pytest.raises(UserError, match="blackswan are DAVIS-2016 val sequences"):
+        CrossvalConfig(init_from=str(ckpt), data=(str(tiny_davis),), out=str(tmp_path / "o"), folds=(("blackswan",),))
+    leaky = tmp_path / "leaky"
+    (leaky / "JPEGImages" / "480p" / "blackswan").mkdir(parents=True)
+    cfg = CrossvalConfig(init_from=str(ckpt), data=(str(leaky),), out=str(tmp_path / "o"), folds=(("x",),))
+    with pytest.raises(UserError, match="blackswan in .*leaky: a DAVIS-2016 val sequence would be trained on"):
+        run_crossval(cfg)
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_fold_sequence_and_bad_fold_index_are_refused(tmp_path, ckpt, tiny_davis):
+    cfg = CrossvalConfig(init_from=str(ckpt), data=(str(tiny_davis),), out=str(tmp_path / "o"), folds=(("nosuch",),))
+    with pytest.raises(UserError, match="no root holds the fold sequence nosuch"):
+        run_crossval(cfg)
+    with pytest.raises(UserError, match=r"--folds \[7\]"):
+        CrossvalConfig(init_from=str(ckpt), data=(str(tiny_davis),), out=str(tmp_path / "o"), only_folds=(7,))
+    with pytest.raises(UserError, match="distinct name"):
+        CrossvalConfig(init_from=str(ckpt), data=(str(tiny_davis),), out=str(tmp_path / "o"),
+                       candidates=(("a", ()), ("a", ())))
+
+
+def test_command_refuses_bad_flags_in_one_line(tmp_path, capsys):
+    assert crossval_cmd.main(["--init-from", "x.pt", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+                              "--folds", "one"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--folds 'one'" in err
