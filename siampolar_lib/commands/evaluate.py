@@ -8,6 +8,7 @@ from dataclasses import replace
 from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.device import pick_device
 from siampolar_lib.errors import UserError
+from siampolar_lib.evaluation.attributes import DB_INFO, format_attribute_table
 from siampolar_lib.evaluation.evaluate import MODEL_METHODS, check_eval_output, evaluate_tracker, load_tracker_model
 from siampolar_lib.evaluation.metrics import check_min_frames
 from siampolar_lib.paths import davis_root as resolve_root
@@ -59,9 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     engine = None
     if args.checkpoint or args.model:  # the runtime is chosen here, once (exported once per weights, cached)
         engine = make_engine(load_tracker_model(args.checkpoint, args.model, dev), args.engine, dev)
-    evaluate_tracker(engine, args.davis_root, args.out, split=args.split, sequences=seqs, baselines=baselines,
+    results = evaluate_tracker(engine, args.davis_root, args.out, split=args.split, sequences=seqs, baselines=baselines,
                      mode=cfg.mode, cfg=cfg, device=dev, max_frames=args.max_frames, progress=not args.no_progress,
                      overwrite=args.overwrite, checkpoint=args.checkpoint)
+    for method, result in results.items():
+        if result["attributes"]:
+            print(f"\n== {method} per DAVIS attribute (means over the sequences that have it; "
+                  f"{resolve_root(args.davis_root) / DB_INFO}) ==")
+            print(format_attribute_table(result["attributes"]))
     print(f"\nwrote {args.out}/<method>/<sequence>/*.png, results.json and global_results-{args.split}.csv")
     return 0
 

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from siampolar_lib.data.davis import DavisSequence, check_first_mask, list_sequences, load_sequence
 from siampolar_lib.device import describe_device, pick_device
 from siampolar_lib.errors import DavisError, UserError
+from siampolar_lib.evaluation.attributes import attribute_table, read_attributes
 from siampolar_lib.evaluation.metrics import check_min_frames, mean_over_sequences
 from siampolar_lib.evaluation.report import format_table, write_davis_csvs, write_results_json
 from siampolar_lib.evaluation.sequence import load_eval_sequence, track_and_score
@@ -132,12 +133,14 @@ def _load_checked(root: Path, names: Sequence[str]) -> dict[str, DavisSequence]:
     return seqs
 
 
-def _write_method(out: Path, method: str, rows: dict[str, dict], record: dict, split: str, is_model: bool) -> dict:
+def _write_method(out: Path, method: str, rows: dict[str, dict], record: dict, split: str, is_model: bool,
+                  attributes: dict[str, dict]) -> dict:
     """One method's summary (means over sequences + mean fps), written as results.json and the official CSVs."""
     summary = mean_over_sequences(rows)
     summary["fps"] = float(np.mean([r["fps"] for r in rows.values()]))
     for folder in (out / method, out) if is_model else (out / method,):
-        write_results_json(folder / "results.json", summary, rows, run={**record, "method": method})
+        write_results_json(folder / "results.json", summary, rows, run={**record, "method": method},
+                           attributes=attributes)
         write_davis_csvs(folder, rows, split)
     return summary
 
@@ -182,11 +185,12 @@ def evaluate_into(model: torch.nn.Module | Engine | str | os.PathLike | None, da
             for t, p in enumerate(frame_paths):
                 write_mask_png(out / method / name / (Path(p).stem + ".png"), preds[t])
     record = run_record(net, checkpoint, methods, mode, names, frames, max_frames, split, root, tcfg)
-    results = {}
+    results, attrs = {}, read_attributes(root)
     for method in methods:
         is_model = method in MODEL_METHODS.values()
-        summary = _write_method(out, method, rows[method], record, split, is_model)
-        results[method] = {"summary": summary, "sequences": rows[method]}
+        by_attribute = attribute_table(rows[method], attrs)
+        summary = _write_method(out, method, rows[method], record, split, is_model, by_attribute)
+        results[method] = {"summary": summary, "sequences": rows[method], "attributes": by_attribute}
         if verbose:
             print(f"\n== {method} ({describe_device(dev) if is_model else 'cpu'}) ==")
             print(format_table({**rows[method], "overall": summary}))

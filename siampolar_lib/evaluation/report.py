@@ -2,7 +2,8 @@
 
 results.json schema (statistics as fractions 0..1, fps in frames per second or null):
     {"J_M", "J_O", "J_D", "F_M", "F_O", "F_D", "JF_M", "fps", "sequences": {seq: {same keys}},
-     "run": {"method", "mode", "checkpoint", "checkpoint_sha256", "sequences", "frames", "version", ...}}
+     "run": {"method", "mode", "checkpoint", "checkpoint_sha256", "sequences", "frames", "version", ...},
+     "attributes": {code: {"sequences", "JF_M", "J_M", "F_M"}}}   (when the DAVIS root has db_info.yml)
 """
 from __future__ import annotations
 
@@ -50,11 +51,11 @@ def _clean(value):
 
 
 def write_results_json(path: str | os.PathLike, summary: dict, sequences: dict[str, dict],
-                       run: dict | None = None) -> Path:
+                       run: dict | None = None, attributes: dict[str, dict] | None = None) -> Path:
     """Write results.json atomically (temp file + rename); only the statistics and fps are kept, missing -> null.
 
     run: what produced the results (method, mode, checkpoint and its sha256, sequences, frames, version),
-    stored under "run" (plain JSON types).
+    stored under "run" (plain JSON types). attributes: `evaluation.attributes.attribute_table`'s, if any.
     """
     path = Path(path)
     missing = [k for k in STAT_KEYS if k not in summary]
@@ -65,6 +66,9 @@ def write_results_json(path: str | os.PathLike, summary: dict, sequences: dict[s
     doc["sequences"] = {s: {k: _clean(r.get(k)) for k in keys} for s, r in sequences.items()}
     if run is not None:
         doc["run"] = run
+    if attributes:
+        doc["attributes"] = {a: {k: _clean(v) if k != "sequences" else int(v) for k, v in r.items()}
+                             for a, r in attributes.items()}
     return write_text(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
 
 
