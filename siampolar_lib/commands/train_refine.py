@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from siampolar_lib.commands.cli import ArgumentParser, cli_main
-from siampolar_lib.training.train_refine import RefineConfig, train_refine
+from siampolar_lib.training.train_refine import PRECISIONS, RefineConfig, train_refine
 
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(RefineConfig)}
 
@@ -33,7 +33,8 @@ def parse_args(argv: list[str] | None = None) -> RefineConfig:
                              ("--workers", int, "DataLoader worker processes")):
         name = flag[2:].replace("-", "_")
         p.add_argument(flag, type=kind, default=DEFAULTS[name], help=f"{what} (default {DEFAULTS[name]})")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default=DEFAULTS["precision"])
+    p.add_argument("--precision", choices=PRECISIONS, default=DEFAULTS["precision"],
+                   help="auto: bf16 autocast where the hardware computes it natively, else fp32 (default auto)")
     p.add_argument("--device", default=DEFAULTS["device"], help="auto, cpu, cuda or mps")
     p.add_argument("--no-progress", action="store_true", help="do not print the log rows")
     args = vars(p.parse_args(argv))

@@ -4,7 +4,8 @@
 The first stage (backbone, neck, head) is loaded from init_from and frozen; only `models.refine.RayRefiner`
 trains, on `data.refine_samples.RefineDataset` samples (a blurred first outline around a centre near the object's
 mass centre, the true rays from that centre). Loss: the Polar IoU loss (-log IoU of the rays) after every
-iteration, averaged. AdamW, linear warm-up then cosine (`schedule.lr_factor`), bf16 autocast on CPUs that have it.
+iteration, averaged. AdamW, linear warm-up then cosine (`schedule.lr_factor`); precision auto: bf16 autocast where
+the hardware has native bf16 (`native_bf16`), else fp32.
 A log row every log_every steps; every ckpt_every steps and at the end: `last.pt` (the whole network, first stage
 included, with the optimiser, RNG and log rows: what `resume` continues from), a model-only `step{N}.pt`, and
 `train_log.csv` (a copy of the checkpoint's rows, `log.write_log`), whose checkpoint rows add the stage's polar
@@ -52,6 +53,28 @@ STALE_TEMPS = (".*.tmp*",)
 RESUME_FIELDS = ("init_from", "data", "exclude_sequences", "batch", "lr", "warmup", "refine_iters", "refine_channels",
                  "refine_size", "seed", "precision")
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bfloat16 natively: CUDA that supports it, or a CPU with AVX-512 BF16 (or AMX).
+
+    Elsewhere (AVX2 CPUs, most laptops) autocast emulates bf16: measured on an AVX2 EPYC, a stage step ran at 5.7
+    samples/s in bf16 against about 120 in bf16 on an AVX-512 BF16 CPU (checkpoints/README.md, cross-validation).
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        cpu = torch.cpu
+        checks = [getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        return any(check() for check in checks if check is not None)
+    return False
+
+
+def stage_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The stage's autocast dtype: bf16 (bf16, or auto on hardware with native bf16) or None (fp32)."""
+    return torch.bfloat16 if precision == "bf16" or (precision == "auto" and native_bf16(device)) else None
+
 
 @dataclass(frozen=True)
 class RefineConfig:
@@ -74,7 +97,7 @@ class RefineConfig:
     stop_at: int | None = None  # stop after this step, the schedule still planned for iters (resume continues)
     seed: int = 0  # the samples of step s are a function of (seed, s); also seeds a new stage's weights
     workers: int = 1  # DataLoader worker processes (0: in this process)
-    precision: str = "bf16"  # bf16: bfloat16 autocast; fp32: none
+    precision: str = "auto"  # auto: bf16 where the hardware has it natively (stage_dtype), else fp32; bf16; fp32
     device: str = "auto"  # auto (CUDA, MPS, CPU), cpu, cuda, mps
     progress: bool = True  # print each log row
     resume: bool = False  # continue the run in out/last.pt (same RESUME_FIELDS)
@@ -99,8 +122,8 @@ class RefineConfig:
                                 + (f", a multiple of {k}" if k > 1 else ""))
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < float("inf"):
             raise UserError(f"--lr {self.lr!r}: must be a finite number > 0")
-        if self.precision not in ("fp32", "bf16"):
-            raise UserError(f"--precision {self.precision!r}: must be fp32 or bf16")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"--precision {self.precision!r}: must be one of {', '.join(PRECISIONS)}")
 
     def to_dict(self) -> dict:
         """The config as plain values (tuples as lists): the checkpoint's meta.refine_config."""
@@ -276,7 +299,7 @@ def run_phase(cfg: RefineConfig, model: SiamPolar, videos: list, fold: list, dev
     loader = DataLoader(data, batch_size=cfg.batch, sampler=StepSampler(start, end, cfg.batch), drop_last=True,
                         **worker_loader_kwargs(cfg.workers))
     val = fold_samples(fold, size) if fold else None
-    dtype = torch.bfloat16 if cfg.precision == "bf16" else None
+    dtype = stage_dtype(cfg.precision, device)
     t_last, step, logged = time.perf_counter(), start, start
     for step, batch in enumerate(loader, start=start + 1):
         lr = cfg.lr * lr_factor(step - 1, cfg.iters, cfg.warmup)  # a pure function of the step: resumes exactly

@@ -135,3 +135,18 @@ def check_export(run, first, tmp_path) -> None:
     save_checkpoint(other, SiamPolar(dataclasses.replace(get_config("quick"), refine_iters=2), pretrained=False))
     wrong = subprocess.run(cmd[:-1] + [str(other), "--out", str(tmp_path / "x.pt")], capture_output=True, text=True)
     assert wrong.returncode == 2 and "not trained from it" in wrong.stderr and not (tmp_path / "x.pt").exists()
+
+
+def test_precision_auto_uses_bf16_only_where_the_hardware_has_it(monkeypatch):
+    from siampolar_lib.training import train_refine as tr
+
+    cpu = torch.device("cpu")
+    assert tr.stage_dtype("fp32", cpu) is None and tr.stage_dtype("bf16", cpu) is torch.bfloat16
+    for native in (True, False):  # an AVX-512 BF16 CPU, and an AVX2 one (where autocast emulates bf16, ~20x slower)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda native=native: native)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert tr.native_bf16(cpu) is native
+        assert tr.stage_dtype("auto", cpu) is (torch.bfloat16 if native else None)
+    assert RefineConfig(init_from="x", data=("d",), out="o").precision == "auto"
+    with pytest.raises(UserError, match="--precision 'fp16': must be one of auto, fp32, bf16"):
+        RefineConfig(init_from="x", data=("d",), out="o", precision="fp16")
