@@ -136,7 +136,10 @@ class OrtEngine(Engine):
 
     name = "onnxruntime"
 
-    def __init__(self, folder: str | os.PathLike, threads: int | None = None):
+    def __init__(self, folder: str | os.PathLike, threads: int | None = None, spinning: bool = True):
+        """Sessions on the graphs in folder: `threads` intra-op threads (None: ONNX Runtime's choice, one per core);
+        `spinning`: whether the template and search sessions' threads spin after a run (the refinement session's
+        never do). benchmarks/bench_busy.py measures both beside a busy core."""
         import onnxruntime as ort
 
         folder = Path(folder)
@@ -148,6 +151,8 @@ class OrtEngine(Engine):
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3  # warnings about unused initialisers are not the user's business
+        if not spinning:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         self._template = ort.InferenceSession(str(folder / TEMPLATE_NAME), opts, providers=providers)
         self._search = ort.InferenceSession(str(folder / SEARCH_NAME), opts, providers=providers)
@@ -158,7 +163,8 @@ class OrtEngine(Engine):
         if self.refines:
             # Its threads must not spin after a run: they would take the cores from the search graph's next run
             # (16.4 ms a frame for search + refine with spinning, 10.8 without; 2 cores, idle).
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            if spinning:  # else already set for every session
+                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._refine = ort.InferenceSession(str(folder / REFINE_NAME), opts, providers=providers)
 
     def template(self, z: np.ndarray) -> list[np.ndarray]:

@@ -118,3 +118,12 @@ def test_cli_exports_and_names_bad_inputs(tmp_path, quick_model, capsys):
     assert "--overwrite" in capsys.readouterr().err and (graphs / SEARCH_NAME).read_bytes() == before
     assert main(["--checkpoint", str(ckpt), "--out", str(graphs), "--overwrite"]) == 0
     assert not (graphs / "refine.onnx").exists(), "a stage the new graphs do not have is removed"
+
+
+@pytest.mark.parametrize("threads, spinning", [(1, False), (None, False), (2, True)])
+def test_spinning_and_threads_do_not_change_what_the_engine_computes(exported, quick_model, threads, spinning):
+    z, x, _ = sample_crops(quick_model)
+    ref, e = OrtEngine(exported, threads=1), OrtEngine(exported, threads=threads, spinning=spinning)
+    for a, b in zip(e.search(x, e.template(z)), ref.search(x, ref.template(z))):
+        np.testing.assert_allclose(a["score"], b["score"], atol=1e-6)
+        np.testing.assert_allclose(a["rays"], b["rays"], atol=1e-4, rtol=1e-5)
