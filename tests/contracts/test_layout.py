@@ -256,3 +256,19 @@ def test_tests_mirror_the_package():
         bad += [f"{name}: TESTED_IN names {h.relative_to(TESTS)}, which does not exist"
                 for h in homes if not h.is_file()]
     assert not bad, "\n".join(bad)
+
+
+def test_every_command_is_installed_and_in_the_readme_table():
+    """Each commands/ module with a main is a [project.scripts] entry, and README's table lists each entry."""
+    import tomllib
+
+    scripts = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]["scripts"]
+    targets = {v.split(":")[0] for v in scripts.values()}
+    with_main = {f"siampolar_lib.commands.{p.stem}" for p in (PACKAGE / "commands").glob("*.py")
+                 if "\ndef main(" in p.read_text()}
+    assert with_main == targets, f"commands with a main but no script: {sorted(with_main - targets)}"
+    readme = (PACKAGE.parent / "README.md").read_text()
+    for name, target in scripts.items():
+        assert f"| `{name}` | `python -m {target.split(':')[0]}`" in readme, f"README's command table lacks {name}"
+    words = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
+    assert f"adds {words[len(scripts) - 1]} commands" in readme
