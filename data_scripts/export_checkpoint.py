@@ -17,6 +17,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import torch
+
 from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.errors import UserError
 from siampolar_lib.io import sha256
@@ -31,7 +33,7 @@ def export_runs(runs: list[Path], out: Path, overwrite: bool = False) -> dict:
     Returns {"checkpoint", "log", "curve": Path, "steps": int (total), "phases": [(run folder, steps), ...]}.
     """
     check_export_outputs(runs, out, overwrite)
-    phases, logs = [], []
+    phases, logs, before = [], [], None
     for run in runs:
         ckpt_path, log_path = run / "last.pt", run / "train_log.csv"
         if not run.is_dir():
@@ -39,6 +41,9 @@ def export_runs(runs: list[Path], out: Path, overwrite: bool = False) -> dict:
         if not ckpt_path.is_file():
             raise FileNotFoundError(f"{ckpt_path}: missing (each --runs folder needs last.pt and train_log.csv)")
         ckpt = load_checkpoint(ckpt_path)
+        if before is not None:
+            check_continues(run, ckpt, *before)
+        before = (run, ckpt)
         if "log" not in ckpt and not log_path.is_file():
             raise FileNotFoundError(f"{log_path}: missing (each --runs folder needs last.pt and train_log.csv)")
         meta = ckpt.get("meta") or {}
@@ -60,6 +65,29 @@ def export_runs(runs: list[Path], out: Path, overwrite: bool = False) -> dict:
     save_loss_curve(curve_out, rows)
     return {"checkpoint": path, "log": log_out, "curve": curve_out, "steps": rows[-1]["step"],
             "phases": [(p["run"], p["steps"]) for p in phases]}
+
+
+def check_continues(run: Path, ckpt: dict, before: Path, before_ckpt: dict) -> None:
+    """Refuse a run that does not go on from the one before it (their logs would be joined into a false lineage):
+    the same folder twice, a run trained without --init-from, or one whose --init-from holds other weights than the
+    earlier run's last.pt. An --init-from no longer on this machine must at least lie in a folder named as `before`.
+    """
+    if run.resolve() == before.resolve():
+        raise UserError(f"--runs {run}: given twice; name each run of the lineage once, in training order")
+    init = ((ckpt.get("meta") or {}).get("train_config") or {}).get("init_from")
+    if not init:
+        raise UserError(f"--runs {run}: its last.pt was not trained from another checkpoint (no --init-from in its "
+                        f"training configuration), so it does not go on from {before}; give one lineage, in order")
+    init = Path(init)
+    if init.is_file():
+        weights, earlier = load_checkpoint(init)["model"], before_ckpt["model"]
+        shared = weights.keys() & earlier.keys()
+        same = bool(shared) and all(torch.equal(weights[k], earlier[k]) for k in shared)
+    else:
+        same = init.parent.name == before.name
+    if not same:
+        raise UserError(f"--runs {run}: it was trained from {init}, which does not hold the weights of "
+                        f"{before / 'last.pt'}; give one lineage, each run trained from the one before it")
 
 
 def check_export_outputs(runs: list[Path], out: Path, overwrite: bool = False) -> None:

@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 
 from siampolar_lib.commands.cli import ArgumentParser, cli_main
-from siampolar_lib.errors import UserError
+from siampolar_lib.errors import CheckpointError, UserError, one_line
 from siampolar_lib.io import atomic_write, sha256
 from siampolar_lib.outputs import check_output_apart, check_output_file
-from siampolar_lib.training.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from siampolar_lib.training.checkpoint import checkpoint_log, load_checkpoint, model_from_checkpoint, save_checkpoint
 
 
 def export_refined(stage: Path, log: Path, first: Path, out: Path, overwrite: bool = False) -> dict:
@@ -47,6 +47,10 @@ def export_refined(stage: Path, log: Path, first: Path, out: Path, overwrite: bo
     if not log.is_file():
         raise UserError(f"{log}: no such training log")
     s_ckpt, f_ckpt = load_checkpoint(stage), load_checkpoint(first)
+    try:  # the stage's own log: a training log (step, loss, ...) holding each of its steps 1..N once
+        checkpoint_log({"step": int(s_ckpt["step"])}, stage, log)
+    except (ValueError, CheckpointError) as err:  # UnicodeDecodeError (random bytes) is a ValueError
+        raise UserError(f"{log}: --log is not the training log of {stage.name} ({one_line(err)})") from None
     model = model_from_checkpoint(s_ckpt, stage)
     if model.refiner is None:
         raise UserError(f"{stage}: has no refinement stage (config refine_iters is 0)")

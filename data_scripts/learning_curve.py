@@ -22,6 +22,7 @@ from siampolar_lib.data.davis import check_sequence_names
 from siampolar_lib.errors import UserError
 from siampolar_lib.evaluation.selection import fold_scores
 from siampolar_lib.io import atomic_write, write_text
+from siampolar_lib.outputs import check_output_apart, check_output_file, output_lock
 from siampolar_lib.paths import davis_train_sample_root
 from siampolar_lib.splits import VALIDATION_FOLD_SEQUENCES
 from siampolar_lib.training.checkpoint import load_checkpoint, load_model, model_from_checkpoint, with_stage
@@ -55,6 +56,53 @@ def plot(points: list[dict], path: Path, note: str = "") -> Path:
     return path
 
 
+def check_outputs(a, root: Path) -> Path:
+    """--points and --png checked before any scoring: file paths (--png a .png) apart from every input (a checkpoint,
+    --stage, --davis-root), and apart from each other. Returns --points as a Path."""
+    inputs = [("--checkpoints", c) for c in a.checkpoints] + [("--stage", a.stage), ("--davis-root", root)]
+    points_path = check_output_file(a.points, "--points")
+    check_output_apart(points_path, inputs, "--points")
+    if a.png:
+        check_output_file(a.png, "--png")
+        check_output_apart(a.png, [*inputs, ("--points", points_path)], "--png")
+        if Path(a.png).suffix.lower() != ".png":
+            raise UserError(f"{a.png}: --png must be a .png file name")
+    return points_path
+
+
+def read_points(path: Path) -> list[dict]:
+    """The campaign's points so far ([] for a missing file): a JSON list of {pairs, label, ...} rows; UserError
+    naming the file for anything else."""
+    if not path.is_file():
+        return []
+    try:
+        points = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{path}: --points is not a JSON file ({err})") from None
+    if not isinstance(points, list) or not all(isinstance(p, dict) and {"pairs", "label"} <= set(p) for p in points):
+        raise UserError(f"{path}: --points must be a JSON list of points, each with pairs and label (an earlier "
+                        "learning_curve.py run's file)")
+    return points
+
+
+def score_checkpoint(path: str, stage, stage_path: str | None, root: Path, names: list[str], offset: int,
+                     label: str) -> dict:
+    """One point: the checkpoint's fold J&F, J_M, F_M (with `stage` on it when given) at its pairs seen; printed."""
+    ckpt = load_checkpoint(path)
+    model = model_from_checkpoint(ckpt, path, device="cpu")
+    if stage is not None:
+        try:
+            model = with_stage(model, stage)
+        except ValueError as err:
+            raise UserError(f"{path}: cannot carry the stage of {stage_path}: {err}") from err
+    scores = fold_scores(model, root, names)
+    row = {"checkpoint": Path(path).name, "step": int(ckpt.get("step", 0)), "pairs": pairs_seen(ckpt, offset),
+           "label": label, **{k: scores[k] for k in ("JF_M", "J_M", "F_M")}}
+    print(f"{row['checkpoint']}: step {row['step']}, {row['pairs']} pairs: J&F {100 * row['JF_M']:.1f} "
+          f"J_M {100 * row['J_M']:.1f} F_M {100 * row['F_M']:.1f}", flush=True)
+    return row
+
+
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
@@ -73,31 +121,21 @@ def main(argv: list[str] | None = None) -> int:
     if not names:
         raise UserError(f"--sequences {a.sequences!r}: name at least one sequence")
     check_sequence_names(names, "--sequences")
-    points_path = Path(a.points)
-    points = json.loads(points_path.read_text()) if points_path.is_file() else []
+    if a.offset_pairs < 0:
+        raise UserError(f"--offset-pairs {a.offset_pairs}: pairs seen before the run cannot be negative")
     root = Path(a.davis_root) if a.davis_root else davis_train_sample_root()
-    stage = load_model(a.stage, device="cpu") if a.stage else None
-    for path in a.checkpoints:
-        ckpt = load_checkpoint(path)
-        model = model_from_checkpoint(ckpt, path, device="cpu")
-        if stage is not None:
-            try:
-                model = with_stage(model, stage)
-            except ValueError as err:
-                raise UserError(f"{path}: cannot carry the stage of {a.stage}: {err}") from err
-        scores = fold_scores(model, root, names)
-        row = {"checkpoint": Path(path).name, "step": int(ckpt.get("step", 0)),
-               "pairs": pairs_seen(ckpt, a.offset_pairs), "label": a.label,
-               **{k: scores[k] for k in ("JF_M", "J_M", "F_M")}}
-        points = [p for p in points if (p["pairs"], p["label"]) != (row["pairs"], row["label"])] + [row]
-        print(f"{row['checkpoint']}: step {row['step']}, {row['pairs']} pairs: J&F {100 * row['JF_M']:.1f} "
-              f"J_M {100 * row['J_M']:.1f} F_M {100 * row['F_M']:.1f}", flush=True)
-        write_text(points_path, json.dumps(sorted(points, key=lambda p: p["pairs"]), indent=1) + "\n")
+    points_path = check_outputs(a, root)
+    with output_lock(points_path, "--points"):  # two runs adding points at once would lose one's rows
+        points = read_points(points_path)
+        stage = load_model(a.stage, device="cpu") if a.stage else None
+        for path in a.checkpoints:
+            row = score_checkpoint(path, stage, a.stage, root, names, a.offset_pairs, a.label)
+            points = [p for p in points if (p["pairs"], p["label"]) != (row["pairs"], row["label"])] + [row]
+            write_text(points_path, json.dumps(sorted(points, key=lambda p: p["pairs"]), indent=1) + "\n")
     if a.png:
         note = f", each first stage with the refinement stage of {Path(a.stage).name}" if a.stage else ""
         print(f"wrote {plot(points, Path(a.png), note)}")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

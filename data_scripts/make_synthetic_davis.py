@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=parse_size, default=(854, 480), help="WIDTHxHEIGHT (default 854x480)")
     a = p.parse_args(argv)
     check_output_folder(a.out)
+    if a.seed < 0:
+        raise UserError(f"--seed {a.seed}: a seed is a whole number >= 0")
     if a.sequences < 1 or a.frames < 3:
         raise UserError(f"--sequences {a.sequences} --frames {a.frames}: need at least 1 sequence of 3 frames "
                         "(the DAVIS protocol scores neither the first nor the last frame)")

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+from contextlib import nullcontext
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from siampolar_lib.data.davis import check_sequence_name, read_sequence_list
 from siampolar_lib.errors import UserError
 from siampolar_lib.geometry.polar import polar_fit_iou
 from siampolar_lib.io import read_mask_png, write_text
-from siampolar_lib.outputs import check_output_apart, check_output_file
+from siampolar_lib.outputs import owned_output_file
 from siampolar_lib.paths import davis_root
 
 
@@ -80,6 +81,20 @@ def parse_list(text: str, option: str, kind=str) -> list:
         raise UserError(f"{option} {text!r}: expected a comma-separated list of {kind.__name__}") from None
 
 
+def bound_table(files: list[Path], rays: list[int], centres: list[str], method: str, workers: int) -> dict:
+    """`upper_bound` with its wall time and method, printed as a table (rows: rays, columns: centres)."""
+    t0 = time.perf_counter()
+    res = upper_bound(files, rays, centres, method, workers)
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    res["method"] = method
+    print(f"{res['masks']} masks with an object ({res['empty']} empty ones left out), method {method}, "
+          f"{res['seconds']} s on {workers} workers")
+    print("rays " + "".join(f"{c:>8}" for c in centres))
+    for n in rays:
+        print(f"{n:>4} " + "".join(f"{res['rays'][str(n)][c]:8.3f}" for c in centres))
+    return res
+
+
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     ap = ArgumentParser(prog="polar_upper_bound.py", description=__doc__.splitlines()[0])
@@ -102,25 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     if a.every < 1 or a.workers < 1:
         raise UserError("--every and --workers must be at least 1")
     root = davis_root(a.davis_root)
-    if a.json:  # checked before the work, not after it
-        check_output_file(a.json, "--json")
-        check_output_apart(a.json, {"--davis-root": root}, "--json")
-        if (Path(a.json).exists() or Path(a.json).is_symlink()) and not a.overwrite:
-            raise UserError(f"{a.json}: --json already exists (an earlier run?); pass --overwrite to replace it, "
-                            "or choose another --json")
-    files = annotation_files(root, a.every)
-    t0 = time.perf_counter()
-    res = upper_bound(files, rays, centres, a.method, a.workers)
-    res["seconds"] = round(time.perf_counter() - t0, 1)
-    res["method"] = a.method
-    print(f"{res['masks']} masks with an object ({res['empty']} empty ones left out), method {a.method}, "
-          f"{res['seconds']} s on {a.workers} workers")
-    print("rays " + "".join(f"{c:>8}" for c in centres))
-    for n in rays:
-        print(f"{n:>4} " + "".join(f"{res['rays'][str(n)][c]:8.3f}" for c in centres))
-    if a.json:
-        write_text(a.json, json.dumps(res, indent=1))
+    # --json is checked before the work, not after it, and held (locked) until it is written
+    with owned_output_file(a.json, {"--davis-root": root}, a.overwrite, "--json") if a.json else nullcontext():
+        res = bound_table(annotation_files(root, a.every), rays, centres, a.method, a.workers)
+        if a.json:
+            write_text(a.json, json.dumps(res, indent=1))
     return 0
+
 
 
 if __name__ == "__main__":

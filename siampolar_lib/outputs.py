@@ -49,15 +49,19 @@ def check_output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
         raise UserError(f"{parent}: no permission to write {option} {path} there")
     return path
 
-def check_output_apart(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None],
-                       option: str = "--out") -> Path:
+Inputs = Mapping[str, str | os.PathLike | None] | Sequence[tuple[str, str | os.PathLike | None]]
+"""What a run reads, by the flag that named it: {flag: path}, or (flag, path) pairs where one flag names several."""
+
+
+def check_output_apart(out: str | os.PathLike, inputs: Inputs, option: str = "--out") -> Path:
     """Refuse an output that is, contains or lies inside an input: the one rule every tool applies to its outputs.
 
     A run writes into its output and `--overwrite` replaces it whole, so either would change or delete the input.
-    inputs: {flag: path} (None skipped). Paths are compared resolved (links, `..`): both where a path is and,
-    for a link, what it points to. UserError naming the option, the flag and both paths; returns Path(out).
+    inputs: {flag: path} or (flag, path) pairs (None skipped). Paths are compared resolved (links, `..`): both where
+    a path is and, for a link, what it points to. UserError naming the option, the flag and both paths; returns
+    Path(out).
     """
-    for flag, src in inputs.items():
+    for flag, src in (inputs.items() if isinstance(inputs, Mapping) else inputs):
         if src is None:
             continue
         for o in _locations(out):
@@ -67,6 +71,27 @@ def check_output_apart(out: str | os.PathLike, inputs: Mapping[str, str | os.Pat
                     raise UserError(f"{option} {out} {rel} the input {flag} {src}; the run would overwrite the input "
                                     "(an output may not be, contain or lie inside an input)")
     return Path(out)
+
+def check_new_output_file(path: str | os.PathLike, inputs: Inputs, overwrite: bool = False,
+                          option: str = "--out") -> Path:
+    """A result file a run writes, checked before the work: a file path (`check_output_file`) apart from every input
+    (`check_output_apart`), and not an earlier run's file unless overwrite. UserError naming `option`."""
+    path = check_output_file(path, option)
+    check_output_apart(path, inputs, option)
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise UserError(f"{path}: {option} already exists (an earlier run?); pass --overwrite to replace it, "
+                        f"or choose another {option}")
+    return path
+
+@contextlib.contextmanager
+def owned_output_file(path: str | os.PathLike, inputs: Inputs, overwrite: bool = False,
+                      option: str = "--out") -> Iterator[Path]:
+    """Own one result file for a run: checked (`check_new_output_file`), locked (`output_lock`), and checked again
+    under the lock, so a second run started meanwhile is refused rather than replacing the first's result. The run
+    writes `path` itself (atomically: `io.write_text`) before leaving the block."""
+    check_new_output_file(path, inputs, overwrite, option)
+    with output_lock(path, option):
+        yield check_new_output_file(path, inputs, overwrite, option)
 
 def _relation(out: Path, src: Path) -> str:
     """How two resolved paths overlap, in words ('is', 'lies inside', 'contains'), or '' when they are apart."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from siampolar_lib.errors import UserError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 LOCAL_DAVIS = REPO_ROOT / "data" / "DAVIS"  # where `make data` (siampolar_lib.data.download) puts the full DAVIS-2016
@@ -20,6 +22,15 @@ def davis_root(explicit: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env)
     return LOCAL_DAVIS
+
+
+def check_davis_env() -> None:
+    """UserError when $SIAMPOLAR_DAVIS_ROOT is set but names no DAVIS folder: a tool would otherwise fall back to
+    another folder, or to synthetic data, without a word."""
+    env = os.environ.get("SIAMPOLAR_DAVIS_ROOT")
+    if env and not davis_available(env):
+        raise UserError(f"$SIAMPOLAR_DAVIS_ROOT {env}: not a DAVIS folder (no JPEGImages/480p and Annotations/480p "
+                        "in it); fix it, or unset it to use data/DAVIS")
 
 
 def davis_available(root: str | os.PathLike | None = None) -> bool:

@@ -19,6 +19,9 @@ from siampolar_lib.errors import VideoError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 CORRUPT_JPEG = ("Corrupt JPEG data", "Premature end of JPEG file")  # libjpeg's warnings that pixels are damaged
+# FFmpeg's warnings that a frame it hands over (or drops) is damaged: a cut-off or corrupt video decodes "fine"
+DAMAGED_VIDEO = ("damaged", "overread", "Error at MB", "decode failed", "error while decoding", "Invalid data",
+                 "corrupt", "concealing", "truncated", "Truncated", "Packet mismatch", "invalid")
 
 
 def frame_key(name: str) -> tuple:
@@ -147,6 +150,8 @@ def check_source(source: str | os.PathLike) -> Path:
     source = Path(source)
     if not source.exists():
         raise VideoError(f"{source}: no such video file or frame folder")
+    if not (source.is_dir() or source.is_file()):  # a FIFO would block the decoder forever
+        raise VideoError(f"{source}: not a video file or a frame folder (a pipe, device or socket cannot be read)")
     if source.is_dir():
         list_frame_files(source)
     return source
@@ -191,8 +196,9 @@ def _opencv_misses_gif_frames(path: Path, max_frames: int | None) -> bool:
             n = min(int(getattr(im, "n_frames", 1)), max_frames or 1 << 62)
     except (OSError, SyntaxError, ValueError):  # Pillow cannot read it: OpenCV's reading stands
         return False
-    cap, seen = cv2.VideoCapture(str(path)), 0
-    while cap.isOpened() and seen < n and cap.grab():
+    cap, _ = call_logging_stderr(cv2.VideoCapture, str(path))  # FFmpeg's warnings: the reader reports them
+    seen = 0
+    while cap.isOpened() and seen < n and call_logging_stderr(cap.grab)[0]:
         seen += 1
     cap.release()
     return seen < n
@@ -213,20 +219,27 @@ def _iter_gif(path: Path, max_frames: int | None) -> Iterator[np.ndarray]:
 
 
 def _iter_video_file(path: Path, max_frames: int | None) -> Iterator[np.ndarray]:
-    """Decode a video file with OpenCV, frame by frame; VideoError when it yields no frame.
+    """Decode a video file with OpenCV, frame by frame; VideoError when it yields no frame or FFmpeg reports one
+    damaged.
 
-    A GIF of which OpenCV sees fewer frames than Pillow (FFmpeg reads an animated GIF without graphic-control
-    blocks as one still image) is read with Pillow instead, so every frame is there; other GIFs keep OpenCV's
-    decoding.
+    FFmpeg decodes a cut-off or corrupt video without telling OpenCV's caller: it only prints warnings (`DAMAGED_VIDEO`)
+    to stderr and hands over a half-grey frame, or none. So each read's stderr is watched (`call_logging_stderr`)
+    and such a warning is an error naming the file and the frame; what FFmpeg printed while opening a file it cannot
+    read goes into that error's one line. A GIF of which OpenCV sees fewer frames than Pillow (FFmpeg reads an
+    animated GIF without graphic-control blocks as one still image) is read with Pillow instead, so every frame is
+    there; other GIFs keep OpenCV's decoding.
     """
     if path.suffix.lower() == ".gif" and _opencv_misses_gif_frames(path, max_frames):
         yield from _iter_gif(path, max_frames)
         return
-    cap = cv2.VideoCapture(str(path))
+    cap, opened = call_logging_stderr(cv2.VideoCapture, str(path))
     n = 0
     try:
         while cap.isOpened() and (max_frames is None or n < max_frames):
-            ok, bgr = cap.read()
+            (ok, bgr), log = call_logging_stderr(cap.read)
+            if any(w in log for w in DAMAGED_VIDEO):
+                raise VideoError(f"{path}: frame {n} is damaged (FFmpeg: {log[:300]}); the video is cut off or "
+                                 f"corrupt: re-encode it, or read only the {n} frames before it (--max-frames {n})")
             if not ok:
                 break
             n += 1
@@ -234,7 +247,8 @@ def _iter_video_file(path: Path, max_frames: int | None) -> Iterator[np.ndarray]
     finally:
         cap.release()
     if n == 0:
-        raise VideoError(f"{path}: not a readable video (OpenCV decoded no frame)")
+        said = f"; FFmpeg: {opened[:300]}" if opened else ""
+        raise VideoError(f"{path}: not a readable video (OpenCV decoded no frame{said})")
 
 
 def read_frames(source: str | os.PathLike, max_frames: int | None = None) -> list[np.ndarray]:
@@ -252,7 +266,7 @@ def video_fps(source: str | os.PathLike, default: float = 24.0) -> float:
     source = Path(source)
     if source.is_dir():
         return default
-    cap = cv2.VideoCapture(str(source))
+    cap, _ = call_logging_stderr(cv2.VideoCapture, str(source))  # FFmpeg's complaints: the frame reader reports them
     fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
     cap.release()
     return float(fps) if fps and np.isfinite(fps) and fps > 0 else default

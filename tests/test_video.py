@@ -108,3 +108,46 @@ def test_render_track_draws_every_layer():
     with_rays = render_track(frame, polygon=poly, rays=True)
     no_rays = render_track(frame, polygon=poly, rays=False)
     assert with_rays[60, 75].tolist() != no_rays[60, 75].tolist(), "rays meet at the centre"
+
+
+def noisy_clip(path, n: int = 6):
+    """A video of n noisy 160x120 frames (large, so a cut takes part of the last frame) written by `path`'s suffix:
+    .gif by Pillow, .avi (MJPG) or .xvid.avi (XVID) or .mp4 (mp4v) by OpenCV."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (120, 160, 3), dtype=np.uint8) for _ in range(n)]
+    if path.suffix == ".gif":
+        Image.fromarray(frames[0]).save(path, save_all=True, append_images=[Image.fromarray(f) for f in frames[1:]],
+                                        duration=100, loop=0)
+        return path
+    fourcc = {".mp4": "mp4v", ".avi": "XVID" if path.name.endswith(".xvid.avi") else "MJPG"}[path.suffix]
+    wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10.0, (160, 120))
+    for f in frames:
+        wr.write(f)
+    wr.release()
+    return path
+
+
+@pytest.mark.parametrize("name", ["clip.avi", "clip.xvid.avi", "clip.gif"])
+@pytest.mark.parametrize("cut", [2000, 8000])
+def test_a_cut_off_video_is_an_error_not_a_damaged_last_frame(tmp_path, capfd, name, cut):
+    """Issue 29, 4.13: FFmpeg only warned and the damaged last frame was tracked and written."""
+    path = noisy_clip(tmp_path / name)
+    assert len(read_frames(path)) == 6
+    path.write_bytes(path.read_bytes()[:-cut])
+    capfd.readouterr()
+    with pytest.raises(VideoError, match=rf"{path.name}: frame [45] is damaged \(FFmpeg: .+\); the video is cut off"):
+        read_frames(path)
+    assert capfd.readouterr().err == "", "FFmpeg's warnings are in the error, not printed beside it"
+
+
+def test_an_mp4_without_its_index_is_one_error_holding_ffmpegs_reason(tmp_path, capfd):
+    """Issue 29, 4.20: FFmpeg's "moov atom not found" was printed twice before the error."""
+    path = noisy_clip(tmp_path / "clip.mp4")
+    path.write_bytes(path.read_bytes()[:-2000])
+    capfd.readouterr()
+    assert video_fps(path) == 24.0
+    with pytest.raises(VideoError, match="clip.mp4: not a readable video .*FFmpeg: .*moov atom not found"):
+        read_frames(path)
+    assert capfd.readouterr().err == ""

@@ -23,7 +23,7 @@ from siampolar_lib.evaluation.metrics import check_min_frames
 from siampolar_lib.evaluation.report import format_table
 from siampolar_lib.io import write_text
 from siampolar_lib.outputs import owned_output
-from siampolar_lib.paths import davis_available, davis_root, default_checkpoint
+from siampolar_lib.paths import check_davis_env, davis_available, davis_root, default_checkpoint
 from siampolar_lib.splits import REAL_VAL_SEQUENCES
 from siampolar_lib.tracking.config import TrackerConfig
 from siampolar_lib.tracking.engine import DEFAULT_ENGINE, make_engine
@@ -55,7 +55,9 @@ def demo_data(out: str | os.PathLike, sequences: int = 4, frames: int = 24) -> t
 
 
 def _davis_input() -> dict[str, Path]:
-    """The DAVIS folder the demo may read, as {its name: path} for `check_eval_output` ({} when there is none)."""
+    """The DAVIS folder the demo may read, as {its name: path} for `check_eval_output` ({} when there is none);
+    UserError for a $SIAMPOLAR_DAVIS_ROOT that is no DAVIS folder (the demo would run on synthetic data)."""
+    check_davis_env()
     if not davis_available():
         return {}
     return {"$SIAMPOLAR_DAVIS_ROOT" if os.environ.get("SIAMPOLAR_DAVIS_ROOT") else "DAVIS folder": davis_root()}
@@ -97,13 +99,15 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, checkpoint: str | os.PathL
         raise UserError(f"--sequences {sequences}: give at least 1 sequence (a number N >= 1, or names)")
     check_min_frames(max_frames)
     ckpt = Path(checkpoint) if checkpoint is not None else default_checkpoint()
-    out = check_eval_output(out, overwrite, {"--checkpoint": ckpt, **_davis_input()})
+    inputs = {"--checkpoint": ckpt, **_davis_input()}
+    out = check_eval_output(out, overwrite, inputs)
     seed_everything(0)
     torch.set_num_threads(min(2, torch.get_num_threads()))
     dev = pick_device(device)
     model = load_model(ckpt, device=dev)  # a bad checkpoint fails here, before any work
     model = make_engine(model, engine, dev)  # one export (or cache hit) for the evaluation and the GIF
     with owned_output(out) as staging:
+        check_eval_output(out, overwrite, inputs)  # again, under the lock: another run may have ended meanwhile
         root, names, real = demo_data(staging)
         if isinstance(sequences, int):
             names = names[:sequences]

@@ -50,13 +50,15 @@ def output_paths(out: str | os.PathLike) -> tuple[Path, Path]:
     return out / "overlay.mp4", out / "masks"
 
 
-def _is_track_output(video_path: Path, masks_dir: Path) -> bool:
-    """True when what is there looks like an earlier track run: a mask folder of NNNNN.png files (+ the video)."""
-    if not masks_dir.is_dir():
-        return False
-    names = [p.name for p in masks_dir.iterdir()]
-    return all(len(n) == 9 and n[:5].isdigit() and n.endswith(".png") for n in names) and (
-        not video_path.exists() or video_path.is_file())
+def _not_from_track(video_path: Path, masks_dir: Path, folder: Path | None) -> list[Path]:
+    """What is at the outputs that no track run writes: a video path that is not a file, anything in the mask
+    folder but PNG files (named as their frames, so any name), and for a folder --out anything in it but the two."""
+    found = [video_path] if video_path.exists() and not video_path.is_file() else []
+    if masks_dir.is_dir():
+        found += sorted(p for p in masks_dir.iterdir() if not (p.is_file() and p.suffix.lower() == ".png"))
+    if folder is not None and folder.is_dir():
+        found += sorted(p for p in folder.iterdir() if p.name not in (video_path.name, masks_dir.name))
+    return found
 
 
 def check_track_outputs(video: str | os.PathLike, out: str | os.PathLike, overwrite: bool | None = False,
@@ -65,26 +67,29 @@ def check_track_outputs(video: str | os.PathLike, out: str | os.PathLike, overwr
 
     No output (the folder --out, or the video file and its mask folder) may be, contain or lie inside --video
     or --checkpoint (`outputs.check_output_apart`). overwrite False (the CLI's default): refuse any existing output;
-    None (the library's): replace an earlier track run's output (see `_is_track_output`), refuse anything else;
-    True: replace it.
+    True: replace an earlier track run's outputs (the video, a mask folder of PNGs, and in a folder --out nothing
+    else), refusing a folder that holds anything else, as replacing it would delete that; None (the library's): the
+    same, and only where the mask folder is there (an earlier run left it).
     """
     video_path, masks_dir = output_paths(out)
     inputs = {"--video": video, "--checkpoint": checkpoint}
     check_output_apart(out, inputs)
     check_output_apart(masks_dir, inputs, "the mask folder of --out")
-    own = False
-    if Path(out).suffix:
+    folder = None if Path(out).suffix else Path(out)
+    if folder is None:
         check_output_file(video_path)
         check_output_folder(masks_dir, "the mask folder of --out")
         taken = [p for p in (video_path, masks_dir) if p.exists() and not (p.is_dir() and is_empty_folder(p))]
-        own = _is_track_output(video_path, masks_dir)
     else:
         check_output_folder(out)
-        taken = [Path(out)] if not is_empty_folder(Path(out)) else []
-        own = bool(taken) and _is_track_output(video_path, masks_dir) and not (
-            {p.name for p in Path(out).iterdir()} - {video_path.name, masks_dir.name})
-    own = own and overwrite is None
-    if taken and not (overwrite or own):
+        taken = [folder] if not is_empty_folder(folder) else []
+    if not taken:
+        return video_path, masks_dir
+    foreign = _not_from_track(video_path, masks_dir, folder)
+    if overwrite and foreign:
+        raise UserError(f"{foreign[0]}: --overwrite replaces only an earlier track run's outputs (the overlay video "
+                        "and a folder of mask PNGs), and this is not one of them; move it away or choose another --out")
+    if not (overwrite or (overwrite is None and masks_dir.is_dir() and not foreign)):
         raise UserError(f"{taken[0]}: already exists (an earlier run?); pass --overwrite to replace it, "
                         "or choose another --out")
     return video_path, masks_dir
@@ -187,6 +192,7 @@ def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xyw
     # `.<stem>.<8 random>.tmp<suffix>`, matched exactly so another output's temp is never taken) is stale.
     stale = [] if folder_out else [f".{video_path.stem}.{'[!.]' * 8}.tmp{video_path.suffix}"]
     with owned_output(target, stale, also=[] if folder_out else [video_path]) as staging:
+        check_track_outputs(video, out, overwrite, checkpoint)  # again, under the locks: a run may have ended meanwhile
         masks_tmp = staging / "masks" if folder_out else staging
         masks_tmp.mkdir(exist_ok=True)
         sink_path = staging / video_path.name if folder_out else video_path

@@ -11,7 +11,7 @@ from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.data.davis import first_box, list_sequences, load_sequence, read_frame
 from siampolar_lib.errors import UserError
 from siampolar_lib.outputs import check_output_apart, check_output_folder
-from siampolar_lib.paths import davis_available, davis_root
+from siampolar_lib.paths import check_davis_env, davis_available, davis_root
 from siampolar_lib.tracking.onnx_export import META_NAME, CheckFrames, check_export_output, export_onnx
 from siampolar_lib.tracking.onnx_graphs import SEARCH_NAME, TEMPLATE_NAME
 from siampolar_lib.training.checkpoint import load_model
@@ -23,6 +23,8 @@ def check_davis(explicit: str | None) -> tuple[str, Path] | None:
     A --davis-root that is given must be a DAVIS folder (UserError naming it); the default ($SIAMPOLAR_DAVIS_ROOT,
     else data/DAVIS) is used when it is one, else the check falls back to the synthetic frame.
     """
+    if explicit is None:
+        check_davis_env()
     root = davis_root(explicit)
     if explicit is not None and not davis_available(root):
         raise UserError(f"--davis-root {root}: not a DAVIS folder (no JPEGImages/480p and Annotations/480p in it)")

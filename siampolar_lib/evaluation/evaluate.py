@@ -105,8 +105,10 @@ def evaluate_tracker(model: torch.nn.Module | Engine | str | os.PathLike | None,
     `check_eval_output` for `overwrite`.
     """
     ckpt = options.get("checkpoint") or (model if isinstance(model, (str, os.PathLike)) else None)
-    out = check_eval_output(out, overwrite, {"--davis-root": resolve_root(davis_root), "--checkpoint": ckpt})
+    inputs = {"--davis-root": resolve_root(davis_root), "--checkpoint": ckpt}
+    out = check_eval_output(out, overwrite, inputs)
     with owned_output(out) as staging:
+        check_eval_output(out, overwrite, inputs)  # again, under the lock: another run may have ended meanwhile
         return evaluate_into(model, davis_root, staging, **options)
 
 

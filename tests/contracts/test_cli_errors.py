@@ -443,3 +443,40 @@ def test_the_selection_scripts_are_one_line_too(capsys, tmp_path):
             "val sequences")
     refused(capsys, tune.main(["--checkpoint", "a.pt", "--bogus"]), "--bogus")
     refused(capsys, tune.main(["--checkpoint", str(tmp_path / "none.pt")]), "none.pt")
+
+
+# ------------------------------------------------------- issue 29, section 4: hangs (19) and ignored data (22)
+
+def test_19_a_fifo_is_refused_not_read_forever(tmp_path):
+    """`siampolar-track --video <FIFO>` blocked forever in the decoder's open."""
+    from siampolar_lib.errors import VideoError
+    from siampolar_lib.video import check_source, read_frames
+
+    fifo = tmp_path / "clip.mp4"
+    os.mkfifo(fifo)
+    for read in (check_source, read_frames):
+        with pytest.raises(VideoError, match="clip.mp4: not a video file or a frame folder"):
+            read(fifo)
+
+
+@pytest.mark.parametrize("tool", ["demo", "export_onnx"])
+def test_22_a_davis_root_variable_naming_no_davis_folder_is_refused(tmp_path, capsys, ckpt, monkeypatch, tool):
+    """With SIAMPOLAR_DAVIS_ROOT=/nonsense the demo ran on synthetic data and export-onnx checked a synthetic frame."""
+    from siampolar_lib.commands import export_onnx as export_cmd
+
+    nonsense = tmp_path / "nonsense"
+    monkeypatch.setenv("SIAMPOLAR_DAVIS_ROOT", str(nonsense))
+    out = tmp_path / "out"
+    if tool == "demo":
+        rc = demo_cmd.main(["--out", str(out), "--checkpoint", str(ckpt), "--sequences", "1", "--max-frames", "3",
+                            "--baselines", "", "--engine", "torch", "--device", "cpu", "--no-progress"])
+    else:
+        rc = export_cmd.main(["--checkpoint", str(ckpt), "--out", str(out)])
+    refused(capsys, rc, f"$SIAMPOLAR_DAVIS_ROOT {nonsense}: not a DAVIS folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_21_make_synthetic_davis_seed_names_the_flag(tmp_path, capsys):
+    """`make_synthetic_davis --seed -1` said only "expected non-negative integer"."""
+    refused(capsys, script("make_synthetic_davis").main(["--out", str(tmp_path / "s"), "--seed", "-1"]), "--seed -1")
+    assert not (tmp_path / "s").exists()

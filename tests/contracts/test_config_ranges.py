@@ -108,3 +108,32 @@ def test_a_huge_box_names_the_flag():
     with pytest.raises(USER_ERRORS, match=r"--box .*at most 100000 px"):
         parse_box("0,0,1e200,1e200")
     assert parse_box("10,20,300,200").tolist() == [10, 20, 300, 200]
+
+
+# ----------------------------------------------------- tuning values out of range (issue 29, section 4, defect 16)
+
+@pytest.mark.parametrize("flags, named", [
+    (["--thresholds", "nan:nan"], "--thresholds nan:nan"), (["--thresholds", "0.1:0.2"], "--thresholds 0.1:0.2"),
+    (["--thresholds", "0.2"], "--thresholds '0.2'"), (["--penalty-k", "-1"], "--penalty-k -1"),
+    (["--size-lr", "-3"], "--size-lr -3"), (["--window-influence", "0.3,inf"], "--window-influence inf"),
+    (["--penalty-k", "abc"], "--penalty-k 'abc'"), (["--size-lr", ","], "--size-lr ','"),
+])
+def test_tune_tracker_refuses_a_value_out_of_range_before_tracking(tiny_davis, ckpt, capsys, flags, named):
+    """They ran and were scored (nan:nan reported as best), or were refused only after stage 1, naming no flag."""
+    from cli_helpers import refused, script
+
+    rc = script("tune_tracker").main(["--checkpoint", str(ckpt), "--davis-root", str(tiny_davis), "--sequences",
+                                      "synth00", "--max-frames", "3", "--thresholds", "0.2:0.1", "--penalty-k", "0.04",
+                                      "--window-influence", "0.3", "--size-lr", "0.4", *flags])
+    refused(capsys, rc, named)
+    assert "tuning on" not in capsys.readouterr().out
+
+
+def test_learning_curve_refuses_negative_offset_pairs(tiny_davis, ckpt, tmp_path, capsys):
+    from cli_helpers import refused, script
+
+    points = tmp_path / "curve.json"
+    rc = script("learning_curve").main(["--points", str(points), "--checkpoints", str(ckpt), "--davis-root",
+                                        str(tiny_davis), "--sequences", "synth00", "--offset-pairs", "-5"])
+    refused(capsys, rc, "--offset-pairs -5")
+    assert not points.exists()

@@ -224,3 +224,125 @@ def test_score_and_davis2coco_use_the_same_rule(davis, capsys):
     refused(capsys, d2c.main(["--davis-root", str(davis), "--out", str(parent)]),
             f"--out {parent} contains the input --davis-root {davis}")
     assert snapshot(davis.parent) == before
+
+
+# ------------------------------------------------------------------------ data scripts' result files (defect 2)
+
+def _script_args(name: str, ckpt: Path, davis: Path, out_flag: str, out: Path) -> list[str]:
+    """A quick run of a data script over one synthetic train sequence, its result file `out_flag out`."""
+    common = ["--davis-root", str(davis), "--sequences", "synth00", out_flag, str(out)]
+    if name == "select_model":
+        return ["--checkpoints", str(ckpt), *common]
+    if name == "tune_tracker":
+        return ["--checkpoint", str(ckpt), "--max-frames", "3", "--thresholds", "0.2:0.1", "--penalty-k", "0.04",
+                "--window-influence", "0.3", "--size-lr", "0.4", *common]
+    return ["--points", str(davis.parent / "p.json"), "--checkpoints", str(ckpt), *common]
+
+
+@pytest.mark.parametrize("name, flag", [("select_model", "--json"), ("tune_tracker", "--json"),
+                                        ("learning_curve", "--png"), ("learning_curve", "--points")])
+def test_data_scripts_refuse_a_result_file_over_the_checkpoint(davis, capsys, ckpt, name, flag):
+    """select_model/tune_tracker --json CKPT (and learning_curve --png/--points CKPT) overwrote the checkpoint."""
+    from cli_helpers import script
+
+    model = Path(shutil.copy(ckpt, davis.parent / "model.pt"))
+    args = _script_args(name, model, davis, flag, model)
+    if flag == "--points":
+        args = args[:args.index("--points")] + args[args.index("--points") + 2:]
+    before = snapshot(davis.parent)
+    refused(capsys, script(name).main(args), f"{flag} {model} is the input --checkpoint")
+    assert snapshot(davis.parent) == before
+
+
+@pytest.mark.parametrize("name", ["select_model", "tune_tracker"])
+def test_data_scripts_refuse_a_json_inside_the_data_or_an_earlier_one(davis, capsys, ckpt, name):
+    from cli_helpers import script
+
+    inside = davis / "Annotations" / "scores.json"
+    before = snapshot(davis.parent)
+    refused(capsys, script(name).main(_script_args(name, ckpt, davis, "--json", inside)),
+            f"--json {inside} lies inside the input --davis-root {davis}")
+    earlier = davis.parent / "earlier.json"
+    earlier.write_text('{"an earlier run": 1}')
+    before = snapshot(davis.parent)
+    refused(capsys, script(name).main(_script_args(name, ckpt, davis, "--json", earlier)),
+            f"{earlier}: --json already exists", "--overwrite")
+    assert snapshot(davis.parent) == before
+
+
+# ------------------------------------------------------- a run finishing while another loads its model (defect 4)
+
+def _finish_a_run_meanwhile(monkeypatch, module, write_result) -> None:
+    """Make `module.load_model` write another run's finished result first: a second run that checked the output
+    while it was empty and finished while this one loaded its model (lock first, then check)."""
+    real = module.load_model
+
+    def load_then_find_a_result(*args, **kwargs):
+        write_result()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "load_model", load_then_find_a_result)
+
+
+@pytest.mark.parametrize("out_name", ["result", "r.gif"])
+def test_track_rechecks_its_output_under_the_lock(tmp_path, capsys, ckpt, monkeypatch, out_name):
+    from siampolar_lib.apps import track_video
+
+    video = write_frames(tmp_path / "clips" / "clip")
+    out = tmp_path / out_name
+    masks = out / "masks" if out_name == "result" else tmp_path / "r_masks"
+
+    def other_run():
+        masks.mkdir(parents=True)
+        (masks / "00000.png").write_bytes(b"the other run's mask")
+
+    _finish_a_run_meanwhile(monkeypatch, track_video, other_run)
+    refused(capsys, track_cmd.main(trk(ckpt, video, out)), "already exists", "--overwrite")
+    assert (masks / "00000.png").read_bytes() == b"the other run's mask" and len(list(masks.iterdir())) == 1
+
+
+def test_demo_rechecks_its_output_under_the_lock(davis, capsys, ckpt, monkeypatch):
+    from siampolar_lib.apps import demo
+
+    monkeypatch.setenv("SIAMPOLAR_DAVIS_ROOT", str(davis))
+    out = davis.parent.parent / "demo"
+
+    def other_run():
+        out.mkdir()
+        (out / "results.json").write_text("the other run's results")
+
+    _finish_a_run_meanwhile(monkeypatch, demo, other_run)
+    rc = demo_cmd.main(["--out", str(out), "--checkpoint", str(ckpt), "--sequences", "1", "--max-frames", "3",
+                        "--baselines", "", "--engine", "torch", "--device", "cpu", "--no-progress"])
+    refused(capsys, rc, f"{out}: the output folder is not empty", "--overwrite")
+    assert snapshot(out) == {"results.json": b"the other run's results"}
+
+
+# ------------------------------------------------- --overwrite replaces a track run's outputs, nothing else (defect 7)
+
+@pytest.mark.parametrize("out_name, foreign", [("result", "notes.txt"), ("result", "photos/a.jpg"),
+                                               ("result", "masks/notes.txt"), ("r.mp4", "r_masks/notes.txt"),
+                                               ("r.gif", "r_masks/sub/00000.png")])
+def test_track_overwrite_refuses_an_out_holding_other_files(tmp_path, capsys, ckpt, out_name, foreign):
+    video = write_frames(tmp_path / "clips" / "clip")
+    out = tmp_path / out_name
+    if not foreign.startswith("r_masks"):
+        (out / "masks").mkdir(parents=True)
+        (out / "masks" / "00000.png").write_bytes(b"an earlier run's mask")
+    (tmp_path / foreign if foreign.startswith("r_masks") else out / foreign).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / foreign if foreign.startswith("r_masks") else out / foreign).write_bytes(b"the user's")
+    before = snapshot(tmp_path)
+    refused(capsys, track_cmd.main(trk(ckpt, video, out, "--overwrite")), "--overwrite replaces only",
+            "choose another --out")
+    assert snapshot(tmp_path) == before
+
+
+def test_track_overwrite_replaces_an_earlier_run_named_by_its_frames(tmp_path, capsys, ckpt):
+    """A frame folder's masks are named as its frames (a.png, b.png): still an earlier track run's outputs."""
+    video = write_frames(tmp_path / "clips" / "clip")
+    for i, name in enumerate(["a", "b", "c"]):
+        (video / f"{i:05d}.jpg").rename(video / f"{name}.jpg")
+    out = tmp_path / "result"
+    assert track_cmd.main(trk(ckpt, video, out)) == 0
+    assert track_cmd.main(trk(ckpt, video, out, "--overwrite", "--max-frames", "2")) == 0
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["a.png", "b.png"]

@@ -4,8 +4,9 @@
 masks). 3: `siampolar-train --overwrite` deleted the earlier run before checking its inputs. 6, 8: score and the
 data scripts replaced earlier outputs without --overwrite (and took an output inside an input). 10: tracking
 started at the first non-empty mask. 11: 1-2 frame sequences scored on the given mask (J&F 100). 12: object ids
-{1, 3} scored a phantom object 2. 14: unpadded frame names tracked 1, 10, 11, 2. 17: soft/NaN masks and NaN
-weights were taken. (9, the ONNX cache's planted refine.onnx, is in test_onnx_cache.py.)
+{1, 3} scored a phantom object 2. 13: a cut-off video's damaged last frame was tracked. 14: unpadded frame names
+tracked 1, 10, 11, 2. 17: soft/NaN masks and NaN weights were taken. (9, the ONNX cache's planted refine.onnx, is in
+test_onnx_cache.py.)
 """
 from __future__ import annotations
 
@@ -299,7 +300,7 @@ def test_8_export_refined_refuses_earlier_files(tmp_path, capsys):
     stage, first_pt = save_checkpoint(tmp_path / "stage.pt", staged, step=4), save_checkpoint(tmp_path / "first.pt",
                                                                                               first, step=9)
     log = tmp_path / "train_log.csv"
-    log.write_text("step,loss\n1,0.5\n")
+    log.write_text("step,loss\n1,0.5\n2,0.4\n3,0.3\n4,0.2\n")  # the stage's steps 1..4
     exp = script("export_refined")
     args = ["--stage", str(stage), "--log", str(log), "--first-stage", str(first_pt), "--out", str(tmp_path / "s.pt")]
     assert exp.main(args) == 0
@@ -310,6 +311,24 @@ def test_8_export_refined_refuses_earlier_files(tmp_path, capsys):
     refused(capsys, exp.main(args), "s_refine_log.csv", "--overwrite")
     assert snapshot(tmp_path) == {k: v for k, v in before.items() if k != "s.pt"}
     assert exp.main(args + ["--overwrite"]) == 0 and (tmp_path / "s.pt").is_file()
+
+
+@pytest.mark.parametrize("text", [b"\x89\xff random bytes \x00\x13", b"not,a,log\n1,2,3\n", b"step,loss\n1,0.5\n",
+                                  b"step,loss\n1,0.5\n1,0.5\n2,0.4\n3,0.3\n4,0.2\n", b""])
+def test_15_export_refined_ships_only_the_stages_own_log(tmp_path, capsys, text):
+    """Any file, random bytes included, was shipped as the stage's log; now: a training log of its steps 1..4."""
+    torch.manual_seed(0)
+    staged = SiamPolar(dataclasses.replace(QUICK, refine_iters=2), pretrained=False)
+    first = SiamPolar(QUICK, pretrained=False)
+    first.load_state_dict({k: v for k, v in staged.state_dict().items() if not k.startswith("refiner.")})
+    stage, first_pt = save_checkpoint(tmp_path / "stage.pt", staged, step=4), save_checkpoint(tmp_path / "first.pt",
+                                                                                              first, step=9)
+    log = tmp_path / "log.csv"
+    log.write_bytes(text)
+    rc = script("export_refined").main(["--stage", str(stage), "--log", str(log), "--first-stage", str(first_pt),
+                                        "--out", str(tmp_path / "s.pt")])
+    refused(capsys, rc, f"{log}: --log is not the training log of stage.pt")
+    assert not (tmp_path / "s.pt").exists() and not (tmp_path / "s_refine_log.csv").exists()
 
 
 def test_8_polar_upper_bound_json_is_not_replaced_or_put_in_the_root(davis, tmp_path, capsys):
@@ -432,6 +451,26 @@ def test_12_an_empty_first_ground_truth_frame_is_refused(tmp_path):
     seq = tmp_path / "DAVIS" / "Annotations" / "480p" / "seq"
     with pytest.raises(UserError, match=r"00000\.png: the first mask of sequence 'seq' is empty"):
         evaluate_sequence_objects(seq, seq)
+
+
+# ------------------------------------------------------------------ 13. a cut-off video
+
+@pytest.mark.parametrize("out_name", ["r.mp4", "result"])
+def test_13_track_refuses_a_cut_off_video_and_writes_nothing(tmp_path, capsys, ckpt, out_name):
+    """The damaged last frame of a truncated AVI was tracked and written (FFmpeg only warned), exit 0."""
+    from siampolar_lib.commands import track as track_cmd
+
+    video = tmp_path / "clip.avi"
+    rng = np.random.default_rng(0)
+    wr = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
+    for _ in range(4):
+        wr.write(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    wr.release()
+    video.write_bytes(video.read_bytes()[:-3000])
+    rc = track_cmd.main(["--checkpoint", str(ckpt), "--video", str(video), "--out", str(tmp_path / out_name),
+                         "--box", "30,40,40,40", "--engine", "torch", "--device", "cpu", "--no-progress"])
+    refused(capsys, rc, "clip.avi: frame 3 is damaged", "--max-frames 3")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.avi"]
 
 
 # ------------------------------------------------------------------ 14. frames in time order

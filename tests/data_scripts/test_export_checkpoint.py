@@ -67,7 +67,7 @@ def test_export_cli_joins_the_runs(two_runs, tmp_path):
     assert out.with_name("model_loss_curve.png").stat().st_size > 0
 
 
-def test_an_earlier_export_keeps_its_phases(two_runs, tmp_path):
+def test_an_earlier_export_keeps_its_phases(two_runs, synthetic_davis, tmp_path):
     """A campaign goes on from a shipped file on a new machine: the export's phases and log carry over."""
     import shutil
 
@@ -79,14 +79,17 @@ def test_an_earlier_export_keeps_its_phases(two_runs, tmp_path):
     earlier.mkdir()
     shutil.copy(first, earlier / "last.pt")
     shutil.copy(first.with_name("model_train_log.csv"), earlier / "train_log.csv")
+    train(TrainConfig(model=QUICK, out=str(tmp_path / "third"), iters=2, init_from=str(first),
+                      data=(str(synthetic_davis),), batch=2, optim=OptimConfig(lr=0.01, warmup=1), ckpt_every=0,
+                      device="cpu", seed=0, progress=False))  # goes on from the shipped file
     again = tmp_path / "again.pt"
-    r = run("--runs", str(earlier), str(two_runs[1]), "--out", str(again))
+    r = run("--runs", str(earlier), str(tmp_path / "third"), "--out", str(again))
     assert r.returncode == 0, r.stderr
     ck = torch.load(again, weights_only=True)
     assert ck["step"] == 7 and [p["steps"] for p in ck["meta"]["phases"]] == [3, 2, 2]
     assert [r["step"] for r in read_log(tmp_path / "again_train_log.csv")] == list(range(1, 8))
     (earlier / "train_log.csv").write_text((earlier / "train_log.csv").read_text().rsplit("\n", 2)[0] + "\n")
-    r = run("--runs", str(earlier), str(two_runs[1]), "--out", str(tmp_path / "bad.pt"))
+    r = run("--runs", str(earlier), str(tmp_path / "third"), "--out", str(tmp_path / "bad.pt"))
     assert r.returncode == 2 and "earlier" in r.stderr and not (tmp_path / "bad.pt").exists()
 
 
@@ -96,3 +99,23 @@ def test_export_cli_names_a_missing_run(tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 2 and "nope" in r.stderr and "last.pt" in r.stderr
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_export_refuses_runs_that_are_not_one_lineage(two_runs, tmp_path, capsys):
+    """Issue 29, 4.15: unrelated runs (or one run twice) were joined into one lineage, their logs one curve."""
+    import shutil
+
+    from cli_helpers import refused, script
+
+    first, second = two_runs
+    impostor = Path(shutil.copytree(first, tmp_path / "first"))  # named as the real one, other weights
+    ck = torch.load(impostor / "last.pt", weights_only=True)
+    ck["model"] = {k: v + 1 if v.is_floating_point() else v for k, v in ck["model"].items()}
+    torch.save(ck, impostor / "last.pt")
+    export = script("export_checkpoint").main
+    out = tmp_path / "m.pt"
+    for runs, needle in [((first, first), "given twice"), ((second, first), "not trained from another checkpoint"),
+                         ((second, second), "given twice"), ((impostor, second), "does not hold the weights")]:
+        refused(capsys, export(["--runs", *map(str, runs), "--out", str(out)]), f"--runs {runs[1]}", needle)
+        assert not out.exists()
+    assert export(["--runs", str(first), str(second), "--out", str(out)]) == 0
