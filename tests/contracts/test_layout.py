@@ -35,7 +35,8 @@ ALLOWED = {
 ENTRY_POINTS = ("commands",)
 # The floors README's "Layout of the library" lists, bottom up: a module imports from its own floor or below.
 FLOORS = (("errors", "io", "outputs", "device", "paths", "splits", "video", "video_writers"), ("geometry",),
-          ("models",), ("data",), ("training",), ("tracking",), ("evaluation",), ("viz",), ("apps",), ENTRY_POINTS)
+          ("models",), ("data",), ("training",), ("tracking",), ("evaluation",), ("viz", "exercises"), ("apps",),
+          ENTRY_POINTS)
 
 def module_name(path: Path) -> str:
     """siampolar_lib/a/b.py -> 'a.b'; a package's __init__.py -> its folder's name."""
