@@ -16,7 +16,13 @@ from siampolar_lib.commands.cli import ArgumentParser, cli_main
 from siampolar_lib.data.coco import coco_json_path, coco_splits, davis_to_coco, verify_coco
 from siampolar_lib.data.davis import folder_sequences
 from siampolar_lib.errors import UserError
-from siampolar_lib.outputs import check_output_apart, check_output_folder, clean_stale_temps, output_lock
+from siampolar_lib.outputs import (
+    check_output_apart,
+    check_output_folder,
+    clean_stale_temps,
+    made_folders_removed_on_error,
+    output_lock,
+)
 from siampolar_lib.paths import REPO_ROOT, davis_root
 
 STALE_TEMPS = (".*.tmp*", ".*.json.*")  # what a killed conversion leaves: atomic_write temps (older: .NAME.json.XXXX)
@@ -52,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     check_output_folder(out)
     check_earlier(out, root, a.year, a.overwrite)
     t0 = time.perf_counter()
-    with output_lock(out):
+    with made_folders_removed_on_error(out), output_lock(out):  # a failed conversion leaves no new folder
         check_earlier(out, root, a.year, a.overwrite)  # again, under the lock: another conversion may have finished
         clean_stale_temps(out, STALE_TEMPS)
         written = davis_to_coco(root, year=a.year, out_dir=out, polygons=a.polygons, workers=a.workers)

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
-from siampolar_lib.errors import UserError
+from siampolar_lib.errors import DISK_ERRNOS, DiskError, UserError
 
 try:  # POSIX advisory locks; elsewhere runs are not protected against concurrent writers
     import fcntl
@@ -90,7 +90,7 @@ def owned_output_file(path: str | os.PathLike, inputs: Inputs, overwrite: bool =
     under the lock, so a second run started meanwhile is refused rather than replacing the first's result. The run
     writes `path` itself (atomically: `io.write_text`) before leaving the block."""
     check_new_output_file(path, inputs, overwrite, option)
-    with output_lock(path, option):
+    with made_folders_removed_on_error(Path(path).parent), output_lock(path, option):
         yield check_new_output_file(path, inputs, overwrite, option)
 
 def _relation(out: Path, src: Path) -> str:
@@ -115,6 +115,27 @@ def _existing_ancestor(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
+
+@contextlib.contextmanager
+def made_folders_removed_on_error(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield `path` (a folder a run may create, with its parents); if the run fails, remove the folders at and above
+    it that did not exist before and are left empty, so a failed run leaves no empty output folder behind."""
+    path = Path(os.path.abspath(path))
+    top = _existing_ancestor(path)
+    try:
+        yield path
+    except BaseException:
+        for folder in (path, *path.parents):
+            if folder == top:
+                break  # what existed before the run stays
+            try:
+                folder.rmdir()
+            except FileNotFoundError:
+                continue  # never made (the run failed first); the folders above it may have been
+            except OSError:  # not empty (another run's files?): it and all above it stay
+                break
+        raise
+
 
 def is_empty_folder(path: Path) -> bool:
     """True for a missing path or an empty folder (a lock file or temps we own do not count)."""
@@ -233,6 +254,19 @@ def clean_stale_temps(folder: str | os.PathLike, patterns: Sequence[str]) -> lis
             removed.append(p)
     return removed
 
+def named_for_output(err: OSError, staging: Path, out: Path) -> OSError | None:
+    """`err` met writing a file inside the staging folder, naming the file of `out` it stands for (a user never
+    sees the temp name, which is gone by then); None when `err` names no file there."""
+    if err.filename is None:
+        return None
+    try:
+        rel = Path(os.path.abspath(err.filename)).relative_to(staging)
+    except ValueError:
+        return None
+    kind = DiskError if isinstance(err, DiskError) or err.errno in DISK_ERRNOS else OSError  # OSError: by errno
+    return kind(err.errno, err.strerror, str(out / rel))
+
+
 @contextlib.contextmanager
 def owned_output(out: str | os.PathLike, stale: Sequence[str] = (), also: Sequence[str | os.PathLike] = (),
                  flag: str = "--out") -> Iterator[Path]:
@@ -246,13 +280,18 @@ def owned_output(out: str | os.PathLike, stale: Sequence[str] = (), also: Sequen
     """
     out = Path(os.path.abspath(out))
     with contextlib.ExitStack() as locks:
-        for path in sorted({Path(os.path.abspath(p)) for p in (out, *also)}):
+        locks.enter_context(made_folders_removed_on_error(out.parent))  # left last: after the locks are removed
+        for path in dict.fromkeys(Path(os.path.abspath(p)) for p in (out, *also)):  # out first: its lock is named
             locks.enter_context(output_lock(path, flag))
         clean_stale_temps(out.parent, [f".{out.name}.partial-*", f".{out.name}.old-*", *stale])
         staging = fresh_folder_beside(out)
         try:
             yield staging
             swap_in(staging, out)
+        except OSError as err:
+            if (named := named_for_output(err, staging, out)) is None:
+                raise
+            raise named from err
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)

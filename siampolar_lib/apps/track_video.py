@@ -36,7 +36,7 @@ from siampolar_lib.tracking.multi import MultiTracker, label_map
 from siampolar_lib.tracking.tracker import TrackResult
 from siampolar_lib.training.checkpoint import load_model
 from siampolar_lib.video import check_source, frame_names, iter_named_frames, video_fps
-from siampolar_lib.video_writers import VideoSink, write_png
+from siampolar_lib.video_writers import VIDEO_SUFFIXES, VideoSink, write_png
 from siampolar_lib.viz import render_objects, render_track
 
 
@@ -188,10 +188,12 @@ def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xyw
     tracker = MultiTracker(make_engine(load_model(checkpoint, device=dev), engine, dev), tracker_cfg)  # one engine
     folder_out = not Path(out).suffix
     target = Path(out) if folder_out else masks_dir
-    # A file --out writes the video beside the mask folder: lock both; its VideoSink temp (atomic_write's
-    # `.<stem>.<8 random>.tmp<suffix>`, matched exactly so another output's temp is never taken) is stale.
-    stale = [] if folder_out else [f".{video_path.stem}.{'[!.]' * 8}.tmp{video_path.suffix}"]
-    with owned_output(target, stale, also=[] if folder_out else [video_path]) as staging:
+    # A file --out writes the video beside the mask folder, which r.gif and r.mp4 share: lock the folder and both
+    # videos, so a killed run's VideoSink temp of either suffix (atomic_write's `.<stem>.<8 random>.tmp<suffix>`,
+    # matched exactly so another output's temp is never taken) is stale, and its lock files go too.
+    videos = [] if folder_out else sorted({video_path, *(video_path.with_suffix(s) for s in VIDEO_SUFFIXES)})
+    stale = [f".{v.stem}.{'[!.]' * 8}.tmp{v.suffix}" for v in videos]
+    with owned_output(target, stale, also=videos) as staging:
         check_track_outputs(video, out, overwrite, checkpoint)  # again, under the locks: a run may have ended meanwhile
         masks_tmp = staging / "masks" if folder_out else staging
         masks_tmp.mkdir(exist_ok=True)

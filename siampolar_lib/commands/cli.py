@@ -9,9 +9,12 @@ Arguments and output paths are checked before any work is done or any frame is r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import signal
 import sys
-from typing import Callable, Sequence
+import threading
+from typing import Callable, Iterator, Sequence
 
 from siampolar_lib.errors import DISK_ERRNOS, USER_ERRORS, UserError, one_line
 
@@ -27,7 +30,8 @@ def cli_main(fn: Callable[..., int]) -> Callable[..., int]:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs) -> int:
         try:
-            return fn(*args, **kwargs)
+            with _sigterm_exits():
+                return fn(*args, **kwargs)
         except USER_ERRORS as err:
             print(f"error: {one_line(err)}", file=sys.stderr)
             return 2
@@ -38,6 +42,25 @@ def cli_main(fn: Callable[..., int]) -> Callable[..., int]:
             return 2
 
     return wrapper
+
+
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """While a tool runs, SIGTERM (`kill PID`) leaves it as Ctrl-C does, through every `finally`: its locks, temps,
+    staging folder and the empty folders it made are removed (the default action ends the process on the spot).
+    Only in the main thread, and only where nobody installed a handler of their own."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class ArgumentParser(argparse.ArgumentParser):

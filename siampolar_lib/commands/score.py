@@ -20,7 +20,14 @@ from siampolar_lib.evaluation.folders import annotations_dir, evaluate_folder
 from siampolar_lib.evaluation.metrics import STAT_KEYS
 from siampolar_lib.evaluation.report import format_table, write_davis_csvs, write_results_json
 from siampolar_lib.io import package_version
-from siampolar_lib.outputs import check_output_apart, check_output_folder, clean_stale_temps, output_lock, temp_prefix
+from siampolar_lib.outputs import (
+    check_output_apart,
+    check_output_folder,
+    clean_stale_temps,
+    made_folders_removed_on_error,
+    output_lock,
+    temp_prefix,
+)
 
 
 def score_outputs(out_dir: Path, split: str) -> list[Path]:
@@ -76,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
            "pred": str(Path(args.pred).resolve()), "sequences": list(per_seq),
            "frames": {s: len(r["J"]) for s, r in res["sequences"].items()}}
     results = out_dir / "results.json"
-    with output_lock(results, "--out"):
+    with made_folders_removed_on_error(out_dir), output_lock(results, "--out"):  # a failed score leaves no new folder
         check_score_outputs(out_dir, args.split, args.overwrite, option)  # again: another score may have finished
         clean_stale_temps(out_dir, [f".{results.name}.partial-*"])  # a killed score's staging (dead owners only)
         staging = Path(tempfile.mkdtemp(prefix=temp_prefix(results, "partial"), dir=out_dir))

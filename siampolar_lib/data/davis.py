@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from siampolar_lib.errors import DavisError, UserError, VideoError
-from siampolar_lib.geometry.boxes import mask_to_box
+from siampolar_lib.geometry.boxes import check_box_size, mask_to_box
 from siampolar_lib.io import read_label_png
 from siampolar_lib.video import check_jpeg_complete, frame_order, read_image
 
@@ -281,6 +281,10 @@ def first_box(seq: DavisSequence, object_id: int | None = None) -> np.ndarray:
     if box is None:
         first_annotated(seq, object_id)  # every mask empty: that error says so
         raise DavisError(seq.mask_paths[0], first_mask_problem(seq.name))
+    try:
+        check_box_size(box, f"the first mask of sequence {seq.name!r}: its box")
+    except ValueError as err:
+        raise DavisError(seq.mask_paths[0], str(err)) from None
     return box
 
 
@@ -293,7 +297,8 @@ def first_mask_problem(name: str) -> str:
 
 def check_first_mask(masks: np.ndarray, name: str) -> np.ndarray:
     """box_xywh of frame 0's mask of (T, H, W) masks, the one a tracker starts from; UserError naming the sequence
-    when it is empty (all masks empty, or the object only later: the DAVIS protocol starts at frame 0).
+    when it is empty (all masks empty, or the object only later: the DAVIS protocol starts at frame 0) or its box
+    is smaller than a tracker takes (`geometry.boxes.check_box_size`: a 1-pixel mask).
 
     What a sequence's tracking loop calls before `init`, in place of starting at `first_nonempty`.
     """
@@ -303,6 +308,10 @@ def check_first_mask(masks: np.ndarray, name: str) -> np.ndarray:
         if first_nonempty(masks) is None:
             raise UserError(f"every mask of sequence {name!r} is empty: nothing to track")
         raise UserError(first_mask_problem(name))
+    try:  # a tracker's init would refuse it too, naming no sequence
+        check_box_size(box, f"the first mask of sequence {name!r}: its box")
+    except ValueError as err:
+        raise UserError(str(err)) from None
     return box
 
 

@@ -164,8 +164,16 @@ def _check_space(folder: Path, needed: int, what: Path) -> None:
     """Refuse, before writing, when `folder`'s file system has fewer than `needed` bytes free."""
     free = shutil.disk_usage(folder).free
     if needed > free:
-        raise UserError(f"{what}: needs {needed / 2**20:.0f} MiB but {folder} has {free / 2**20:.0f} MiB free; "
-                        "free some space and run again")
+        need, have = _sizes(needed, free)
+        raise UserError(f"{what}: needs {need} but {folder} has {have} free; free some space and run again")
+
+
+def _sizes(needed: int, free: int) -> tuple[str, str]:
+    """Two byte counts (needed > free) in the largest unit that still tells them apart: `1.5 MiB`, `900 bytes`."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if needed >= scale and (shown := (f"{needed / scale:.1f} {unit}", f"{free / scale:.1f} {unit}"))[0] != shown[1]:
+            return shown
+    return f"{needed:,} bytes", f"{free:,} bytes"
 
 
 # ------------------------------------------------------------------------------------------ 2. verify

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from siampolar_lib.errors import ExportError
+from siampolar_lib.errors import DISK_ERRNOS, DiskError, ExportError
 from siampolar_lib.geometry.crops import context_side, crop_square
 from siampolar_lib.outputs import is_empty_folder, owned_output
 from siampolar_lib.tracking.onnx_graphs import (
@@ -164,6 +164,8 @@ def write_export(model: nn.Module, folder: Path, check_frames: CheckFrames | Non
         if rstep is not None:
             _export_graph(rstep, rin, folder / REFINE_NAME, ["r", "rays"], ["refined"])
     except Exception as err:  # the exporter raises many types (torch._dynamo, onnxscript, ...): all mean "cannot"
+        if isinstance(err, OSError) and err.errno in DISK_ERRNOS:  # the disk's fault, not the network's
+            raise DiskError(err.errno, f"{err.strerror}: not written (any earlier copy is kept)", str(folder)) from err
         first = (str(err).strip().splitlines() or [""])[0][:300]
         raise ExportError(f"torch.onnx.export failed for {cfg.name}: {type(err).__name__}: {first}") from err
     diffs = check_graphs(folder, z, x, zf, ref, zf_names + out_names, what, threads, refine)

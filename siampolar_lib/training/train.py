@@ -27,7 +27,13 @@ from siampolar_lib.device import describe_device, rng_state, seed_everything, se
 from siampolar_lib.errors import UserError
 from siampolar_lib.models.config import ModelConfig
 from siampolar_lib.models.siampolar import SiamPolar
-from siampolar_lib.outputs import check_output_apart, check_output_folder, clean_stale_temps, output_lock
+from siampolar_lib.outputs import (
+    check_output_apart,
+    check_output_folder,
+    clean_stale_temps,
+    made_folders_removed_on_error,
+    output_lock,
+)
 from siampolar_lib.training.checkpoint import (
     check_resume,
     checkpoint_log,
@@ -139,11 +145,10 @@ class Run:
 
 
 def setup_run(cfg: TrainConfig) -> Run:
-    """Process group (under torchrun), device, precision, run folder and seeds."""
+    """Process group (under torchrun), device, precision and seeds. The run folder is made by the first save
+    (`io.atomic_write`), so a run killed before it leaves no empty folder."""
     rank, world, device = init_distributed(cfg.device)
     run = Run(cfg, rank, world, device, autocast_dtype(cfg.precision, device), Path(cfg.out))
-    if rank == 0:
-        run.out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
     return run
 
@@ -316,15 +321,10 @@ def train(cfg: TrainConfig) -> dict:
     out = check_run_folder(cfg)
     if dist_info()[0] != 0:
         return _train(cfg)
-    made = not out.exists()  # this run makes the folder, so a refusal met after that must not leave it behind
-    with output_lock(out):
+    # A run refused or stopped before its first save leaves no empty folder (nor parents) it made.
+    with made_folders_removed_on_error(out), output_lock(out):
         clean_stale_temps(out, STALE_TEMPS)
-        try:
-            return _train(cfg)
-        except BaseException:
-            if made and out.is_dir() and not any(out.iterdir()):
-                out.rmdir()  # only an empty folder: whatever the run wrote stays
-            raise
+        return _train(cfg)
 
 
 def _train(cfg: TrainConfig) -> dict:

@@ -95,3 +95,39 @@ def test_a_refusal_found_late_leaves_no_empty_out(tiny_davis, tmp_path, capsys):
     refused(capsys, train_cmd.main(_args(tiny_davis, out, "--init-from", str(ckpt), "--model", "lite0")),
             "'quick' network, but --model is 'lite0'")
     assert not out.exists()
+
+
+def test_a_failed_overwrite_leaves_no_folders_it_made(tmp_path, tiny_davis, capsys):
+    """A failed `train --overwrite` into a new nested --out left the folders above --out (made for its lock)."""
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    out = tmp_path / "runs" / "new" / "run"
+    refused(capsys, train_cmd.main(_args(tiny_davis, out, "--overwrite", "--init-from", str(bad))), str(bad))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pt"]
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "SIGKILL"])
+def test_a_training_killed_before_its_first_checkpoint_leaves_no_folder(tmp_path, tiny_davis, sig):
+    """`kill PID` or Ctrl-C before the first checkpoint leaves nothing; a SIGKILL leaves only the (free) lock file.
+
+    Before, the run folder was made at the start, and SIGTERM ended the process without its clean-up."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "runs" / "run"
+    lock = tmp_path / "runs" / ".run.siampolar-lock"
+    proc = subprocess.Popen([sys.executable, "-m", "siampolar_lib.commands.train",
+                             *_args(tiny_davis, out, "--iters", "100000", "--ckpt-every", "0")],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not lock.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2.0)  # into the set-up or the loop, long before step 100000
+    assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(getattr(signal, sig))
+    proc.wait(timeout=60)
+    assert not out.exists()
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert left == (["runs", "runs/.run.siampolar-lock"] if sig == "SIGKILL" else []), left

@@ -69,7 +69,8 @@ def rerun_on_full_disk(capsys, disk: Path, run, *needles: str) -> None:
     capsys.readouterr()
     before = snapshot(disk)
     fill(disk)
-    refused(capsys, run(True), *needles)
+    line = refused(capsys, run(True), *needles)
+    assert ".partial-" not in line and ".tmp" not in line, f"names a temp, not the output: {line}"
     assert snapshot(disk) == before, "the earlier result changed, or a temp was left behind"
 
 
@@ -90,6 +91,15 @@ def test_davis2coco_on_a_full_disk(capsys, disk, tiny_davis):
     d2c = script("davis2coco")
     args = ["--davis-root", str(tiny_davis), "--out", str(disk / "coco")]
     rerun_on_full_disk(capsys, disk, lambda again: d2c.main(args + ["--overwrite"] * again), FULL, str(disk / "coco"))
+
+
+def test_export_onnx_on_a_full_disk(capsys, disk, ckpt):
+    """The exporter's bare OSError was 'torch.onnx.export failed for quick', naming neither the disk nor --out."""
+    from siampolar_lib.commands import export_onnx as export_cmd
+
+    args = ["--checkpoint", str(ckpt), "--out", str(disk / "onnx")]
+    rerun_on_full_disk(capsys, disk, lambda again: export_cmd.main(args + ["--overwrite"] * again), FULL,
+                       str(disk / "onnx"))
 
 
 def test_train_on_a_full_disk(capsys, disk, tiny_davis):
@@ -138,3 +148,22 @@ def test_an_mp4_that_does_not_read_back_never_replaces_the_earlier_one(tmp_path,
             for f in clip:
                 sink.write(f)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == good, "earlier videos changed or temps left"
+
+
+@pytest.mark.parametrize("tool", ["score", "davis2coco", "train"])
+def test_a_first_run_on_a_full_disk_leaves_no_folder(capsys, disk, tiny_davis, tool):
+    """An --out (and its parents) a failed first run made is removed again: score and davis2coco left it empty."""
+    from siampolar_lib.commands import score as score_cmd
+
+    out = disk / "new" / "out"
+    fill(disk)
+    if tool == "score":
+        rc = score_cmd.main(["--gt", str(tiny_davis), "--pred", str(tiny_davis / "Annotations" / "480p"), "--out",
+                             str(out), "--processes", "1"])
+    elif tool == "davis2coco":
+        rc = script("davis2coco").main(["--davis-root", str(tiny_davis), "--out", str(out)])
+    else:
+        rc = train_cmd.main(["--data", str(tiny_davis), "--out", str(out), "--iters", "1", "--batch", "1",
+                             "--device", "cpu", "--no-progress"])
+    refused(capsys, rc, FULL, str(out))
+    assert sorted(p.name for p in disk.iterdir()) == ["filler"]

@@ -346,3 +346,34 @@ def test_track_overwrite_replaces_an_earlier_run_named_by_its_frames(tmp_path, c
     assert track_cmd.main(trk(ckpt, video, out)) == 0
     assert track_cmd.main(trk(ckpt, video, out, "--overwrite", "--max-frames", "2")) == 0
     assert sorted(p.name for p in (out / "masks").iterdir()) == ["a.png", "b.png"]
+
+
+# ------------------------------------------- a killed run's litter goes with the next run, either suffix (defect 23)
+
+KILLED_MID_VIDEO = """
+import os, signal, sys
+import numpy as np
+from pathlib import Path
+from siampolar_lib.outputs import fresh_folder_beside, output_lock
+from siampolar_lib.video_writers import VideoSink
+out = Path(sys.argv[1])
+masks = out.with_name(out.stem + "_masks")
+with output_lock(out), output_lock(masks):
+    fresh_folder_beside(masks)
+    sink = VideoSink(out, fps=5)
+    sink.write(np.zeros((64, 96, 3), np.uint8))
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("killed, following", [("r.gif", "r.mp4"), ("r.mp4", "r.gif"), ("r.gif", "r.gif")])
+def test_the_next_run_clears_a_killed_runs_temp_video_and_locks(tmp_path, ckpt, killed, following):
+    """A track run killed mid-video leaves its half video, its staging folder and its lock files; the next run into
+    the same mask folder removed only those of its own suffix before, so a killed r.gif's stayed beside r.mp4."""
+    video = write_frames(tmp_path / "clips" / "clip")
+    proc = subprocess.run([sys.executable, "-c", KILLED_MID_VIDEO, str(tmp_path / killed)], capture_output=True)
+    assert proc.returncode == -9, proc.stderr
+    litter = sorted(p.name for p in tmp_path.glob(".*"))
+    assert any(".tmp" in n for n in litter) and any(n.endswith("siampolar-lock") for n in litter), litter
+    assert track_cmd.main(trk(ckpt, video, tmp_path / following)) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["clips", following, "r_masks"])

@@ -378,6 +378,24 @@ def test_10_evaluate_refuses_a_sequence_whose_first_mask_is_empty(davis, tmp_pat
     refused(capsys, rc, "first mask of sequence 'synth00' is empty")
 
 
+@pytest.mark.parametrize("rows, cols", [(slice(30, 31), slice(40, 41)), (slice(30, 31), slice(20, 60))])
+def test_21_a_first_mask_too_small_to_track_names_the_sequence(davis, tmp_path, capsys, rows, cols):
+    """A 1-pixel (or 1-pixel-high) first mask: the tracker's 'init box (40, 30, 1, 1) is 1x1 px' named no sequence."""
+    first = davis / "Annotations" / "480p" / "synth00" / "00000.png"
+    mask = np.zeros(cv2.imread(str(first), cv2.IMREAD_GRAYSCALE).shape, np.uint8)
+    mask[rows, cols] = 255
+    cv2.imwrite(str(first), mask)
+    with pytest.raises(DavisError, match=r"00000\.png: the first mask of sequence 'synth00': its box .* px"):
+        first_box(load_sequence(davis, "synth00"))
+    with pytest.raises(UserError, match="the first mask of sequence 's': its box"):
+        check_first_mask(mask[None] > 0, "s")
+    for method in (["--model", "quick", "--engine", "torch", "--baselines", ""], ["--baselines", "static"]):
+        rc = evaluate_cmd.main(["--davis-root", str(davis), "--out", str(tmp_path / "e"), "--sequences", "synth00",
+                                "--no-progress", "--device", "cpu", *method])
+        refused(capsys, rc, "the first mask of sequence 'synth00': its box", "at least 2 px a side")
+    assert not (tmp_path / "e").exists()
+
+
 # ------------------------------------------------------------------ 11 and 12. what siampolar-score scores
 
 def label_davis(root: Path, labels: list[np.ndarray], name: str = "seq") -> Path:

@@ -303,3 +303,15 @@ def test_if_missing_and_ensure_davis_download_nothing_when_davis_is_there(tmp_pa
 
 def test_bad_retries_is_one_line(capsys):
     refused(capsys, main(["--retries", "-1"]), "--retries -1")
+
+
+@pytest.mark.parametrize("needed, free, words", [(300_000, 200_000, "needs 293.0 KiB but"),
+                                                 (1000, 999, "needs 1,000 bytes but"),
+                                                 (3 * 2**30, 2**30, "needs 3.0 GiB but"),
+                                                 (2**20 + 10, 2**20, "needs 1,048,586 bytes but")])
+def test_too_little_space_shows_numbers_that_differ(tmp_path, monkeypatch, needed, free, words):
+    """'needs 0 MiB but has 0 MiB free' said nothing: the sizes are shown in a unit that tells them apart."""
+    monkeypatch.setattr(download.shutil, "disk_usage", lambda folder: type("Usage", (), {"free": free})())
+    with pytest.raises(UserError, match=words) as err:
+        download._check_space(tmp_path, needed, tmp_path / "DAVIS.zip")
+    assert str(err.value).startswith(f"{tmp_path / 'DAVIS.zip'}: needs")
