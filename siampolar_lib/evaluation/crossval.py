@@ -36,7 +36,7 @@ from siampolar_lib.training.checkpoint import load_model
 from siampolar_lib.training.train_refine import RefineConfig, train_refine
 
 # The shipped stage's recipe (run r2, checkpoints/README.md "The refinement stage"): what a candidate changes. In
-# fp32: r2 ran bf16 autocast on an AVX-512 BF16 CPU; where bf16 is emulated (AVX2) it is ~20x slower
+# fp32: r2 ran bf16 autocast on an AVX-512 BF16 CPU; where bf16 is emulated (AVX2) it is about 7x slower than fp32
 # (train_refine.native_bf16), and a fixed precision keeps a cross-validation's numbers the same on every machine.
 SHIPPED_RECIPE = {"iters": 1500, "batch": 32, "lr": 1e-3, "warmup": 100, "refine_iters": 2, "refine_channels": 32,
                   "refine_size": 128, "seed": 2, "precision": "fp32"}

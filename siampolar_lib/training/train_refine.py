@@ -59,8 +59,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 def native_bf16(device: torch.device) -> bool:
     """Whether `device` computes bfloat16 natively: CUDA that supports it, or a CPU with AVX-512 BF16 (or AMX).
 
-    Elsewhere (AVX2 CPUs, most laptops) autocast emulates bf16: measured on an AVX2 EPYC, a stage step ran at 5.7
-    samples/s in bf16 against about 120 in bf16 on an AVX-512 BF16 CPU (checkpoints/README.md, cross-validation).
+    Elsewhere (AVX2 CPUs, most laptops) autocast emulates bf16: on a 2-core AVX2 EPYC a stage step ran at 5.7
+    samples/s in bf16 against about 38 in fp32 (checkpoints/README.md, cross-validation).
     """
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
