@@ -2,7 +2,7 @@
 
 Each sample imitates what the tracker hands the stage: a centre near the object's mass centre (a search-grid
 location, off by a few percent of the object's size) and first rays that are the object's outline blurred
-around the circle (the first stage's round blobs: notebook 07), scaled a little too big or too small, with
+around the circle (the first stage's round blobs: notebook 07b, section 8), scaled a little too big or too small, with
 per-ray noise. The true rays are cast from the same centre to the true mask (`geometry.polar.mask_to_rays`).
 The crop follows `geometry.refine` (side 2 x 1.5 x the longest first ray, centred on the centre), then a shared
 left-right flip of crop and rays, colour jitter, and sometimes a blur. Item i is a pure function of (seed, i).

@@ -1,6 +1,7 @@
 """Notebooks are product: committed with clean outputs, in order, with no machine paths or errors, and they follow
-the course conventions: `NN_` / `NNb_` names, a `# Self-check` cell near the end, and a solution for every exercise
-in `notebooks/solutions/<stem>_solutions.ipynb`."""
+the course conventions: `NN_` / `NNb_` / `NNc_` names, a `# Self-check` cell near the end, and a solution for every
+exercise in `notebooks/solutions/<stem>_solutions.ipynb`. A fill-in exercise's check cell, whose committed output shows
+the unfilled skeleton failing, starts with `# NBVAL_RAISES_EXCEPTION`: the one place an error output is committed."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,9 @@ NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 SOLUTIONS = sorted((NOTEBOOK_DIR / "solutions").glob("*.ipynb"))
 ABS_PATH = re.compile(r"(?<![\w.:/~])/(?:root|home|work|tmp|Users|opt)/[\w.-]+")
-NAME = re.compile(r"\d\db?_[a-z0-9_]+\.ipynb$")
+NAME = re.compile(r"\d\d[a-z]?_[a-z0-9_]+\.ipynb$")
+RAISES = "# NBVAL_RAISES_EXCEPTION"  # nbval's marker of a cell expected to raise (an unfilled exercise's check)
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 EXERCISE_ITEM = re.compile(r"^(\d+)\.\s", re.MULTILINE)  # a top-level numbered item: "1. ..." at a line start
 EXERCISE_HEADING = re.compile(r"^### Exercise (\d+)\b")
 
@@ -27,15 +30,22 @@ def load(path: Path) -> list[dict]:
 
 
 def check_outputs(cells: list[dict]) -> None:
-    """Every code cell executed in order from a fresh kernel; no error, traceback or machine path in an output."""
+    """Every code cell executed in order from a fresh kernel; no machine path in an output; no error or traceback,
+    except the error of a cell marked `# NBVAL_RAISES_EXCEPTION`, which it must show (without a machine path)."""
     code = [c for c in cells if c["cell_type"] == "code" and source(c).strip()]
     assert code, "no code cells"
     counts = [c.get("execution_count") for c in code]
     assert all(isinstance(n, int) for n in counts), "every code cell is executed and committed with outputs"
     assert counts == sorted(counts) and counts[0] == 1, f"cells run in order from a fresh kernel: {counts[:8]}"
     for c in code:
+        raises = source(c).startswith(RAISES)
+        errors = [out for out in c.get("outputs", []) if out.get("output_type") == "error"]
+        assert len(errors) == raises, (f"a cell marked {RAISES} shows its error" if raises
+                                       else f"error output committed: {errors[0].get('ename')}")
+        for out in errors:
+            m = ABS_PATH.search(ANSI.sub("", "\n".join(out.get("traceback", []))))
+            assert m is None, f"an expected error's traceback shows a machine path: {m.group(0) if m else ''}"
         for out in c.get("outputs", []):
-            assert out.get("output_type") != "error", f"error output committed: {out.get('ename')}"
             text = json.dumps(out.get("text", "")) + json.dumps(out.get("data", {}).get("text/plain", ""))
             m = ABS_PATH.search(text)
             assert m is None, f"an output shows a machine path: {m.group(0) if m else ''}"
@@ -59,8 +69,9 @@ def test_there_are_notebooks():
 
 
 def test_naming_rule():
-    """The rule itself: NN_ and NNb_ pass; other names fail."""
+    """The rule itself: NN_ and NNb_ (or NNc_, ...) pass; other names fail."""
     assert NAME.match("04b_network_by_hand.ipynb") and NAME.match("00_start_here.ipynb")
+    assert NAME.match("06c_refinement_stage.ipynb")
     assert not NAME.match("4_x.ipynb") and not NAME.match("04c-x.ipynb") and not NAME.match("04_Network.ipynb")
 
 
@@ -68,6 +79,17 @@ def test_exercise_counting():
     """The counter sees top-level items only (not indented sub-items or numbers inside a line)."""
     cells = [{"cell_type": "markdown", "source": "## Exercises\n\n1. a\n   2. not an item\n2. b, see 3. c\n10. d\n"}]
     assert exercise_numbers(cells) == [1, 2, 10]
+
+
+def test_expected_errors_only_where_marked():
+    """An error output passes only in a cell marked RAISES, which must show one, with no machine path in it."""
+    err = {"output_type": "error", "ename": "AssertionError", "evalue": "x", "traceback": ["Cell In[1], line 2"]}
+    cell = lambda src, outs: {"cell_type": "code", "source": src, "execution_count": 1, "outputs": outs}
+    check_outputs([cell(RAISES + "\nassert False", [err])])
+    for bad in (cell("assert False", [err]), cell(RAISES + "\nx = 1", []),
+                cell(RAISES + "\nf()", [dict(err, traceback=["File \x1b[0;32m/work/x/lib.py:3"])])):
+        with pytest.raises(AssertionError):
+            check_outputs([bad])
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
