@@ -60,7 +60,10 @@ def test_demo_quick_run_on_real_val(tmp_path, checkpoint, real_davis, monkeypatc
 
 @pytest.mark.slow
 def test_demo_falls_back_to_synthetic(tmp_path, checkpoint, monkeypatch, capsys):
-    monkeypatch.setenv("SIAMPOLAR_DAVIS_ROOT", str(tmp_path / "no_davis_here"))
+    # no $SIAMPOLAR_DAVIS_ROOT and no data/DAVIS: synthetic data, said so (a variable naming no DAVIS folder is an
+    # error instead: tests/contracts/test_cli_errors.py, defect 22)
+    monkeypatch.delenv("SIAMPOLAR_DAVIS_ROOT", raising=False)
+    monkeypatch.setattr(paths, "LOCAL_DAVIS", tmp_path / "no_davis_here")
     out = tmp_path / "demo"
     result = demo.run_demo(out, checkpoint=checkpoint, sequences=1, max_frames=4, baselines=("static",), progress=False)
     assert result["data"] == "synthetic" and len(result["sequences"]) == 1
