@@ -55,9 +55,8 @@ test: $(STAMP)
 	$(NBVAL) -n 2 --dist loadfile notebooks
 	$(MAKE) --no-print-directory test-other-kernels
 
-# The notebooks that print the shipped network's results, on the other PyTorch kernels of this CPU (measured on a
-# 2-core AVX2 machine, scalar kernels: 11.5 min at load 2-6, README "Tests", before 06c, 07b and notebook 07's
-# 15-sequence run were added).
+# The notebooks that print the shipped network's results, on the other PyTorch kernels of this CPU (on a 2-core AVX2
+# machine, scalar kernels: 9 min 56 s for the eight notebooks at load 1-4, README).
 test-other-kernels: export SIAMPOLAR_OFFLINE = 1
 test-other-kernels: $(STAMP)
 	env $(OTHER_KERNELS) $(NBVAL) -n 2 --dist loadfile $(MODEL_NOTEBOOKS)

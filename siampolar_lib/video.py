@@ -232,7 +232,9 @@ def _iter_video_file(path: Path, max_frames: int | None) -> Iterator[np.ndarray]
     if path.suffix.lower() == ".gif" and _opencv_misses_gif_frames(path, max_frames):
         yield from _iter_gif(path, max_frames)
         return
-    cap, opened = call_logging_stderr(cv2.VideoCapture, str(path))
+    # One decoding thread: FFmpeg's frame threads print a frame's damage warning whenever they decode it, possibly
+    # outside the read that returns it, so the warning would escape the read's stderr window.
+    cap, opened = call_logging_stderr(cv2.VideoCapture, str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
     n = 0
     try:
         while cap.isOpened() and (max_frames is None or n < max_frames):
