@@ -292,13 +292,17 @@ def test_8_export_checkpoint_refuses_earlier_files_and_an_out_inside_a_run(earli
     assert snapshot(earlier_run) == before
 
 
-def test_8_export_refined_refuses_earlier_files(tmp_path, capsys):
+def stage_and_first_stage(tmp_path) -> tuple:
+    """A quick network's stage checkpoint (step 4) and its first stage alone (step 9), as export_refined takes them."""
     torch.manual_seed(0)
     staged = SiamPolar(dataclasses.replace(QUICK, refine_iters=2), pretrained=False)
     first = SiamPolar(QUICK, pretrained=False)
     first.load_state_dict({k: v for k, v in staged.state_dict().items() if not k.startswith("refiner.")})
-    stage, first_pt = save_checkpoint(tmp_path / "stage.pt", staged, step=4), save_checkpoint(tmp_path / "first.pt",
-                                                                                              first, step=9)
+    return save_checkpoint(tmp_path / "stage.pt", staged, step=4), save_checkpoint(tmp_path / "first.pt", first, step=9)
+
+
+def test_8_export_refined_refuses_earlier_files(tmp_path, capsys):
+    stage, first_pt = stage_and_first_stage(tmp_path)
     log = tmp_path / "train_log.csv"
     log.write_text("step,loss\n1,0.5\n2,0.4\n3,0.3\n4,0.2\n")  # the stage's steps 1..4
     exp = script("export_refined")
@@ -317,12 +321,7 @@ def test_8_export_refined_refuses_earlier_files(tmp_path, capsys):
                                   b"step,loss\n1,0.5\n1,0.5\n2,0.4\n3,0.3\n4,0.2\n", b""])
 def test_15_export_refined_ships_only_the_stages_own_log(tmp_path, capsys, text):
     """Any file, random bytes included, was shipped as the stage's log; now: a training log of its steps 1..4."""
-    torch.manual_seed(0)
-    staged = SiamPolar(dataclasses.replace(QUICK, refine_iters=2), pretrained=False)
-    first = SiamPolar(QUICK, pretrained=False)
-    first.load_state_dict({k: v for k, v in staged.state_dict().items() if not k.startswith("refiner.")})
-    stage, first_pt = save_checkpoint(tmp_path / "stage.pt", staged, step=4), save_checkpoint(tmp_path / "first.pt",
-                                                                                              first, step=9)
+    stage, first_pt = stage_and_first_stage(tmp_path)
     log = tmp_path / "log.csv"
     log.write_bytes(text)
     rc = script("export_refined").main(["--stage", str(stage), "--log", str(log), "--first-stage", str(first_pt),
