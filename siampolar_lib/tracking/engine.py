@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from siampolar_lib.device import sync
+from siampolar_lib.device import pick_device, sync
 from siampolar_lib.errors import ExportError
 from siampolar_lib.models.config import get_config
 from siampolar_lib.models.grid import location_grid
@@ -93,9 +93,14 @@ class TorchEngine(Engine):
     name = "torch"
 
     def __init__(self, model: torch.nn.Module, device=None):
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"a tracker needs a SiamPolar network or an Engine, got {type(model).__name__} "
+                            "(load one with training.checkpoint.load_model)")
         if device is None:
             p = next(iter(model.parameters()), None)
             device = p.device if p is not None else torch.device("cpu")
+        else:  # a device this machine lacks is a clear error here, not a CUDA traceback at the first frame
+            device = pick_device(str(device))
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.config = getattr(model, "config", None)
@@ -136,10 +141,11 @@ class OrtEngine(Engine):
 
     name = "onnxruntime"
 
-    def __init__(self, folder: str | os.PathLike, threads: int | None = None, spinning: bool = True):
+    def __init__(self, folder: str | os.PathLike, threads: int | None = None, spinning: bool = False):
         """Sessions on the graphs in folder: `threads` intra-op threads (None: ONNX Runtime's choice, one per core);
         `spinning`: whether the template and search sessions' threads spin after a run (the refinement session's
-        never do). benchmarks/bench_busy.py measures both beside a busy core."""
+        never do). Off by default: beside one busy core the loop kept 0.71-0.93x of its idle fps without spinning
+        and 0.49-0.65x with it, and idle it ran 0.97-1.08x as fast (`python -m benchmarks.bench_busy`, two runs)."""
         import onnxruntime as ort
 
         folder = Path(folder)
