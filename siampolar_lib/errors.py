@@ -13,6 +13,16 @@ from typing import Callable
 
 # What a full, over-quota or read-only disk raises: the user's to fix (one line), not a bug in the tool.
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+NAME_MAX = 255  # bytes in one path component on Linux, macOS and Windows file systems (ENAMETOOLONG beyond)
+
+
+def long_name_problem(err: OSError) -> str:
+    """ENAMETOOLONG's one line: the first over-long component of the path, shortened, and the limit."""
+    path = str(err.filename or "")
+    long = next((c for c in Path(path).parts if len(os.fsencode(c)) > NAME_MAX), path)
+    shown = long if len(long) <= 60 else f"{long[:28]}...{long[-28:]}"
+    return (f"{shown}: a path component of {len(os.fsencode(long))} bytes (file systems allow {NAME_MAX}); "
+            "use a shorter name")
 
 
 class UserError(ValueError):

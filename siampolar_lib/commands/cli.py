@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import functools
 import signal
 import sys
 import threading
 from typing import Callable, Iterator, Sequence
 
-from siampolar_lib.errors import DISK_ERRNOS, USER_ERRORS, UserError, one_line
+from siampolar_lib.errors import DISK_ERRNOS, USER_ERRORS, UserError, long_name_problem, one_line
 
 try:  # POSIX advisory locks; elsewhere runs are not protected against concurrent writers
     import fcntl
@@ -36,6 +37,9 @@ def cli_main(fn: Callable[..., int]) -> Callable[..., int]:
             print(f"error: {one_line(err)}", file=sys.stderr)
             return 2
         except OSError as err:  # a full or read-only disk met outside an atomic write (a folder, a lock file)
+            if err.errno == errno.ENAMETOOLONG:  # any --out, --video or --checkpoint, or a name made beside one
+                print(f"error: {long_name_problem(err)}", file=sys.stderr)
+                return 2
             if err.errno not in DISK_ERRNOS:
                 raise
             print(f"error: {one_line(err)}", file=sys.stderr)

@@ -480,3 +480,49 @@ def test_21_make_synthetic_davis_seed_names_the_flag(tmp_path, capsys):
     """`make_synthetic_davis --seed -1` said only "expected non-negative integer"."""
     refused(capsys, script("make_synthetic_davis").main(["--out", str(tmp_path / "s"), "--seed", "-1"]), "--seed -1")
     assert not (tmp_path / "s").exists()
+
+
+# ------------------------------------------------- issue 29, section 4: long names and raw errors (18)
+
+@pytest.mark.parametrize("flag", ["--out", "--video", "--checkpoint"])
+def test_18_a_path_component_over_255_bytes_is_one_line(tmp_path, capsys, frames_dir, ckpt, flag):
+    """Any path component over 255 bytes (an --out, --video or --checkpoint) was an OSError traceback."""
+    long = tmp_path / ("n" * 300)
+    args = {"--out": tmp_path / "o", "--video": frames_dir, "--checkpoint": ckpt} | {flag: long}
+    rc = track_cmd.main(trk(args["--checkpoint"], args["--video"], args["--out"], "--box", "30,40,40,40"))
+    line = refused(capsys, rc, "a path component of 300 bytes", "255")
+    assert len(line) < 200 and long.name not in os.listdir(tmp_path)
+
+
+def test_18_a_long_out_for_evaluate_and_a_data_script(tiny_davis, tmp_path, capsys, ckpt):
+    """The same for evaluate's --out (its _masks folder and lock are made beside it) and a data script's --out."""
+    long = tmp_path / ("e" * 256)
+    rc = evaluate_cmd.main(["--checkpoint", str(ckpt), "--davis-root", str(tiny_davis), "--out", str(long),
+                            "--engine", "torch", "--no-progress"])
+    refused(capsys, rc, "a path component of 256 bytes")
+    refused(capsys, script("make_synthetic_davis").main(["--out", str(tmp_path / ("s" * 400))]),
+            "a path component of 400 bytes")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_18_learning_curve_points_of_another_shape_name_the_file(tmp_path, capsys, ckpt):
+    """`learning_curve.py --points` of another JSON shape was a TypeError."""
+    for text in ('{"pairs": 1}', '[1, 2]', '[{"label": "x"}]', "not json"):
+        points = tmp_path / "points.json"
+        points.write_text(text)
+        rc = script("learning_curve").main(["--points", str(points), "--checkpoints", str(ckpt), "--label", "x"])
+        refused(capsys, rc, "points.json", "--points")
+        assert points.read_text() == text
+
+
+def test_18_tracker_without_a_network_or_with_an_absent_device_says_so(ckpt):
+    """`Tracker(None)` and `Tracker(model, device="cuda")` without CUDA were raw errors from deep inside."""
+    from siampolar_lib.errors import DeviceUnavailable
+    from siampolar_lib.tracking.tracker import Tracker
+    from siampolar_lib.training.checkpoint import load_model
+
+    with pytest.raises(TypeError, match="needs a SiamPolar network or an Engine, got NoneType"):
+        Tracker(None)
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceUnavailable, match="CUDA is not available"):
+            Tracker(load_model(ckpt, device="cpu"), device="cuda")
