@@ -30,9 +30,13 @@ def parse_args(argv: list[str] | None = None) -> RefineConfig:
                              ("--log-every", int, "a log row every K steps"),
                              ("--stop-at", int, "stop after this step, the schedule unchanged (--resume continues)"),
                              ("--seed", int, "samples of step s are a function of (seed, s)"),
-                             ("--workers", int, "DataLoader worker processes")):
+                             ("--workers", int, "DataLoader worker processes"),
+                             ("--real-first-p", float, "share of samples with the first stage's real centre and rays, "
+                                                       "from --real-first-cache")):
         name = flag[2:].replace("-", "_")
         p.add_argument(flag, type=kind, default=DEFAULTS[name], help=f"{what} (default {DEFAULTS[name]})")
+    p.add_argument("--real-first-cache", default=DEFAULTS["real_first_cache"],
+                   help="a first-stage cache of --init-from's first stage (data_scripts/cache_first_stage.py)")
     p.add_argument("--precision", choices=PRECISIONS, default=DEFAULTS["precision"],
                    help="auto: bf16 autocast where the hardware computes it natively, else fp32 (default auto)")
     p.add_argument("--device", default=DEFAULTS["device"], help="auto, cpu, cuda or mps")

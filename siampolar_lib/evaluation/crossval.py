@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from siampolar_lib.data.davis import folder_sequences
+from siampolar_lib.data.first_stage_cache import read_first_stage_cache
 from siampolar_lib.errors import UserError
 from siampolar_lib.evaluation.selection import check_train_sequences, fold_rows
 from siampolar_lib.io import sha256, write_text
@@ -32,14 +33,16 @@ from siampolar_lib.splits import CV_FOLDS, REAL_VAL_SEQUENCES
 from siampolar_lib.tracking.config import TrackerConfig
 from siampolar_lib.tracking.engine import as_engine
 from siampolar_lib.tracking.tracker import Tracker
-from siampolar_lib.training.checkpoint import load_model
-from siampolar_lib.training.train_refine import RefineConfig, train_refine
+from siampolar_lib.training.checkpoint import load_checkpoint, load_model, model_from_checkpoint
+from siampolar_lib.training.train_refine import RefineConfig, check_first_stage_cache, train_refine
 
 # The shipped stage's recipe (run r2, checkpoints/README.md "The refinement stage"): what a candidate changes. In
 # fp32: r2 ran bf16 autocast on an AVX-512 BF16 CPU; where bf16 is emulated (AVX2) it is about 7x slower than fp32
 # (train_refine.native_bf16), and a fixed precision keeps a cross-validation's numbers the same on every machine.
+# A key added here must default to what runs before it did (real_first_p 0: synthetic first rays only): a fold's
+# scores.json written before the key existed reads back as that default (`recorded_settings`).
 SHIPPED_RECIPE = {"iters": 1500, "batch": 32, "lr": 1e-3, "warmup": 100, "refine_iters": 2, "refine_channels": 32,
-                  "refine_size": 128, "seed": 2, "precision": "fp32"}
+                  "refine_size": 128, "seed": 2, "precision": "fp32", "real_first_p": 0.0, "real_first_cache": ""}
 BOOTSTRAP = 2000  # resamples of the sequences for the noise columns (seed 0: the table is a function of the rows)
 ROW_KEYS = ("JF_M", "J_M", "F_M", "box_iou", "fps", "lost", "frames")
 
@@ -111,7 +114,7 @@ def sequence_roots(data: Sequence[str]) -> dict[str, Path]:
     for entry in data:
         p = Path(entry)
         if not p.is_dir():
-            raise UserError(f"{p}: cross-validation needs DAVIS roots (a folder with JPEGImages/480p/)")
+            raise UserError(f"{p}: --data must be a DAVIS root here (a folder with JPEGImages/480p/)")
         for name in folder_sequences(p):
             roots.setdefault(name, p)
     leaked = sorted(set(roots) & set(REAL_VAL_SEQUENCES))
@@ -121,14 +124,34 @@ def sequence_roots(data: Sequence[str]) -> dict[str, Path]:
     return roots
 
 
+def recorded_settings(record: dict) -> dict:
+    """A scores.json's settings, each SHIPPED_RECIPE key it predates filled with that key's default (what it ran)."""
+    return SHIPPED_RECIPE | record["settings"]
+
+
+def check_caches(cfg: CrossvalConfig) -> None:
+    """UserError naming a candidate's first-stage cache that was not recorded from init_from's first stage."""
+    paths = dict.fromkeys(recipe(dict(s))["real_first_cache"] for _, s in cfg.candidates)
+    paths.pop("", None)
+    if paths:
+        model = load_model(cfg.init_from, device="cpu")
+        for path in paths:
+            check_first_stage_cache(read_first_stage_cache(path), model)
+
+
 def run_fold(cfg: CrossvalConfig, name: str, settings: dict, k: int, roots: dict[str, Path]) -> dict:
-    """Train (or resume) one candidate's stage without fold k and score fold k: the fold's scores.json contents."""
+    """Train (or resume) one candidate's stage without fold k and score fold k: the fold's scores.json contents.
+
+    A fold read back must have been scored with the same settings and, for a candidate with a first-stage cache, a
+    stage trained on the same cache file (its sha256): one candidate's folds never mix two caches of one name."""
     folder = Path(cfg.out) / name / f"fold{k}"
-    done = folder / "scores.json"
+    done, cache = folder / "scores.json", settings["real_first_cache"]
     if done.is_file():
         record = json.loads(done.read_text())
-        if record["settings"] != settings or record["fold"] != list(cfg.folds[k]):
+        if recorded_settings(record) != settings or record["fold"] != list(cfg.folds[k]):
             raise UserError(f"{done}: scored with other settings ({record['settings']}); use another --out")
+        if cache and record.get("real_first_cache_sha256") != sha256(cache):
+            raise UserError(f"{done}: its stage was trained on another {cache} (rebuilt since?); use another --out")
         return record
     run = folder / "run"
     last = run / f"step{settings['iters']}.pt"
@@ -137,15 +160,16 @@ def run_fold(cfg: CrossvalConfig, name: str, settings: dict, k: int, roots: dict
         train_refine(RefineConfig(init_from=cfg.init_from, data=cfg.data, out=str(run),
                                   exclude_sequences=cfg.folds[k], ckpt_every=500, log_every=50, workers=cfg.workers,
                                   device=cfg.device, progress=cfg.progress, resume=resume, **settings))
-    engine = as_engine(load_model(last, device="cpu"))
+    stage = load_checkpoint(last)
+    engine = as_engine(model_from_checkpoint(stage, last, device="cpu"))
     t0, rows = time.time(), {}
     for root in dict.fromkeys(roots[n] for n in cfg.folds[k]):
         names = [n for n in cfg.folds[k] if roots[n] == root]
         found = fold_rows(lambda _n, _gt: Tracker(engine, TrackerConfig()), root, names, cfg.max_frames)
         rows |= {n: {key: float(r[key]) for key in ROW_KEYS} for n, r in found.items()}
     record = {"candidate": name, "settings": settings, "fold": list(cfg.folds[k]), "stage": str(last),
-              "stage_sha256": sha256(last), "max_frames": cfg.max_frames, "score_seconds": round(time.time() - t0),
-              "rows": rows}
+              "stage_sha256": sha256(last), "real_first_cache_sha256": stage["meta"].get("real_first_cache_sha256"),
+              "max_frames": cfg.max_frames, "score_seconds": round(time.time() - t0), "rows": rows}
     write_text(done, json.dumps(record, indent=1) + "\n")
     return record
 
@@ -158,6 +182,7 @@ def run_crossval(cfg: CrossvalConfig) -> dict:
         raise UserError(f"--data: no root holds the fold sequence {missing[0]} (nor {len(missing) - 1} others)")
     out = Path(cfg.out)
     check_output_apart(out, {"--init-from": cfg.init_from, **{"--data": d for d in cfg.data}})
+    check_caches(cfg)
     out.mkdir(parents=True, exist_ok=True)
     with output_lock(out):
         records = []
@@ -203,7 +228,7 @@ def summarise(records: dict[str, list[dict | None]]) -> list[dict]:
             continue
         names = sorted(rows)
         jf = np.array([rows[n]["JF_M"] for n in names])
-        entry = {"candidate": name, "settings": next(rec["settings"] for rec in folds if rec),
+        entry = {"candidate": name, "settings": next(recorded_settings(rec) for rec in folds if rec),
                  "folds_scored": sum(rec is not None for rec in folds), "sequences": len(names),
                  "JF_M": float(jf.mean()), "J_M": float(np.mean([rows[n]["J_M"] for n in names])),
                  "F_M": float(np.mean([rows[n]["F_M"] for n in names])),

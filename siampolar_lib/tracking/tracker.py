@@ -60,6 +60,10 @@ class Tracker:
         self.template_state = None  # the target's template features (engine.template)
         self.last_levels: list[dict] | None = None  # the network's per-level output on the last search crop
         self.last_first_polygon: np.ndarray | None = None  # (R, 2) frame px: the last polygon before refinement
+        # The first stage's output on the last frame, what the refinement stage is handed (recorded whether or not
+        # it refines: data.first_stage_cache): origin (2,) (x, y) and rays (R,), frame px.
+        self.last_first_origin: np.ndarray | None = None
+        self.last_first_rays: np.ndarray | None = None
         self._last_pscore: np.ndarray | None = None  # the winning level's final scores on the last frame
         self.frame_shape: tuple[int, int] | None = None
         self._windows: dict = {}  # cosine window per level grid (the grids do not change between frames)
@@ -163,6 +167,7 @@ class Tracker:
         origin = tf.to_frame(point)  # the polygon's centre, frame pixels
         rays = self.cfg.ray_scale * crop_rays / tf.scale  # (R,) frame pixels
         self.last_first_polygon = rays_to_polygon(origin, rays)  # (R, 2) before any refinement
+        self.last_first_origin, self.last_first_rays = np.array(origin, np.float64), np.array(rays, np.float64)
         if self.cfg.refine and self.engine.refines:
             rays = self._refine(frame, origin, rays)
         poly = rays_to_polygon(origin, rays)  # (R, 2)

@@ -13,7 +13,9 @@ reads its rows back.
 """
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import sys
 from dataclasses import replace
@@ -167,6 +169,23 @@ def with_stage(first: nn.Module, staged: nn.Module) -> nn.Module:
     if not all(torch.equal(a, b) for a, b in zip(mine, theirs)):
         raise ValueError("the two networks' early backbone blocks differ: the stage was trained on other features")
     return model
+
+
+def first_stage_sha256(model: nn.Module) -> str:
+    """Hex sha256 of a network's first stage: its config (refinement fields and TRAINING_ONLY_FIELDS aside) and every
+    weight and buffer outside `refiner.` (name, dtype, shape, bytes). Equal for two networks whose first stages
+    compute the same, whatever stage either carries (the first-stage cache's tag: `data.first_stage_cache`)."""
+    h = hashlib.sha256()
+    config = {k: v for k, v in model.config.to_dict().items()
+              if not k.startswith("refine_") and k not in TRAINING_ONLY_FIELDS}
+    h.update(json.dumps(config, sort_keys=True).encode())
+    for name, t in sorted(model.state_dict().items()):
+        if name.startswith("refiner."):
+            continue
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name} {t.dtype} {tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def export_weights(src: str | os.PathLike, dst: str | os.PathLike, step: int | None = None,

@@ -3,9 +3,10 @@
 
 The first stage (backbone, neck, head) is loaded from init_from and frozen; only `models.refine.RayRefiner`
 trains, on `data.refine_samples.RefineDataset` samples (a blurred first outline around a centre near the object's
-mass centre, the true rays from that centre). Loss: the Polar IoU loss (-log IoU of the rays) after every
-iteration, averaged. AdamW, linear warm-up then cosine (`schedule.lr_factor`); precision auto: bf16 autocast where
-the hardware has native bf16 (`native_bf16`), else fp32.
+mass centre, the true rays from that centre; with real_first_p, that share of them the first stage's own centre and
+rays on the frame, from a first-stage cache recorded from the same first stage: `data.first_stage_cache`). Loss: the
+Polar IoU loss (-log IoU of the rays) after every iteration, averaged. AdamW, linear warm-up then cosine
+(`schedule.lr_factor`); precision auto: bf16 autocast where the hardware has native bf16 (`native_bf16`), else fp32.
 A log row every log_every steps; every ckpt_every steps and at the end: `last.pt` (the whole network, first stage
 included, with the optimiser, RNG and log rows: what `resume` continues from), a model-only `step{N}.pt`, and
 `train_log.csv` (a copy of the checkpoint's rows, `log.write_log`), whose checkpoint rows add the stage's polar
@@ -27,15 +28,17 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from siampolar_lib.data.first_stage_cache import FirstStageCache, read_first_stage_cache
 from siampolar_lib.data.pairs import worker_loader_kwargs
-from siampolar_lib.data.refine_samples import RefineDataset
+from siampolar_lib.data.refine_samples import RefineDataset, RefineSampleConfig
 from siampolar_lib.data.sources import load_training_videos
 from siampolar_lib.device import pick_device, rng_state, seed_everything, set_rng_state
 from siampolar_lib.errors import CheckpointError, UserError
+from siampolar_lib.io import sha256
 from siampolar_lib.models.siampolar import SiamPolar
 from siampolar_lib.outputs import check_output_folder, clean_stale_temps, output_lock
 from siampolar_lib.splits import VALIDATION_FOLD_SEQUENCES
-from siampolar_lib.training.checkpoint import checkpoint_config, load_checkpoint, save_checkpoint
+from siampolar_lib.training.checkpoint import checkpoint_config, first_stage_sha256, load_checkpoint, save_checkpoint
 from siampolar_lib.training.distributed import StepSampler
 from siampolar_lib.training.log import write_log
 from siampolar_lib.training.losses import polar_iou
@@ -51,7 +54,7 @@ STALE_TEMPS = (".*.tmp*",)
 # What a resumed run must share with the run it continues (else it would not compute what one run computes);
 # iters may change (the schedule is re-planned from the step reached), and so may every setting not listed.
 RESUME_FIELDS = ("init_from", "data", "exclude_sequences", "batch", "lr", "warmup", "refine_iters", "refine_channels",
-                 "refine_size", "seed", "precision")
+                 "refine_size", "seed", "precision", "real_first_p", "real_first_cache")
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -96,6 +99,10 @@ class RefineConfig:
     log_every: int = 20  # a log row every K steps
     stop_at: int | None = None  # stop after this step, the schedule still planned for iters (resume continues)
     seed: int = 0  # the samples of step s are a function of (seed, s); also seeds a new stage's weights
+    real_first_p: float = 0.0  # share of samples with the first stage's real centre and rays (where the cache has
+    # the frame; the others synthetic); 0: every sample synthetic
+    real_first_cache: str = ""  # a first-stage cache (.npz, data_scripts/cache_first_stage.py) of init_from's first
+    # stage; "": none
     workers: int = 1  # DataLoader worker processes (0: in this process)
     precision: str = "auto"  # auto: bf16 where the hardware has it natively (stage_dtype), else fp32; bf16; fp32
     device: str = "auto"  # auto (CUDA, MPS, CPU), cpu, cuda, mps
@@ -103,7 +110,8 @@ class RefineConfig:
     resume: bool = False  # continue the run in out/last.pt (same RESUME_FIELDS)
 
     def __post_init__(self):
-        """Refuse a setting no run can use, in one line naming its flag (before any file is read or made)."""
+        """Refuse a setting no run can use, in one line naming its flag (before any file is made; a first-stage
+        cache is read, so that a missing or damaged one is refused here)."""
         object.__setattr__(self, "data", tuple(str(d) for d in self.data))  # lists from a notebook are fine
         object.__setattr__(self, "exclude_sequences", tuple(self.exclude_sequences))
         if not self.data:
@@ -124,6 +132,13 @@ class RefineConfig:
             raise UserError(f"--lr {self.lr!r}: must be a finite number > 0")
         if self.precision not in PRECISIONS:
             raise UserError(f"--precision {self.precision!r}: must be one of {', '.join(PRECISIONS)}")
+        p = self.real_first_p
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+            raise UserError(f"--real-first-p {p!r}: must be a probability in [0, 1]")
+        if p > 0 and not self.real_first_cache:
+            raise UserError(f"--real-first-p {p}: needs --real-first-cache (data_scripts/cache_first_stage.py)")
+        if self.real_first_cache:
+            read_first_stage_cache(self.real_first_cache)
 
     def to_dict(self) -> dict:
         """The config as plain values (tuples as lists): the checkpoint's meta.refine_config."""
@@ -194,16 +209,33 @@ def check_refine_folder(cfg: RefineConfig) -> Path:
     return out
 
 
-def prepare(cfg: RefineConfig) -> tuple[SiamPolar, list, list, torch.device]:
-    """The network and the videos of a run, read before anything is written: (model, train videos, fold videos,
-    device). The fold is the validation-fold sequences the run excludes (scored at each checkpoint)."""
+def check_first_stage_cache(cache: FirstStageCache, model: SiamPolar) -> None:
+    """UserError naming the cache when it was recorded from another first stage than `model`'s (its first_stage_sha256,
+    `training.checkpoint.first_stage_sha256`) or holds another number of rays."""
+    mine, theirs = first_stage_sha256(model), cache.meta.get("first_stage_sha256")
+    if theirs != mine:
+        raise UserError(f"{cache.path}: --real-first-cache was recorded from another first stage "
+                        f"({cache.meta.get('checkpoint')}, {str(theirs)[:12]}) than --init-from's ({mine[:12]}); "
+                        "record it from --init-from's first stage (data_scripts/cache_first_stage.py)")
+    if cache.num_rays != model.config.num_rays:
+        raise UserError(f"{cache.path}: --real-first-cache holds {cache.num_rays} rays a frame, the network "
+                        f"{model.config.num_rays}")
+
+
+def prepare(cfg: RefineConfig) -> tuple[SiamPolar, list, list, torch.device, FirstStageCache | None]:
+    """The network, the videos and the first-stage cache of a run, read before anything is written: (model, train
+    videos, fold videos, device, cache or None). The fold is the validation-fold sequences the run excludes (scored
+    at each checkpoint); the cache must come from the network's first stage (`check_first_stage_cache`)."""
     device = pick_device(cfg.device)
     seed_everything(cfg.seed)
     videos = load_training_videos(list(cfg.data), exclude=list(cfg.exclude_sequences))
     held = set(VALIDATION_FOLD_SEQUENCES) & set(cfg.exclude_sequences)
     fold = [v for v in load_training_videos(list(cfg.data)) if v.name.split("/")[0] in held]
     model = refine_model(cfg.init_from, cfg.refine_iters, device, cfg.refine_channels, cfg.refine_size)
-    return model, videos, fold, device
+    cache = read_first_stage_cache(cfg.real_first_cache) if cfg.real_first_cache else None
+    if cache is not None:
+        check_first_stage_cache(cache, model)
+    return model, videos, fold, device, cache
 
 
 def _comparable(key: str, value):
@@ -212,24 +244,33 @@ def _comparable(key: str, value):
         return os.path.realpath(value)
     if key == "data" and value is not None:
         return [os.path.realpath(v) for v in value]
+    if key == "real_first_cache" and value:
+        return os.path.realpath(value)
     return list(value) if isinstance(value, tuple) else value
 
 
 def check_refine_resume(ckpt: dict, path: Path, cfg: RefineConfig) -> None:
-    """One line when `ckpt` (out/last.pt, loaded) cannot be continued by `cfg`: no training state, or another
-    setting of RESUME_FIELDS; a changed iters is allowed, with a warning (the schedule is re-planned)."""
+    """One line when `ckpt` (out/last.pt, loaded) cannot be continued by `cfg`: no training state, another setting
+    of RESUME_FIELDS (a field the run's config predates counts as its default, what such a run did) or another
+    first-stage cache file; a changed iters is allowed, with a warning (the schedule is re-planned)."""
     missing = [k for k in ("optimizer", "rng", "log") if k not in ckpt]
     saved = ckpt["meta"].get("refine_config")
     if missing or not isinstance(saved, dict):
         raise CheckpointError(f"{path}: not a refinement run's checkpoint with training state (missing "
                               f"{missing or ['meta.refine_config']}); start a new --out")
     now = cfg.to_dict()
+    saved = {f.name: f.default for f in dataclasses.fields(RefineConfig)
+             if f.name in RESUME_FIELDS and f.default is not dataclasses.MISSING} | saved
     diff = [k for k in RESUME_FIELDS if _comparable(k, saved.get(k)) != _comparable(k, now[k])]
     if diff:
         k = diff[0]
         raise UserError(f"{path}: --resume with another {', '.join('--' + d.replace('_', '-') for d in diff)} than "
                         f"the run ({k}: {saved.get(k)!r}, now {now[k]!r}); resume with the run's settings, or start "
                         "a new --out")
+    cache_sha = ckpt["meta"].get("real_first_cache_sha256")
+    if cfg.real_first_cache and cache_sha and cache_sha != sha256(cfg.real_first_cache):
+        raise UserError(f"{cfg.real_first_cache}: --real-first-cache is not the file the run in {path.parent} "
+                        "started with (rebuilt since?); start a new --out")
     if saved.get("iters") != cfg.iters:
         print(f"warning: resuming with --iters {cfg.iters}, the run planned {saved.get('iters')}: the schedule is "
               "re-planned, so the result differs from an uninterrupted run", file=sys.stderr)
@@ -251,7 +292,8 @@ def save_refine(cfg: RefineConfig, model: SiamPolar, opt: torch.optim.Optimizer,
     """last.pt (network, optimiser, RNG and log rows in one atomic write), a model-only step{N}.pt, the CSV copy."""
     out = Path(cfg.out)
     meta = {"stage": "refine", "init_from": str(cfg.init_from), "samples": step * cfg.batch,
-            "refine_config": cfg.to_dict()}
+            "refine_config": cfg.to_dict(),
+            "real_first_cache_sha256": sha256(cfg.real_first_cache) if cfg.real_first_cache else None}
     save_checkpoint(out / "last.pt", model, step, meta=meta, optimizer=opt.state_dict(), rng=rng_state(), log=rows)
     save_checkpoint(out / f"step{step}.pt", model, step, meta=meta)
     write_log(out / "train_log.csv", rows, LOG_COLUMNS)
@@ -288,14 +330,17 @@ def _log_row(cfg: RefineConfig, step: int, loss, rays, batch: dict, lr: float, s
             "val_iou_first": float("nan"), "val_iou_refined": float("nan")}
 
 
-def run_phase(cfg: RefineConfig, model: SiamPolar, videos: list, fold: list, device: torch.device) -> Path:
-    """The loop of `prepare`'s network on its videos, steps start..end, from a resume's step or 0: out/last.pt."""
+def run_phase(cfg: RefineConfig, model: SiamPolar, videos: list, fold: list, device: torch.device,
+              cache: FirstStageCache | None = None) -> Path:
+    """The loop of `prepare`'s network on its videos (and first-stage cache), steps start..end, from a resume's step
+    or 0: out/last.pt."""
     size = model.config.refine_size
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
     start, rows = restore(cfg, model, opt) if cfg.resume else (0, [])
     end = cfg.iters if cfg.stop_at is None else max(start, min(cfg.iters, cfg.stop_at))
-    data = RefineDataset(videos, length=cfg.iters * cfg.batch, seed=cfg.seed, size=size)
+    data = RefineDataset(videos, RefineSampleConfig(real_first_p=cfg.real_first_p), length=cfg.iters * cfg.batch,
+                         seed=cfg.seed, size=size, first_stage=cache)
     loader = DataLoader(data, batch_size=cfg.batch, sampler=StepSampler(start, end, cfg.batch), drop_last=True,
                         **worker_loader_kwargs(cfg.workers))
     val = fold_samples(fold, size) if fold else None

@@ -28,9 +28,11 @@ ALLOWED = {
     # outputs: the ONNX export and cache own their folders like every other output (locks, staging, dead temps)
     "tracking": ("tracking", "geometry", "models", "device", "errors", "io", "outputs", "training.targets"),
     # video: scoring reads a folder's mask PNGs in frame order (video.frame_order), as tracking read the frames;
-    # training.train_refine: cross-validation (evaluation.crossval) trains each fold's stage before scoring it
+    # training.train_refine: cross-validation (evaluation.crossval) trains each fold's stage before scoring it;
+    # data.first_stage_cache: the tracker's first-stage outputs are recorded into the file the stage's samples read
     "evaluation": ("evaluation", "tracking", "geometry", "models", "training.checkpoint", "training.train_refine",
-                   "data.davis", "device", "errors", "io", "outputs", "paths", "splits", "video"),
+                   "data.davis", "data.first_stage_cache", "device", "errors", "io", "outputs", "paths", "splits",
+                   "video"),
 }
 ENTRY_POINTS = ("commands",)
 # The floors README's "Layout of the library" lists, bottom up: a module imports from its own floor or below.
@@ -223,6 +225,12 @@ TESTED_IN = {
     "evaluation.folders": ("evaluation/test_metrics.py",),
     "evaluation.report": ("evaluation/test_metrics.py", "evaluation/test_evaluate.py"),
     "evaluation.sequence": ("evaluation/test_evaluate.py",),
+    # the checks of the notebooks' fill-in exercises, a module per notebook, are tested together
+    "exercises.boxes": ("test_exercises.py",),
+    "exercises.common": ("test_exercises.py",),
+    "exercises.crops": ("test_exercises.py",),
+    "exercises.polygons": ("test_exercises.py",),
+    "exercises.refinement": ("test_exercises.py",),
     "geometry.boxes": ("geometry/test_polar.py", "tracking/test_tracker.py"),
     "geometry.crops": ("models/test_siampolar.py", "training/test_targets.py"),
     "geometry.refine": ("models/test_refine.py",),

@@ -1,6 +1,7 @@
 """Smoke tests: every command-line tool under data_scripts/ and benchmarks/ runs end to end on tiny inputs.
 
-(davis2coco, make_synthetic_davis and export_checkpoint have their own tests beside the code they drive.)
+(davis2coco, make_synthetic_davis, export_checkpoint and cache_first_stage have their own tests beside the code they
+drive.)
 """
 from __future__ import annotations
 

@@ -11,17 +11,24 @@ import pytest
 
 from siampolar_lib.commands import crossval as crossval_cmd
 from siampolar_lib.data.davis import folder_sequences
+from siampolar_lib.data.first_stage_cache import FirstStageCache, read_first_stage_cache, write_first_stage_cache
+from siampolar_lib.data.refine_samples import inner_point
+from siampolar_lib.data.sources import videos_from_davis
 from siampolar_lib.errors import UserError
 from siampolar_lib.evaluation.crossval import (
+    SHIPPED_RECIPE,
     CrossvalConfig,
     bootstrap_sd,
     format_table,
     parse_candidate,
     recipe,
+    recorded_settings,
     run_crossval,
     summarise,
 )
-from siampolar_lib.training.checkpoint import load_checkpoint
+from siampolar_lib.io import sha256
+from siampolar_lib.paths import REPO_ROOT
+from siampolar_lib.training.checkpoint import first_stage_sha256, load_checkpoint, load_model
 
 TINY = (("iters", 2), ("batch", 2))  # a 2-step stage: plumbing, not accuracy
 
@@ -74,6 +81,67 @@ def test_a_name_reused_with_other_settings_is_refused(done):
                            candidates=(("a", TINY + (("lr", 0.01),)),), device="cpu", progress=False)
     with pytest.raises(UserError, match="scored with other settings"):
         run_crossval(other)
+
+
+def test_scores_written_before_a_recipe_key_existed_read_back_as_its_default(done):
+    """A fold scored before real_first_p and real_first_cache existed is the same candidate: it is read back."""
+    cfg, result = done
+    scores = os.path.join(cfg.out, "a", "fold1", "scores.json")
+    record = json.load(open(scores))
+    for key in ("real_first_p", "real_first_cache"):
+        del record["settings"][key]
+    with open(scores, "w") as f:
+        json.dump(record, f)
+    before = os.stat(scores).st_mtime_ns
+    assert run_crossval(cfg)["table"] == result["table"]
+    assert os.stat(scores).st_mtime_ns == before
+
+
+def test_the_committed_cross_validation_reads_back_as_its_candidate():
+    """checkpoints/campaign/crossval/base (candidate base:iters=500) resumes under today's recipe keys."""
+    folds = sorted((REPO_ROOT / "checkpoints" / "campaign" / "crossval" / "base").glob("fold*/scores.json"))
+    assert len(folds) == 5
+    for path in folds:
+        record = json.loads(path.read_text())
+        assert set(record["settings"]) < set(SHIPPED_RECIPE), "written before the newest keys"
+        assert recorded_settings(record) == recipe({"iters": 500}), path
+
+
+def test_a_candidate_s_first_stage_cache_is_checked_before_any_work(tmp_path, ckpt, tiny_davis, folds):
+    assert parse_candidate("real:real_first_p=0.5,real_first_cache=c.npz") == \
+        ("real", (("real_first_p", 0.5), ("real_first_cache", "c.npz")))
+    with pytest.raises(UserError, match="nowhere.npz: --real-first-cache: no such first-stage cache"):
+        recipe({"real_first_p": 0.5, "real_first_cache": str(tmp_path / "nowhere.npz")})
+    other = write_first_stage_cache(tmp_path / "other.npz", FirstStageCache(
+        ["x"], [1], [[1.0, 1.0]], [[4.0] * 36], {"checkpoint": "another.pt", "first_stage_sha256": "0" * 64}))
+    cfg = CrossvalConfig(init_from=str(ckpt), data=(str(tiny_davis),), out=str(tmp_path / "o"), folds=folds,
+                         candidates=(("real", (("real_first_p", 0.5), ("real_first_cache", str(other)))),))
+    with pytest.raises(UserError, match="other.npz: --real-first-cache was recorded from another first stage"):
+        run_crossval(cfg)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_candidate_on_real_first_rays_reads_back_only_with_its_cache(tmp_path, ckpt, tiny_davis, folds):
+    """A fold trained on a first-stage cache records the cache's sha256; the cache rebuilt, the fold is refused."""
+    videos = videos_from_davis(tiny_davis)
+    rows = [(v.name, r.frame_index, inner_point(v.decode_mask(r))) for v in videos for r in v.frames[1:] if r.mask_rle]
+    cache = write_first_stage_cache(tmp_path / "first.npz", FirstStageCache(
+        [n for n, _, _ in rows], [t for _, t, _ in rows], [c for _, _, c in rows], np.full((len(rows), 36), 9.0),
+        {"first_stage_sha256": first_stage_sha256(load_model(ckpt))}))
+    cfg = CrossvalConfig(init_from=str(ckpt), data=(str(tiny_davis),), out=str(tmp_path / "cv"), folds=folds,
+                         candidates=(("real", TINY + (("real_first_p", 1.0), ("real_first_cache", str(cache)))),),
+                         only_folds=(0,), workers=0, device="cpu", progress=False)
+    run_crossval(cfg)
+    record = json.load(open(tmp_path / "cv" / "real" / "fold0" / "scores.json"))
+    assert record["real_first_cache_sha256"] == sha256(cache) and record["settings"]["real_first_p"] == 1.0
+    before = os.stat(tmp_path / "cv" / "real" / "fold0" / "scores.json").st_mtime_ns
+    run_crossval(cfg)  # read back, not retrained
+    assert os.stat(tmp_path / "cv" / "real" / "fold0" / "scores.json").st_mtime_ns == before
+    rebuilt = read_first_stage_cache(cache)
+    write_first_stage_cache(cache, FirstStageCache(rebuilt.sequences, rebuilt.frames, rebuilt.centres,
+                                                   rebuilt.rays * 0.5, rebuilt.meta))
+    with pytest.raises(UserError, match="its stage was trained on another .*first.npz"):
+        run_crossval(cfg)
 
 
 def test_summary_noise_columns_follow_their_definition():

@@ -1,11 +1,7 @@
-"""Checks for the notebooks' fill-in exercises: each runs a learner's function and the library's on the same cases
-and says, case by case, what differs (CS231n's skeleton + check).
+"""The check of notebook 06c's fill-in: one refinement iteration from a RayRefiner's parts, against `RayRefiner.step`.
 
-    problems = check_refinement_iteration(one_refinement_iteration)   # notebook 06c
+    problems = check_refinement_iteration(one_refinement_iteration)
     assert not problems, problems[0]
-
-A check prints one line per case and returns the problems it found ([] when the function matches the library). The
-notebook's own `assert` raises, so a committed traceback names the notebook cell, never a file of this machine.
 """
 from __future__ import annotations
 
