@@ -4,7 +4,9 @@
         --data ../shared/data/davis_train_extra --out runs/cv --candidate shipped --candidate size192:refine_size=192
 
 Each candidate is trained once per fold of `splits.CV_FOLDS` without that fold and scored on it
-(`evaluation.crossval`); the table goes to OUT/crossval.md and OUT/crossval.json. Run it again to resume."""
+(`evaluation.crossval`); the table goes to OUT/crossval.md and OUT/crossval.json. Run it again to resume. A setting
+`tracker.FIELD=VALUE` changes the tracker (a TrackerConfig field) instead: a candidate whose stage recipe an earlier
+candidate shares scores that candidate's stages (`--candidate base --candidate p2:tracker.refine_passes=2`)."""
 from __future__ import annotations
 
 from siampolar_lib.commands.cli import ArgumentParser, cli_main
@@ -25,7 +27,8 @@ def parse_args(argv: list[str] | None = None) -> CrossvalConfig:
     p.add_argument("--data", action="append", required=True, help="a DAVIS root of train sequences (repeat)")
     p.add_argument("--out", required=True, help="the cross-validation's folder (run again to resume it)")
     p.add_argument("--candidate", action="append", default=None,
-                   help=f"NAME or NAME:key=value,... (keys: {', '.join(SHIPPED_RECIPE)}); repeat; the first is the "
+                   help=f"NAME or NAME:key=value,... (keys: {', '.join(SHIPPED_RECIPE)}, or tracker.FIELD for a "
+                        "TrackerConfig field); repeat; the first is the "
                         "reference of the paired differences (default: one candidate, 'shipped')")
     p.add_argument("--folds", default=None, help="comma-separated fold indices to run now (default: all)")
     p.add_argument("--max-frames", type=int, default=None, help="score only the first N frames of each sequence")

@@ -15,6 +15,7 @@ mean difference from the first candidate on the same sequences (paired, what a c
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from siampolar_lib.training.train_refine import RefineConfig, check_first_stage_
 # scores.json written before the key existed reads back as that default (`recorded_settings`).
 SHIPPED_RECIPE = {"iters": 1500, "batch": 32, "lr": 1e-3, "warmup": 100, "refine_iters": 2, "refine_channels": 32,
                   "refine_size": 128, "seed": 2, "precision": "fp32", "real_first_p": 0.0, "real_first_cache": ""}
+TRACKER_PREFIX = "tracker."  # a candidate setting `tracker.refine_passes=2` changes the tracker, not the stage
 BOOTSTRAP = 2000  # resamples of the sequences for the noise columns (seed 0: the table is a function of the rows)
 ROW_KEYS = ("JF_M", "J_M", "F_M", "box_iou", "fps", "lost", "frames")
 
@@ -72,6 +74,7 @@ class CrossvalConfig:
             if not name.replace("-", "").replace("_", "").isalnum():
                 raise UserError(f"--candidate {name!r}: a name is letters, digits, - and _ (it names a folder)")
             recipe(dict(settings))  # unknown or out-of-range settings refused here
+            tracker_config(dict(settings))
         seen = [n for f in self.folds for n in f]
         if len(seen) != len(set(seen)) or not all(self.folds):
             raise UserError("folds must be non-empty and must not share a sequence")
@@ -82,25 +85,43 @@ class CrossvalConfig:
 
 
 def recipe(settings: dict) -> dict:
-    """SHIPPED_RECIPE with a candidate's settings: only keys of that recipe, checked by RefineConfig itself."""
+    """SHIPPED_RECIPE with a candidate's stage settings (its `tracker.` ones aside), checked by RefineConfig itself."""
+    settings = {k: v for k, v in settings.items() if not k.startswith(TRACKER_PREFIX)}
     unknown = sorted(set(settings) - set(SHIPPED_RECIPE))
     if unknown:
-        raise UserError(f"--candidate: unknown setting {unknown[0]!r} (settings: {', '.join(SHIPPED_RECIPE)})")
+        raise UserError(f"--candidate: unknown setting {unknown[0]!r} (settings: {', '.join(SHIPPED_RECIPE)}, "
+                        f"or {TRACKER_PREFIX}<a TrackerConfig field>)")
     merged = SHIPPED_RECIPE | settings
     RefineConfig(init_from="-", data=("-",), out="-", **merged)  # its __post_init__ refuses a bad value
     return merged
 
 
+def tracker_config(settings: dict) -> dict:
+    """A candidate's `tracker.` settings as {TrackerConfig field: value} ({} for the shipped tracker), checked."""
+    changed = {k[len(TRACKER_PREFIX):]: v for k, v in settings.items() if k.startswith(TRACKER_PREFIX)}
+    TrackerConfig.from_dict(changed, "--candidate")
+    return changed
+
+
 def parse_candidate(text: str) -> tuple[str, tuple[tuple[str, object], ...]]:
-    """`name` or `name:key=value,key=value` (values typed as in SHIPPED_RECIPE) -> (name, settings)."""
+    """`name` or `name:key=value,key=value` (values typed as in SHIPPED_RECIPE, or `tracker.field=value` typed as in
+    TrackerConfig) -> (name, settings)."""
     name, _, rest = text.partition(":")
     settings = []
+    tracker_defaults = dataclasses.asdict(TrackerConfig())
     for item in filter(None, rest.split(",")):
         key, eq, value = item.partition("=")
         key = key.strip().replace("-", "_")
-        if not eq or key not in SHIPPED_RECIPE:
-            raise UserError(f"--candidate {text!r}: expected name:key=value,... with keys {', '.join(SHIPPED_RECIPE)}")
-        kind = type(SHIPPED_RECIPE[key])
+        field = key[len(TRACKER_PREFIX):] if key.startswith(TRACKER_PREFIX) else None
+        if not eq or (key not in SHIPPED_RECIPE and field not in tracker_defaults):
+            raise UserError(f"--candidate {text!r}: expected name:key=value,... with keys {', '.join(SHIPPED_RECIPE)}"
+                            f" or {TRACKER_PREFIX}<a TrackerConfig field>")
+        kind = type(SHIPPED_RECIPE[key] if field is None else tracker_defaults[field])
+        if kind is bool:  # bool("False") is True
+            if value.strip().lower() not in ("true", "false"):
+                raise UserError(f"--candidate {text!r}: {key}={value!r} is not true or false")
+            settings.append((key, value.strip().lower() == "true"))
+            continue
         try:
             settings.append((key, kind(value)))
         except ValueError:
@@ -139,21 +160,26 @@ def check_caches(cfg: CrossvalConfig) -> None:
             check_first_stage_cache(read_first_stage_cache(path), model)
 
 
-def run_fold(cfg: CrossvalConfig, name: str, settings: dict, k: int, roots: dict[str, Path]) -> dict:
+def run_fold(cfg: CrossvalConfig, name: str, settings: dict, k: int, roots: dict[str, Path],
+             tracker: dict | None = None, home: str | None = None) -> dict:
     """Train (or resume) one candidate's stage without fold k and score fold k: the fold's scores.json contents.
 
     A fold read back must have been scored with the same settings and, for a candidate with a first-stage cache, a
-    stage trained on the same cache file (its sha256): one candidate's folds never mix two caches of one name."""
+    stage trained on the same cache file (its sha256): one candidate's folds never mix two caches of one name.
+    tracker: the TrackerConfig fields the candidate changes; home: the candidate whose fold-k stage it scores (the
+    first with its recipe: a candidate that changes only the tracker reuses that stage, trained once)."""
+    tracker = tracker or {}
     folder = Path(cfg.out) / name / f"fold{k}"
     done, cache = folder / "scores.json", settings["real_first_cache"]
     if done.is_file():
         record = json.loads(done.read_text())
-        if recorded_settings(record) != settings or record["fold"] != list(cfg.folds[k]):
+        if (recorded_settings(record) != settings or record.get("tracker", {}) != tracker
+                or record["fold"] != list(cfg.folds[k])):
             raise UserError(f"{done}: scored with other settings ({record['settings']}); use another --out")
         if cache and record.get("real_first_cache_sha256") != sha256(cache):
             raise UserError(f"{done}: its stage was trained on another {cache} (rebuilt since?); use another --out")
         return record
-    run = folder / "run"
+    run = Path(cfg.out) / (home or name) / f"fold{k}" / "run"
     last = run / f"step{settings['iters']}.pt"
     if not last.is_file():
         resume = (run / "last.pt").is_file()
@@ -162,13 +188,14 @@ def run_fold(cfg: CrossvalConfig, name: str, settings: dict, k: int, roots: dict
                                   device=cfg.device, progress=cfg.progress, resume=resume, **settings))
     stage = load_checkpoint(last)
     engine = as_engine(model_from_checkpoint(stage, last, device="cpu"))
-    t0, rows = time.time(), {}
+    t0, rows, tracker_cfg = time.time(), {}, TrackerConfig.from_dict(tracker)
     for root in dict.fromkeys(roots[n] for n in cfg.folds[k]):
         names = [n for n in cfg.folds[k] if roots[n] == root]
-        found = fold_rows(lambda _n, _gt: Tracker(engine, TrackerConfig()), root, names, cfg.max_frames)
+        found = fold_rows(lambda _n, _gt: Tracker(engine, tracker_cfg), root, names, cfg.max_frames)
         rows |= {n: {key: float(r[key]) for key in ROW_KEYS} for n, r in found.items()}
-    record = {"candidate": name, "settings": settings, "fold": list(cfg.folds[k]), "stage": str(last),
-              "stage_sha256": sha256(last), "real_first_cache_sha256": stage["meta"].get("real_first_cache_sha256"),
+    record = {"candidate": name, "settings": settings, "tracker": tracker, "fold": list(cfg.folds[k]),
+              "stage": str(last), "stage_sha256": sha256(last),
+              "real_first_cache_sha256": stage["meta"].get("real_first_cache_sha256"),
               "max_frames": cfg.max_frames, "score_seconds": round(time.time() - t0), "rows": rows}
     write_text(done, json.dumps(record, indent=1) + "\n")
     return record
@@ -186,10 +213,13 @@ def run_crossval(cfg: CrossvalConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     with output_lock(out):
         records = []
+        homes: dict[str, str] = {}  # a stage recipe (as JSON) -> the first candidate with it
         for name, settings in cfg.candidates:
+            stage = recipe(dict(settings))
+            home = homes.setdefault(json.dumps(stage, sort_keys=True), name)
             for k in range(len(cfg.folds)):
                 if cfg.only_folds is None or k in cfg.only_folds:
-                    records.append(run_fold(cfg, name, recipe(dict(settings)), k, roots))
+                    records.append(run_fold(cfg, name, stage, k, roots, tracker_config(dict(settings)), home))
                     if cfg.progress:
                         s = fold_mean(records[-1]["rows"])
                         print(f"{name} fold {k}: J&F {100 * s['JF_M']:.1f} J_M {100 * s['J_M']:.1f} "
@@ -229,6 +259,7 @@ def summarise(records: dict[str, list[dict | None]]) -> list[dict]:
         names = sorted(rows)
         jf = np.array([rows[n]["JF_M"] for n in names])
         entry = {"candidate": name, "settings": next(recorded_settings(rec) for rec in folds if rec),
+                 "tracker": next(rec.get("tracker", {}) for rec in folds if rec),
                  "folds_scored": sum(rec is not None for rec in folds), "sequences": len(names),
                  "JF_M": float(jf.mean()), "J_M": float(np.mean([rows[n]["J_M"] for n in names])),
                  "F_M": float(np.mean([rows[n]["F_M"] for n in names])),
@@ -254,6 +285,7 @@ def format_table(table: list[dict]) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for e in table:
         changed = {k: v for k, v in e["settings"].items() if SHIPPED_RECIPE.get(k) != v}
+        changed |= {f"{TRACKER_PREFIX}{k}": v for k, v in e.get("tracker", {}).items()}
         lines.append(f"| {e['candidate']} | {', '.join(f'{k}={v}' for k, v in changed.items()) or 'shipped recipe'} "
                      f"| {e['folds_scored']} | {pct(e['JF_M'])} ({pct(e['sd_JF_M'])}) | {pct(e['J_M'])} | "
                      f"{pct(e['F_M'])} | {' / '.join(pct(x) for x in e['per_fold_JF_M'])} | "

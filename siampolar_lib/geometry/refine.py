@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from siampolar_lib.geometry.polar import ray_angles, rays_to_polygon
+
 REFINE_MARGIN = 1.5  # crop half-side / longest first ray: how far the longest ray may grow
 MIN_SIDE = 16.0  # frame pixels: the crop of a tiny or empty polygon still sees some context
 
@@ -53,3 +55,41 @@ def smooth_rays(rays: np.ndarray, sigma: float) -> np.ndarray:
     w = np.exp(-0.5 * (d / sigma) ** 2)
     w /= w.sum()
     return np.real(np.fft.ifft(np.fft.fft(r) * np.fft.fft(w)))
+
+
+def polygon_centroid(polygon: np.ndarray) -> np.ndarray | None:
+    """Area centroid (2,) (x, y) pixels of a closed polygon (R, 2) pixels; None for one of (near) zero area."""
+    p = np.asarray(polygon, dtype=np.float64)
+    q = np.roll(p, -1, axis=0)
+    cross = p[:, 0] * q[:, 1] - q[:, 0] * p[:, 1]
+    area = cross.sum() / 2.0
+    if abs(area) < 1e-9:
+        return None
+    return ((p + q) * cross[:, None]).sum(axis=0) / (6.0 * area)
+
+
+def recast_rays(polygon: np.ndarray, centre: np.ndarray, num_rays: int) -> np.ndarray:
+    """Rays (num_rays,) pixels from centre (2,) to the polygon (R, 2): the farthest crossing of each ray's direction
+    with an edge (0 where none); exact, no rasterising, so a polygon re-drawn from a new centre keeps its outline."""
+    p = np.asarray(polygon, dtype=np.float64)
+    e = np.roll(p, -1, axis=0) - p  # (E, 2) edge vectors
+    th = ray_angles(num_rays)
+    d = np.stack([np.cos(th), np.sin(th)], axis=-1)  # (R, 2) unit directions
+    w = p - np.asarray(centre, dtype=np.float64)  # (E, 2) centre -> edge start
+    # c + t d = p + s e  ->  t = cross(w, e) / cross(d, e), s = cross(w, d) / cross(d, e)
+    den = d[:, None, 0] * e[None, :, 1] - d[:, None, 1] * e[None, :, 0]  # (R, E)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (w[None, :, 0] * e[None, :, 1] - w[None, :, 1] * e[None, :, 0]) / den
+        s = (w[None, :, 0] * d[:, None, 1] - w[None, :, 1] * d[:, None, 0]) / den
+    hit = (np.abs(den) > 1e-12) & (s >= 0.0) & (s <= 1.0) & (t > 0.0)
+    return np.where(hit, t, 0.0).max(axis=1)
+
+def recentred(origin: np.ndarray, rays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The polygon of origin (2,) and rays (R,) frame px re-drawn from its area centroid: (centre, rays); the same
+    pair where the centroid does not see the whole outline (a ray from it would miss every edge)."""
+    poly = rays_to_polygon(origin, rays)
+    centre = polygon_centroid(poly)
+    if centre is None:
+        return origin, rays
+    new = recast_rays(poly, centre, len(rays))
+    return (centre, new) if bool((new > 0).all()) else (origin, rays)

@@ -32,6 +32,7 @@ RANGES = {
     "max_growth": (lambda v: v >= 1.0, ">= 1"),
     "min_size": (lambda v: v > 0.0, "> 0 frame pixels"),
     "state_grid": (lambda v: v >= 0.0, ">= 0 frame pixels (0: off)"),
+    "refine_passes": (lambda v: 1 <= v <= 4, "1 to 4 passes"),
 }
 
 
@@ -57,6 +58,9 @@ class TrackerConfig:
     vote_threshold: float = 0.5  # share of the vote weight a pixel needs to be kept
     ray_scale: float = 1.0  # every predicted ray is multiplied by this before the mask is drawn
     refine: bool = True  # run the network's object-scale refinement stage on the polygon, when it has one
+    # passes of the stage: each after the first re-centres the polygon on its area centroid and re-casts its rays
+    # from there (the stage was trained on centres near the object's mass centre; the first stage's is a grid cell)
+    refine_passes: int = 1
     subcell: bool = False  # move the chosen location to the vertex of a parabola through the final scores (< 1/2 cell)
     state_grid: float = 0.25  # frame px: the state's centre and size rounded to it after each update (0: off)
 

@@ -26,7 +26,7 @@ import torch
 from siampolar_lib.geometry.boxes import box_mask, clip_box, polygon_box, validate_box
 from siampolar_lib.geometry.crops import context_side, crop_square
 from siampolar_lib.geometry.polar import NUM_RAYS, mask_to_rays, polygon_to_mask, rays_to_polygon
-from siampolar_lib.geometry.refine import refine_side
+from siampolar_lib.geometry.refine import recentred, refine_side
 from siampolar_lib.geometry.voting import vote_mask
 from siampolar_lib.tracking.config import TrackerConfig
 from siampolar_lib.tracking.engine import Engine, as_engine
@@ -170,6 +170,9 @@ class Tracker:
         self.last_first_origin, self.last_first_rays = np.array(origin, np.float64), np.array(rays, np.float64)
         if self.cfg.refine and self.engine.refines:
             rays = self._refine(frame, origin, rays)
+            for _ in range(self.cfg.refine_passes - 1):
+                origin, rays = recentred(origin, rays)
+                rays = self._refine(frame, origin, rays)
         poly = rays_to_polygon(origin, rays)  # (R, 2)
         lost = score < self.cfg.lost_score
         self.low_run = self.low_run + 1 if score < self.cfg.empty_score else 0
@@ -276,3 +279,4 @@ def box_result(frame_shape: tuple[int, int], box_xywh, num_rays: int = NUM_RAYS)
     polygon = rays_to_polygon(centre, mask_to_rays(mask, centre, num_rays)) if mask.any() \
         else np.repeat(centre[None], num_rays, 0)
     return TrackResult(mask=mask, polygon=polygon, box=np.array([x, y, w, h]), score=1.0, lost=False)
+

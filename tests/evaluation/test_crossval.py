@@ -97,6 +97,38 @@ def test_scores_written_before_a_recipe_key_existed_read_back_as_its_default(don
     assert os.stat(scores).st_mtime_ns == before
 
 
+def test_a_candidate_changing_only_the_tracker_scores_its_home_s_stages(done):
+    """`tracker.` settings change the tracker, not the stage: the first candidate with the same recipe trained it."""
+    cfg, _ = done
+    two = CrossvalConfig(init_from=cfg.init_from, data=cfg.data, out=cfg.out, folds=cfg.folds, workers=0,
+                         candidates=(("a", TINY), parse_candidate("a2:iters=2,batch=2,tracker.refine_passes=2")),
+                         device="cpu", progress=False)
+    table = {e["candidate"]: e for e in run_crossval(two)["table"]}
+    for k in range(2):
+        record = json.load(open(os.path.join(cfg.out, "a2", f"fold{k}", "scores.json")))
+        assert record["tracker"] == {"refine_passes": 2}
+        assert record["stage"] == os.path.join(cfg.out, "a", f"fold{k}", "run", "step2.pt")
+        assert not os.path.exists(os.path.join(cfg.out, "a2", f"fold{k}", "run"))  # nothing trained for it
+    assert table["a2"]["tracker"] == {"refine_passes": 2} and table["a"]["tracker"] == {}
+    assert "| a2 | iters=2, batch=2, tracker.refine_passes=2 | 2 |" in open(os.path.join(cfg.out, "crossval.md")).read()
+    other = CrossvalConfig(init_from=cfg.init_from, data=cfg.data, out=cfg.out, folds=cfg.folds, workers=0,
+                           candidates=(parse_candidate("a2:iters=2,batch=2,tracker.refine_passes=3"),),
+                           device="cpu", progress=False)
+    with pytest.raises(UserError, match="scored with other settings"):
+        run_crossval(other)
+
+
+def test_tracker_settings_are_typed_and_checked_by_the_tracker_config():
+    assert parse_candidate("p:tracker.refine-passes=2,tracker.refine=false,tracker.ray_scale=1.1") == \
+        ("p", (("tracker.refine_passes", 2), ("tracker.refine", False), ("tracker.ray_scale", 1.1)))
+    for text, message in (("p:tracker.bogus=1", "TrackerConfig field"), ("p:tracker.refine=maybe", "true or false"),
+                          ("p:tracker.refine_passes=two", "not a int")):
+        with pytest.raises(UserError, match=message):
+            parse_candidate(text)
+    with pytest.raises(UserError, match="refine_passes"):
+        CrossvalConfig(init_from="-", data=("-",), out="-", candidates=(parse_candidate("p:tracker.refine_passes=9"),))
+
+
 def test_the_committed_cross_validation_reads_back_as_its_candidate():
     """checkpoints/campaign/crossval/base (candidate base:iters=500) resumes under today's recipe keys."""
     folds = sorted((REPO_ROOT / "checkpoints" / "campaign" / "crossval" / "base").glob("fold*/scores.json"))

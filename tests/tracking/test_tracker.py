@@ -315,3 +315,42 @@ def test_bad_config_raises():
         TrackerConfig(empty_score=0.5, lost_score=0.2)
     with pytest.raises(ValueError, match="state_grid"):
         TrackerConfig(state_grid=-1.0)
+    for passes in (0, 5):
+        with pytest.raises(ValueError, match="refine_passes"):
+            TrackerConfig(refine_passes=passes)
+
+
+def test_a_second_refinement_pass_starts_from_the_recentred_first_pass():
+    """refine_passes=2: the stage runs again on the first pass's polygon, re-drawn from its area centroid."""
+    import dataclasses
+
+    import cv2
+
+    from siampolar_lib.geometry.refine import recentred
+    from siampolar_lib.models.config import get_config
+    from siampolar_lib.models.siampolar import SiamPolar
+
+    torch.manual_seed(0)
+    staged = SiamPolar(dataclasses.replace(get_config("quick"), refine_iters=2), pretrained=False).eval()
+    nn.init.normal_(staged.refiner.ray_convs[-1].weight, std=0.05)  # a new stage is the identity: make it act
+    rng = np.random.default_rng(1)
+    frames = []
+    for i in range(4):
+        f = rng.integers(40, 120, (120, 160, 3), dtype=np.uint8)
+        cv2.ellipse(f, (60 + 5 * i, 60), (28, 14), 0, 0, 360, (240, 220, 200), -1)
+        frames.append(f)
+    results = {}
+    for passes in (1, 2):
+        trk, calls = Tracker(staged, TrackerConfig(refine_passes=passes)), []
+        stage = trk._refine
+        trk._refine = lambda frame, centre, rays, stage=stage, calls=calls: calls.append(
+            (centre.copy(), stage(frame, centre, rays))) or calls[-1][1]
+        trk.init(frames[0], (32.0, 46.0, 57.0, 29.0))
+        results[passes] = [trk.track(f) for f in frames[1:]]
+        assert len(calls) == passes * 3  # every later frame, once per pass
+        if passes == 2:
+            for k, res in enumerate(results[2]):
+                (c1, r1), (c2, r2) = calls[2 * k], calls[2 * k + 1]
+                np.testing.assert_allclose(c2, recentred(c1, r1)[0])  # the second pass's centre: the centroid
+                np.testing.assert_allclose(res.polygon, rays_to_polygon(c2, r2))  # its polygon is the result
+    assert all(np.array_equal(a.box, b.box) for a, b in zip(results[1], results[2]))  # the state does not change
