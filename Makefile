@@ -43,7 +43,8 @@ data: $(STAMP)
 NBVAL = $(PY) -m pytest --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900 -q
 OTHER_KERNELS := $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null \
 	&& echo ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 || echo ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41)
-MODEL_NOTEBOOKS = notebooks/06c_refinement_stage.ipynb notebooks/07_tracking_and_evaluation.ipynb \
+MODEL_NOTEBOOKS = notebooks/04_siamese_correlation.ipynb notebooks/solutions/04_siamese_correlation_solutions.ipynb \
+	notebooks/06c_refinement_stage.ipynb notebooks/07_tracking_and_evaluation.ipynb \
 	notebooks/07b_error_analysis.ipynb notebooks/08_interactive_demo.ipynb \
 	notebooks/solutions/06c_refinement_stage_solutions.ipynb notebooks/solutions/07_tracking_and_evaluation_solutions.ipynb \
 	notebooks/solutions/07b_error_analysis_solutions.ipynb notebooks/solutions/08_interactive_demo_solutions.ipynb

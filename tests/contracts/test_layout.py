@@ -233,7 +233,6 @@ TESTED_IN = {
     "exercises.refinement": ("test_exercises.py",),
     "geometry.boxes": ("geometry/test_polar.py", "tracking/test_tracker.py"),
     "geometry.crops": ("models/test_siampolar.py", "training/test_targets.py"),
-    "geometry.refine": ("models/test_refine.py",),
     "models.config": ("contracts/test_config_ranges.py", "models/test_siampolar.py"),
     "models.grid": ("training/test_targets.py",),
     "models.head": ("models/test_siampolar.py",),
