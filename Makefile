@@ -57,7 +57,8 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory test-other-kernels
 
 # The notebooks that print the shipped network's results, on the other PyTorch kernels of this CPU (on a 2-core AVX2
-# machine, scalar kernels: 9 min 56 s for the eight notebooks at load 1-4, README).
+# machine, scalar kernels: 9 min 56 s for eight of them at load 1-4, and 7 min 7 s for 04 and its solutions at load
+# 3.6, README).
 test-other-kernels: export SIAMPOLAR_OFFLINE = 1
 test-other-kernels: $(STAMP)
 	env $(OTHER_KERNELS) $(NBVAL) -n 2 --dist loadfile $(MODEL_NOTEBOOKS)
