@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     points_path = check_outputs(a, root)
     with output_lock(points_path, "--points"):  # two runs adding points at once would lose one's rows
         points = read_points(points_path)
+        if a.png and not points and not a.checkpoints:
+            raise UserError(f"{points_path}: no points to draw into --png {a.png} (the file is missing or empty): "
+                            "give --checkpoints to score")
         stage = load_model(a.stage, device="cpu") if a.stage else None
         for path in a.checkpoints:
             row = score_checkpoint(path, stage, a.stage, root, names, a.offset_pairs, a.label)

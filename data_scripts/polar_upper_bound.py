@@ -60,11 +60,14 @@ def upper_bound(files: list[Path], rays: list[int], centres: list[str], method: 
     """Mean round-trip IoU per (rays, centre) over the non-empty masks: {"rays": {"N": {centre: iou}}, "masks": n,
     "empty": masks without an object (left out: an empty mask would count as a perfect 1.0)}."""
     jobs = [(f, rays, centres, method) for f in files]
-    if workers > 1:
-        with Pool(workers) as pool:
-            rows = list(tqdm(pool.imap(_one, jobs, chunksize=4), total=len(jobs), desc="masks", mininterval=30))
-    else:
-        rows = [_one(j) for j in tqdm(jobs, desc="masks", mininterval=30)]
+    # The bar is drawn on a terminal only (disable=None), and closed and wiped (leave=False) before an unreadable
+    # mask's error goes out: the error is then the one line left, not glued to a bar. Redirected, nothing is drawn.
+    with tqdm(total=len(jobs), desc="masks", mininterval=30, disable=None, leave=False) as bar, \
+            (Pool(workers) if workers > 1 else nullcontext()) as pool:
+        rows = []
+        for row in (pool.imap(_one, jobs, chunksize=4) if pool else map(_one, jobs)):
+            rows.append(row)
+            bar.update()
     kept = [r for r in rows if r is not None]
     if not kept:
         raise UserError(f"no object in any of the {len(files)} masks: there is nothing to fit rays to")

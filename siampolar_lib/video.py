@@ -113,6 +113,19 @@ def call_logging_stderr(fn, *args):
         return out, " ".join(log.read().decode("utf-8", "replace").split())
 
 
+def _open_capture(path: Path, *args) -> tuple[cv2.VideoCapture, str]:
+    """cv2.VideoCapture(path, *args), and what FFmpeg printed while opening it (one line, its `@ 0x...` context
+    address dropped). OpenCV's own warnings are off meanwhile: "backend is generally available but can't be used
+    to capture by name" only restates, time-stamped, that FFmpeg could not open the file, and is not FFmpeg's."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        cap, log = call_logging_stderr(cv2.VideoCapture, str(path), *args)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+    return cap, re.sub(r" @ 0x[0-9a-fA-F]+\]", "]", log)
+
+
 def _imdecode_logged(data: bytes) -> tuple[np.ndarray | None, str]:
     """cv2.imdecode (BGR, or None), and what the C decoder printed to stderr meanwhile."""
     return call_logging_stderr(cv2.imdecode, np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
@@ -196,7 +209,7 @@ def _opencv_misses_gif_frames(path: Path, max_frames: int | None) -> bool:
             n = min(int(getattr(im, "n_frames", 1)), max_frames or 1 << 62)
     except (OSError, SyntaxError, ValueError):  # Pillow cannot read it: OpenCV's reading stands
         return False
-    cap, _ = call_logging_stderr(cv2.VideoCapture, str(path))  # FFmpeg's warnings: the reader reports them
+    cap, _ = _open_capture(path)  # FFmpeg's warnings: the reader reports them
     seen = 0
     while cap.isOpened() and seen < n and call_logging_stderr(cap.grab)[0]:
         seen += 1
@@ -234,7 +247,7 @@ def _iter_video_file(path: Path, max_frames: int | None) -> Iterator[np.ndarray]
         return
     # One decoding thread: FFmpeg's frame threads print a frame's damage warning whenever they decode it, possibly
     # outside the read that returns it, so the warning would escape the read's stderr window.
-    cap, opened = call_logging_stderr(cv2.VideoCapture, str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+    cap, opened = _open_capture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
     n = 0
     try:
         while cap.isOpened() and (max_frames is None or n < max_frames):
@@ -268,7 +281,7 @@ def video_fps(source: str | os.PathLike, default: float = 24.0) -> float:
     source = Path(source)
     if source.is_dir():
         return default
-    cap, _ = call_logging_stderr(cv2.VideoCapture, str(source))  # FFmpeg's complaints: the frame reader reports them
+    cap, _ = _open_capture(source)  # FFmpeg's complaints: the frame reader reports them
     fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
     cap.release()
     return float(fps) if fps and np.isfinite(fps) and fps > 0 else default

@@ -216,13 +216,15 @@ def draw_learning_curve(axes, points: list[dict], keys: tuple[str, ...] = ("JF_M
     """
     labels = list(dict.fromkeys(p["label"] for p in sorted(points, key=lambda p: p["pairs"])))
     for ax, key in zip(axes, keys):
+        lines = []
         for label in labels:
             pts = sorted((p for p in points if p["label"] == label), key=lambda p: p["pairs"])
-            ax.plot([p["pairs"] / 1000 for p in pts], [100 * p[key] for p in pts], "o-", ms=4, lw=1.2,
-                    label=label or "(no label)")
+            lines += ax.plot([p["pairs"] / 1000 for p in pts], [100 * p[key] for p in pts], "o-", ms=4, lw=1.2,
+                             label=label or "(no label)")
         ax.set(xlabel="training pairs seen (thousands)", ylabel=f"validation fold {SCORE_NAMES[key]} (%)")
         ax.grid(alpha=0.3)
-    axes[-1].legend(fontsize=7, loc="lower right")
+    if labels:  # names passed with their lines: matplotlib would hide a label starting with "_"
+        axes[-1].legend(lines, [label or "(no label)" for label in labels], fontsize=7, loc="lower right")
 
 
 def draw_table(ax, rows: dict[str, dict], columns: tuple[str, ...], title: str = "", percent: bool = True) -> None:

@@ -30,3 +30,23 @@ def test_figure_shapes_match_a_forward(name):
     texts = " ".join(t.get_text() for t in ax.texts)
     assert sh["corr"] in texts and cfg.backbone in texts and "search maps" in texts
     plt.close(fig)
+
+
+def test_learning_curve_names_every_run_in_the_legend_and_draws_no_points_without_a_warning():
+    """A label starting with "_" was dropped from the legend (matplotlib hides such labels), and no points at all
+    made matplotlib warn "No artists with labels found to put in legend"."""
+    import warnings
+
+    from siampolar_lib.viz import draw_learning_curve
+
+    points = [{"pairs": k * 1000, "label": label, "JF_M": 0.5 + k / 100, "F_M": 0.5} for k in (1, 2)
+              for label in ("_phase1", "")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for rows in ([], points):
+            fig, axes = plt.subplots(1, 2)
+            draw_learning_curve(axes, rows)
+            legend = axes[-1].get_legend()
+            names = [t.get_text() for t in legend.get_texts()] if legend else []
+            plt.close(fig)
+            assert names == (["_phase1", "(no label)"] if rows else []), names

@@ -17,7 +17,9 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import sys
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -88,18 +90,37 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zips, random bytes and pickles raise many types; all mean unreadable
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {first})") from err
+    # torch warns about a file it then refuses (a plain pickle: "Detected pickle protocol 4"): held back until the
+    # file proves to be a checkpoint, so a refused file gets the error's one line and nothing before it.
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # truncated zips, random bytes and pickles raise many types; all mean unreadable
+            raise CheckpointError(f"{path}: not a readable torch checkpoint ({_load_problem(path, err)})") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(f"{path}: not a SiamPolar checkpoint (format {found!r}, expected {FORMAT!r})")
     for key, kind in (("config", (str, dict)), ("model", dict), ("step", int), ("meta", dict)):
         if not isinstance(ckpt.get(key), kind):
             raise CheckpointError(f"{path}: field {key!r} missing or of the wrong type")
+    for w in said:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return ckpt
+
+
+def _load_problem(path: Path, err: Exception) -> str:
+    """torch.load's error in a few words. Its weights-only refusal opens with advice to load with weights_only=False
+    (running the file's code); the reason comes after "WeightsUnpickler error:" and is all that is kept."""
+    if path.stat().st_size == 0:
+        return "an empty file"
+    if isinstance(err, pickle.UnpicklingError) and "WeightsUnpickler error:" in str(err):
+        after = str(err).split("WeightsUnpickler error:", 1)[1]
+        reason = next((ln for ln in after.splitlines() if ln.strip()), "").strip().split(". ")[0].rstrip(".")
+        return f"the weights-only unpickler refused it: {reason}; a checkpoint holds tensors and plain types only"
+    text = " ".join(str(err).split())
+    first = text.split(". ")[0].rstrip(".")  # torch's zip reader goes on for three sentences of guesses
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
 
 
 def checkpoint_config(ckpt: dict, path: str | os.PathLike) -> ModelConfig:

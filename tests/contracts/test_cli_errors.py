@@ -526,3 +526,70 @@ def test_18_tracker_without_a_network_or_with_an_absent_device_says_so(ckpt):
     if not torch.cuda.is_available():
         with pytest.raises(DeviceUnavailable, match="CUDA is not available"):
             Tracker(load_model(ckpt, device="cpu"), device="cuda")
+
+
+# ----------------------------------------------- issue 29, section 4: not one line (20)
+
+def test_20_an_mp4_without_its_index_is_one_line_of_ffmpegs_reason(tmp_path, capfd, ckpt):
+    """FFmpeg's "moov atom not found" was printed twice before the error; then it went into the error beside
+    OpenCV's time-stamped "[ WARN:0@6.6] ... can't be used to capture by name" and a `@ 0x55..` address."""
+    clip = tmp_path / "clip.mp4"
+    rng = np.random.default_rng(0)
+    wr = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (160, 120))
+    for _ in range(6):
+        wr.write(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    wr.release()
+    clip.write_bytes(clip.read_bytes()[:-2000])  # mp4v writes its index (the moov atom) last
+    capfd.readouterr()
+    rc = track_cmd.main(trk(ckpt, clip, tmp_path / "o", "--box", "30,40,40,40", "--engine", "torch"))
+    line = refused(capfd, rc, "clip.mp4: not a readable video", "FFmpeg: ", "moov atom not found")
+    assert "WARN" not in line and "@ 0x" not in line, line
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("pickle", "the weights-only unpickler refused it: Unsupported operand"),
+    ("random", "the weights-only unpickler refused it: Unsupported operand"),
+    ("empty", "an empty file"),
+])
+def test_20_a_checkpoint_that_is_not_one_is_one_line_without_torchs_warning(tmp_path, capsys, frames_dir, content,
+                                                                             reason):
+    """A plain pickle as --checkpoint printed torch's two-line "Detected pickle protocol 4" warning before the error,
+    and the error's words were torch's advice to load it with weights_only=False (running the file's code)."""
+    import pickle
+    import warnings
+
+    bad = tmp_path / "model.pt"
+    data = {"pickle": pickle.dumps({"model": [1, 2]}, protocol=4), "empty": b"",
+            "random": np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes()}[content]
+    bad.write_bytes(data)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        rc = track_cmd.main(trk(bad, frames_dir, tmp_path / "o", "--box", "30,40,40,40"))
+    line = refused(capsys, rc, "model.pt: not a readable torch checkpoint", reason)
+    assert [str(w.message) for w in said] == [] and "`weights_only` set to `False`" not in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+def test_20_polar_upper_bound_names_an_unreadable_mask_on_a_line_of_its_own(tmp_path, capsys):
+    """An unreadable mask's error was glued to the "masks: 0%|" bar (printed again after it)."""
+    from siampolar_lib.data.synthetic import make_synthetic_davis
+
+    root = make_synthetic_davis(tmp_path / "DAVIS", sequences=1, frames=3, seed=0, size=(96, 64))
+    mask = sorted((root / "Annotations" / "480p").glob("*/00001.png"))[0]
+    mask.write_bytes(mask.read_bytes()[:30])
+    rc = script("polar_upper_bound").main(["--davis-root", str(root), "--rays", "8", "--centres", "mass",
+                                           "--workers", "1"])
+    refused(capsys, rc, "00001.png: not a readable mask image")
+
+
+def test_20_learning_curve_refuses_a_png_of_no_points(tmp_path, capsys):
+    """`--png` with no points (a missing or empty --points, no --checkpoints) drew an empty figure, and matplotlib
+    warned "No artists with labels found to put in legend"."""
+    lc = script("learning_curve")
+    for text in (None, "[]"):
+        points = tmp_path / "points.json"
+        if text is not None:
+            points.write_text(text)
+        rc = lc.main(["--points", str(points), "--png", str(tmp_path / "curve.png")])
+        refused(capsys, rc, "points.json: no points to draw into --png", "curve.png", "--checkpoints")
+        assert not (tmp_path / "curve.png").exists()
