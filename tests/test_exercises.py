@@ -7,15 +7,30 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from siampolar_lib.exercises import check_crop_matrix, check_fill_polygon, check_refinement_iteration, check_tight_box
+from siampolar_lib.evaluation.metrics import BOUND_TH, f_measure, jaccard, seg2bmap
+from siampolar_lib.exercises import (
+    check_boundary_f,
+    check_crop_matrix,
+    check_fill_polygon,
+    check_rays_loss,
+    check_refinement_iteration,
+    check_sgd_step,
+    check_tight_box,
+)
+from siampolar_lib.exercises.boundaries import boundary_cases
 from siampolar_lib.exercises.boxes import box_cases
 from siampolar_lib.exercises.crops import crop_cases
+from siampolar_lib.exercises.losses import loss_cases
 from siampolar_lib.exercises.polygons import EDGE_MARGIN, edge_distance, polygon_cases
 from siampolar_lib.exercises.refinement import refinement_cases
+from siampolar_lib.exercises.sgd import copy_step_args, library_step, sgd_cases
 from siampolar_lib.geometry.boxes import mask_to_box
 from siampolar_lib.geometry.crops import crop_square
 from siampolar_lib.geometry.polar import polygon_to_mask
 from siampolar_lib.models.refine import RayRefiner, circular_pad
+from siampolar_lib.training.losses import polar_iou_loss
+from siampolar_lib.training.targets import polar_centerness
+from siampolar_lib.training.train import GRAD_CLIP
 
 
 def iteration(stage, fmap, rays, pad=circular_pad, bound=torch.tanh, relu=True):
@@ -229,9 +244,10 @@ def test_crop_matrix_a_wrong_shape_is_named():
     assert len(problems) == len(crop_cases()) and all("3 x 3" in p for p in problems)
 
 
-# What the three checks share.
+# What the checks share.
 
-@pytest.mark.parametrize("check, n_args", [(check_tight_box, 1), (check_fill_polygon, 2), (check_crop_matrix, 3)])
+@pytest.mark.parametrize("check, n_args", [(check_tight_box, 1), (check_fill_polygon, 2), (check_crop_matrix, 3),
+                                           (check_rays_loss, 2), (check_sgd_step, 3), (check_boundary_f, 2)])
 def test_an_unwritten_skeleton_is_one_problem_that_says_so(check, n_args, capsys):
     """The skeleton's NotImplementedError is not swallowed: it is the one problem, and the notebook's assert raises."""
     def skeleton(*args):
@@ -260,3 +276,262 @@ def same_case(a, b) -> bool:
     flat = lambda case: [case[0], *case[1], case[2]]  # noqa: E731
     return all(type(x) is type(y) and (np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y)
                for x, y in zip(flat(a), flat(b)))
+
+
+# Notebook 05: the ray loss, Polar IoU weighted by the centerness targets.
+
+def rays_loss(pred, target, weight="target", iou="sums", loss="log", norm="weights", empty=True):
+    """compute_losses' ray term by hand, over (P, R) rays; with a mistake chosen by argument."""
+    if empty and pred.shape[0] == 0:
+        return pred.sum() * 0.0
+    low, high = torch.minimum(pred, target), torch.maximum(pred, target)
+    ious = {"sums": low.sum(1) / high.sum(1), "rays": (low / high).mean(1),
+            "squared": (low ** 2).sum(1) / (high ** 2).sum(1), "no_min_max": pred.sum(1) / target.sum(1)}[iou]
+    of = lambda r: r.min(1).values / r.max(1).values  # noqa: E731
+    w = {"target": torch.sqrt(of(target)), "pred": torch.sqrt(of(pred)), "no_sqrt": of(target),
+         "none": torch.ones(pred.shape[0])}[weight]
+    per = -torch.log(ious) if loss == "log" else 1 - ious
+    return (per * w).sum() / (w.sum() if norm == "weights" else pred.shape[0])
+
+
+def test_rays_loss_the_library_and_a_hand_version_pass(capsys):
+    assert check_rays_loss(lambda p, t: polar_iou_loss(p, t, polar_centerness(t))) == []
+    assert check_rays_loss(rays_loss) == []
+    assert capsys.readouterr().out.count(": ok") == 2 * len(loss_cases())
+
+
+@pytest.mark.parametrize("mistake, hint", [
+    (dict(weight="none"), "centerness target"),
+    (dict(weight="pred"), "predicted rays"),
+    (dict(weight="no_sqrt"), "square root"),
+    (dict(iou="squared"), "squared"),
+    (dict(iou="rays"), "ratio of sums"),
+    (dict(loss="one_minus"), "1 - IoU"),
+    (dict(norm="count"), "number of positives"),
+    (dict(iou="no_min_max"), "negative loss"),
+])
+def test_rays_loss_mistakes_fail_with_their_hint(mistake, hint):
+    problems = check_rays_loss(lambda p, t: rays_loss(p, t, **mistake))
+    assert problems and all(hint in p for p in problems), problems
+
+
+def test_rays_loss_no_positive_is_an_exact_zero_with_a_gradient():
+    nan = check_rays_loss(lambda p, t: rays_loss(p, t, empty=False))  # 0 / 0
+    assert len(nan) == 1 and nan[0].startswith("no positive") and "pred_rays.sum() * 0.0" in nan[0]
+    detached = check_rays_loss(lambda p, t: torch.tensor(0.0) if p.shape[0] == 0 else rays_loss(p, t))
+    assert len(detached) == 1 and detached[0].startswith("no positive") and "no gradient" in detached[0]
+
+
+def test_rays_loss_in_numpy_is_right_but_has_no_gradient():
+    def in_numpy(pred, target):
+        d, t = pred.detach().numpy(), target.numpy()
+        if d.shape[0] == 0:
+            return 0.0
+        w = np.sqrt(t.min(1) / t.max(1))
+        return float((-np.log(np.minimum(d, t).sum(1) / np.maximum(d, t).sum(1)) * w).sum() / w.sum())
+
+    problems = check_rays_loss(in_numpy)
+    assert len(problems) == len(loss_cases()) and all("no gradient" in p for p in problems)
+    crash = check_rays_loss(lambda p, t: rays_loss(torch.from_numpy(p.numpy()), t))  # numpy() refuses a grad tensor
+    assert crash and all("RuntimeError" in p and "not numpy" in p for p in crash if not p.startswith("no positive"))
+
+
+def test_rays_loss_cases_are_the_same_each_time_and_leave_the_rngs_alone():
+    np.random.seed(5)
+    torch.manual_seed(5)
+    before, before_torch = np.random.get_state()[1].copy(), torch.random.get_rng_state()
+    first, second, other = loss_cases(), loss_cases(), loss_cases(seed=1)
+    assert np.array_equal(np.random.get_state()[1], before) and torch.equal(torch.random.get_rng_state(), before_torch)
+    flat = lambda cases: [(n, *a, e) for n, a, e in cases]  # noqa: E731
+    same = lambda a, b: all(torch.equal(x, y) if torch.is_tensor(x) else x == y for x, y in zip(a, b))  # noqa: E731
+    assert all(same(a, b) for a, b in zip(flat(first), flat(second)))
+    assert not all(same(a, b) for a, b in zip(flat(first), flat(other)))  # the seed does draw something
+    assert all(a[0].requires_grad and not a[1].requires_grad for _, a, _ in first)
+    assert abs(first[1][2] - 0.417083) < 1e-6  # notebook 05's worked example, printed there
+
+
+# Notebook 06: one clipped SGD step with momentum.
+
+def sgd_step(groups, lr_scale, velocity, mistake=None, max_norm=GRAD_CLIP):
+    """One clipped SGD step in place, written the way the exercise asks; with a mistake chosen by argument."""
+    stepped = [w for g in groups for w in g["params"] if w.grad is not None]
+    if mistake == "decay_in_clip":
+        for g in groups:
+            for w in g["params"]:
+                if w.grad is not None:
+                    w.grad = w.grad + g["weight_decay"] * w.detach()
+    norm = float(torch.sqrt(sum((w.grad ** 2).sum() for w in stepped)))
+    clip = {"no_clip": 1.0, "always_scale": max_norm / norm}.get(mistake, min(1.0, max_norm / norm))
+    with torch.no_grad():
+        for g in groups:
+            lr = max(h["lr"] for h in groups) if mistake == "one_lr" else g["lr"]
+            lr *= 1.0 if mistake == "no_lr_scale" else lr_scale
+            decay = {"no_decay": 0.0, "decay_all": 1e-4, "decay_in_clip": 0.0}.get(mistake, g["weight_decay"])
+            for w in g["params"]:
+                if w.grad is None:
+                    continue
+                c = min(1.0, max_norm / float(w.grad.norm())) if mistake == "per_tensor" else clip
+                d = c * w.grad + decay * w
+                if w in velocity and mistake != "no_momentum":
+                    d = g["momentum"] * velocity[w] + (0.1 * d if mistake == "dampening" else d)
+                velocity[w] = d
+                w.add_(lr * d if mistake == "ascent" else -lr * d)
+
+
+def test_sgd_step_the_library_and_a_hand_version_pass(capsys):
+    assert check_sgd_step(library_step) == []
+    assert check_sgd_step(sgd_step) == []
+    assert capsys.readouterr().out.count(": ok") == 2 * len(sgd_cases())
+
+
+@pytest.mark.parametrize("mistake, hint, cases", [
+    ("no_clip", "not clipped", {1, 3}),
+    ("per_tensor", "on its own", {1}),
+    ("always_scale", "scaled up", {0, 2}),
+    ("decay_in_clip", "clipped with the gradient", {1, 3}),
+    ("no_decay", "no weight decay", {0, 1, 2, 3}),
+    ("decay_all", "biases and norm scales", {0, 1, 2, 3}),
+    ("no_lr_scale", "schedule", {0, 1, 2, 3}),
+    ("one_lr", "own lr", {0, 1, 2, 3}),
+    ("no_momentum", "old velocity", {2, 3}),
+    ("dampening", "damped", {2, 3}),
+    ("ascent", "climbs", {0, 1, 2, 3}),
+])
+def test_sgd_step_mistakes_fail_where_they_show_with_their_hint(mistake, hint, cases):
+    problems = check_sgd_step(lambda g, s, v: sgd_step(g, s, v, mistake=mistake))
+    names = [name for name, _, _ in sgd_cases()]
+    failed = {next(k for k, name in enumerate(names) if p.startswith(name + ": ")): p for p in problems}
+    assert set(failed) >= cases and all(hint in failed[k] for k in cases), problems
+
+
+def test_sgd_step_without_torch_no_grad_or_the_frozen_check_fails_with_a_hint():
+    def no_guard(groups, lr_scale, velocity):
+        for g in groups:
+            for w in g["params"]:
+                if w.grad is not None:
+                    w -= g["lr"] * lr_scale * w.grad  # a leaf that requires grad: autograd refuses
+
+    assert all("no_grad" in p for p in check_sgd_step(no_guard))
+
+    def all_params(groups, lr_scale, velocity):
+        with torch.no_grad():
+            for g in groups:
+                for w in g["params"]:
+                    w -= g["lr"] * lr_scale * (w.grad + g["weight_decay"] * w)  # the frozen tensor's grad is None
+
+    problems = check_sgd_step(all_params)
+    assert len(problems) == len(sgd_cases()) and all("frozen" in p for p in problems)
+
+
+def test_sgd_step_rebinding_or_a_lost_velocity_is_named():
+    def rebinds(groups, lr_scale, velocity):
+        for g in groups:
+            for w in g["params"]:
+                if w.grad is not None:
+                    w = w - g["lr"] * lr_scale * w.grad  # noqa: F841 (the mistake: a new tensor, the parameter stays)
+
+    assert all("no parameter changed" in p for p in check_sgd_step(rebinds))
+
+    def new_list(groups, lr_scale, velocity):  # new tensors in the group's list: the network's own stay as they were
+        for g in groups:
+            g["params"] = [w if w.grad is None else w.detach() - g["lr"] * lr_scale * w.grad for w in g["params"]]
+
+    assert all("no parameter changed" in p for p in check_sgd_step(new_list))
+    lost = check_sgd_step(lambda g, s, v: sgd_step(g, s, dict(v)))  # the new velocities go to a copy
+    assert len(lost) == len(sgd_cases()) and all("velocity[w]" in p and "store" in p for p in lost)
+    assert sum("previous step's v" in p for p in lost) == 2  # the cases after a step: the old v is still there
+
+    def by_id(groups, lr_scale, velocity):  # keyed by id(w): the next step would not find its velocity
+        keyed = {w: velocity[id(w)] for g in groups for w in g["params"] if id(w) in velocity}
+        sgd_step(groups, lr_scale, keyed)
+        velocity.update({id(w): v for w, v in keyed.items()})
+
+    problems = check_sgd_step(by_id)
+    assert problems and all("velocity" in p for p in problems)
+
+
+def test_sgd_cases_are_the_same_each_time_keep_their_gradients_and_leave_the_rng_alone():
+    torch.manual_seed(5)
+    before = torch.random.get_rng_state()
+    first, second, other = sgd_cases(), sgd_cases(), sgd_cases(seed=1)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    for (name, (groups, scale, velocity), (params, vs)), (_, (groups2, scale2, _), (params2, _)) in zip(first, second):
+        assert scale == scale2 and all(torch.equal(a, b) for a, b in zip(params, params2)), name
+        grads = [w.grad for g in groups for w in g["params"]]
+        assert sum(d is None for d in grads) == 2 and all(d.dtype == torch.float64 for d in grads if d is not None)
+        assert len(velocity) == (len(grads) - 2 if "after step" in name else 0)
+        copied = copy_step_args((groups, scale, velocity))
+        pairs = [(w, c) for g, h in zip(groups, copied[0]) for w, c in zip(g["params"], h["params"])]
+        assert all(c is not w and torch.equal(w.grad, c.grad) for w, c in pairs if w.grad is not None)
+        assert set(map(id, copied[2])) <= {id(c) for h in copied[0] for c in h["params"]}
+    assert not torch.equal(first[0][2][0][-1], other[0][2][0][-1])  # the seed does draw something
+
+
+# Notebook 07: the boundary measure F.
+
+def boundary_f(pred, gt, radius=None, footprint="disk", boundary=seg2bmap, combine="F", empty=True):
+    """DAVIS's F by distance transforms (as notebook 07 writes it); with a mistake chosen by argument."""
+    if empty and not pred.any() and not gt.any():
+        return 1.0
+    pred_b, gt_b = boundary(pred), boundary(gt)
+    if empty and (not pred_b.any() or not gt_b.any()):
+        return 0.0
+    r = int(np.ceil(BOUND_TH * np.hypot(*pred.shape))) if radius is None else radius(pred.shape)
+    kind, size = {"disk": (cv2.DIST_L2, cv2.DIST_MASK_PRECISE), "square": (cv2.DIST_C, 3)}[footprint]
+    dist = lambda b: cv2.distanceTransform((~b).view(np.uint8), kind, size)  # noqa: E731  to b's nearest pixel
+    P, R = np.mean(dist(gt_b)[pred_b] <= r), np.mean(dist(pred_b)[gt_b] <= r)
+    if combine == "P":
+        return P
+    if combine == "mean":
+        return (P + R) / 2
+    return 2 * P * R / (P + R) if (P + R > 0 or not empty) else 0.0
+
+
+def test_boundary_f_the_library_and_a_hand_version_pass(capsys):
+    assert check_boundary_f(f_measure) == []
+    assert check_boundary_f(boundary_f) == []
+    assert capsys.readouterr().out.count(": ok") == 2 * len(boundary_cases())
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (jaccard, "that is J"),
+    (lambda p, g: boundary_f(p, g, radius=lambda s: 8), "a tolerance of 8 px"),
+    (lambda p, g: boundary_f(p, g, radius=lambda s: int(BOUND_TH * np.hypot(*s))), "rounded down"),
+    (lambda p, g: boundary_f(p, g, footprint="square"), "square"),
+    (lambda p, g: boundary_f(p, g, combine="P"), "precision P alone"),
+    (lambda p, g: boundary_f(p, g, combine="mean"), "harmonic"),
+    (lambda p, g: boundary_f(p, g, boundary=lambda m: seg2bmap(np.pad(m, ((0, 1), (0, 1))))[:-1, :-1]), "edge"),
+])
+def test_boundary_f_mistakes_fail_with_their_hint(wrong, hint):
+    problems = check_boundary_f(wrong)
+    non_empty = [p for p in problems if "empty" not in p.split(":")[0]]
+    assert non_empty and all(hint in p for p in non_empty), problems
+
+
+def test_boundary_f_a_strict_distance_fails_on_the_frame_at_exactly_r():
+    def strict(pred, gt):  # matched only closer than r
+        return boundary_f(pred, gt, radius=lambda s: np.nextafter(np.ceil(BOUND_TH * np.hypot(*s)), 0))
+
+    problems = check_boundary_f(strict)
+    assert any(p.startswith("the same disc 8 px to the right") and "exactly r" in p for p in problems), problems
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the mistake takes 0 / 0 and the mean of no pixel, on purpose
+def test_boundary_f_the_empty_cases_are_named():
+    problems = check_boundary_f(lambda p, g: boundary_f(p, g, empty=False))
+    named = {p.split(":")[0]: p for p in problems}
+    assert set(named) == {"two boxes far apart", "an empty prediction of a visible object",
+                          "both masks empty"}, problems
+    assert "P = R = 0" in named["two boxes far apart"]
+    assert "one mask is empty" in named["an empty prediction of a visible object"]
+    assert "F = 1" in named["both masks empty"]
+
+
+def test_boundary_cases_are_the_same_each_time_and_leave_the_global_rng_alone():
+    np.random.seed(5)
+    before = np.random.get_state()[1].copy()
+    first, second = boundary_cases(), boundary_cases()
+    assert np.array_equal(np.random.get_state()[1], before)
+    assert all(same_case(a, b) for a, b in zip(first, second))
+    assert not all(same_case(a, b) for a, b in zip(first, boundary_cases(seed=1)))
+    assert [round(f, 2) for _, _, f in first[:2]] == [1.0, 1.0] and first[2][2] < 0.6  # r = 8 px at 854 x 480
