@@ -184,6 +184,9 @@ def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xyw
     video_path, masks_dir = check_track_outputs(video, out, overwrite, checkpoint)
     check_source(video)
     frame_names(video, max_frames)  # a folder's frames: no broken link, no two with one name (one mask each)
+    # The first frame decoded before the engine is built: an unreadable video is named at once, not after an ONNX
+    # export (tens of seconds on a busy CPU).
+    next(iter_named_frames(video, 1))
     dev = pick_device(device)
     tracker = MultiTracker(make_engine(load_model(checkpoint, device=dev), engine, dev), tracker_cfg)  # one engine
     folder_out = not Path(out).suffix

@@ -105,3 +105,19 @@ def test_cli_error_exit_status(tmp_path, checkpoint):
                            str(tmp_path / "r.mp4")], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 2
     assert "missing.mp4: no such video file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_unreadable_video_is_named_before_the_engine_is_built(tmp_path, checkpoint, monkeypatch):
+    """The ONNX export took tens of seconds before a video without its index was found unreadable."""
+    import siampolar_lib.apps.track_video as track_module
+
+    clip = make_video(tmp_path / "clip.mp4")
+    clip.write_bytes(clip.read_bytes()[:-2000])  # mp4v writes its index (the moov atom) last
+
+    def no_engine(*args, **kwargs):
+        raise AssertionError("the engine was built before the video was read")
+
+    monkeypatch.setattr(track_module, "make_engine", no_engine)
+    with pytest.raises(VideoError, match="clip.mp4: not a readable video"):
+        track_video(checkpoint, clip, (30, 40, 40, 40), tmp_path / "out", engine="onnxruntime")
+    assert not (tmp_path / "out").exists()
