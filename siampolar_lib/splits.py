@@ -3,9 +3,8 @@
 The protocol (checkpoints/README.md): train on DAVIS-2016 *train* sequences and synthetic data, never on a val
 sequence; select models and tune the tracker on VALIDATION_FOLD_SEQUENCES (train sequences kept out of training);
 score the 15 val sequences of ../shared/data/DAVIS (15 of the 20; REAL_VAL_SEQUENCES) once per shipped candidate.
-HELDOUT_SEQUENCES / TRAIN_FOLD_SEQUENCES are a retired protocol's split of those val sequences (sorted by name,
-every third starting with the first held out); notebook 06 and benchmarks/bench_engines.py still take their
-illustration sequences from it.
+(A retired protocol trained on ten of those val sequences and held out the other five; checkpoints/README.md keeps
+its history. No split of the val sequences is left: every one of them is held out of every training run.)
 """
 from __future__ import annotations
 
@@ -13,8 +12,6 @@ REAL_VAL_SEQUENCES: tuple[str, ...] = (
     "blackswan", "bmx-trees", "breakdance", "camel", "car-roundabout", "cows", "dog", "drift-chicane",
     "drift-straight", "goat", "horsejump-high", "motocross-jump", "paragliding-launch", "scooter-black", "soapbox",
 )
-HELDOUT_SEQUENCES: tuple[str, ...] = REAL_VAL_SEQUENCES[0::3]
-TRAIN_FOLD_SEQUENCES: tuple[str, ...] = tuple(s for s in REAL_VAL_SEQUENCES if s not in HELDOUT_SEQUENCES)
 
 # DAVIS-2016 train split (30 sequences: ../shared/data/davis_train_sample holds 6 at full frame rate,
 # ../shared/data/davis_train_extra the other 24 at every second frame). Model selection and tracker tuning

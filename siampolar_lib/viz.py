@@ -48,6 +48,34 @@ def draw_box(ax, box_xywh, color="lime", lw: float = 1.5, label: str | None = No
     ax.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, ec=color, lw=lw, label=label))
 
 
+def show_frame(ax, frame: np.ndarray, mask: np.ndarray, polygon=None, gt=None, zoom: float | None = None) -> None:
+    """A tracked frame on an axis: the mask (red) and polygon (yellow) over the frame, the true mask's contour (green).
+
+    frame (H, W, 3) uint8 RGB; mask, gt (H, W) bool; polygon (R, 2) frame px, drawn even when the mask is empty
+    (it shows where the tracker looked); zoom: a margin in frame px around the true mask and the polygon (the mask
+    when neither is given), None for the whole frame.
+    """
+    ax.imshow(overlay_mask(frame, mask))
+    gt = None if gt is None else np.asarray(gt, bool)
+    if gt is not None and gt.any():
+        ax.contour(gt.astype(np.uint8), levels=[0.5], colors="lime", linewidths=1.5)
+    p = np.empty((0, 2)) if polygon is None else np.asarray(polygon, np.float64).reshape(-1, 2)
+    p = p[np.isfinite(p).all(axis=1)]
+    if len(p):
+        draw_polygon(ax, p, color="yellow", lw=1.2)
+    if zoom is not None:
+        H, W = frame.shape[:2]
+        ys, xs = np.nonzero(gt) if gt is not None else (np.empty(0), np.empty(0))
+        xs, ys = np.r_[xs, p[:, 0]], np.r_[ys, p[:, 1]]
+        if not xs.size:
+            ys, xs = np.nonzero(np.asarray(mask, bool))
+        if xs.size:
+            ax.set_xlim(max(xs.min() - zoom, 0), min(xs.max() + zoom, W - 1))
+            ax.set_ylim(min(ys.max() + zoom, H - 1), max(ys.min() - zoom, 0))  # y down, as imshow draws it
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def polygon_centre(polygon) -> np.ndarray:
     """The centre of a polar polygon (R, 2): the least-squares point on every ray's line, (2,) float pixels.
 
@@ -165,10 +193,23 @@ def architecture_shapes(config, backbone_channels: dict[int, int]) -> dict:
     }
 
 
-def draw_architecture(ax, config, backbone_channels: dict[int, int]) -> None:
-    """The SiamPolar network as a block diagram on a matplotlib axis, every shape read from `config`."""
+def draw_blocks(ax, boxes: dict[str, tuple], fontsize: float = 7.5) -> None:
+    """Rounded boxes with centred text: {name: (x, y, width, height, colour, text)}, x, y the lower-left corner."""
     from matplotlib.patches import FancyBboxPatch
 
+    for x, y, w, h, colour, text in boxes.values():
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.04", fc=colour, ec="#555555", lw=0.8))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=fontsize)
+
+
+def _arrow(ax, start, end, rad: float = 0.0, color: str = "#333333") -> None:
+    """An arrow from start (x, y) to end (x, y); rad bends it (matplotlib's arc3)."""
+    ax.annotate("", end, start, arrowprops=dict(arrowstyle="->", color=color, lw=0.9,
+                                                connectionstyle=f"arc3,rad={rad}"))
+
+
+def draw_architecture(ax, config, backbone_channels: dict[int, int]) -> None:
+    """The SiamPolar network as a block diagram on a matplotlib axis, every shape read from `config`."""
     sh = architecture_shapes(config, backbone_channels)
     boxes = {  # name: (x, y, width, height, colour, text); x, y is the lower-left corner
         "z": (0.0, 3.0, 1.6, 0.9, "#dbe9f6", f"template z\n{sh['T']}×{sh['T']}×3\n(frame 0)"),
@@ -186,9 +227,7 @@ def draw_architecture(ax, config, backbone_channels: dict[int, int]) -> None:
         "ctr": (14.1, 1.75, 2.1, 0.8, "#eeeeee", f"ctr: 1 × {sh['corr']}\ncentre-ness, BCE"),
         "rays": (14.1, 0.5, 2.1, 0.8, "#eeeeee", f"rays: {sh['rays']} × {sh['corr']}\nPolar IoU loss"),
     }
-    for x, y, w, h, colour, text in boxes.values():
-        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.04", fc=colour, ec="#555555", lw=0.8))
-        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=7.5)
+    draw_blocks(ax, boxes)
     mid = lambda n, side: (boxes[n][0] + (boxes[n][2] if side == "r" else 0), boxes[n][1] + boxes[n][3] / 2)
     links = [("z", "bb"), ("x", "bb"), ("neck", "zf"), ("neck", "xf"), ("zf", "corr"), ("xf", "corr"), ("corr", "head"),
              ("head", "cls"), ("head", "ctr"), ("head", "rays")]
@@ -205,6 +244,107 @@ def draw_architecture(ax, config, backbone_channels: dict[int, int]) -> None:
     ax.axis("off")
 
 
+def draw_refinement(ax, config) -> None:
+    """The refinement stage (`models.refine`) as a block diagram on a matplotlib axis, every size read from `config`.
+
+    config: a ModelConfig (crop side `refine_size` px, `refine_channels`, `num_rays`, `refine_iters`).
+    """
+    from siampolar_lib.geometry.refine import REFINE_MARGIN
+    from siampolar_lib.models.refine import SAMPLES
+
+    S, C, R, n = config.refine_size, config.refine_channels, config.num_rays, config.refine_iters
+    T, f = len(SAMPLES), -(-config.refine_size // 4)
+    boxes = {
+        "first": (0.0, 1.5, 2.0, 1.6, "#eeeeee",
+                  f"first polygon:\n{R} rays from the\ntracker's best\nlocation (frame px)"),
+        "crop": (2.5, 1.5, 2.3, 1.6, "#dbe9f6",
+                 f"crop of frame t around\nthe polygon's centre,\nside 2 × {REFINE_MARGIN:g} × its\n"
+                 f"longest ray → {S}×{S}×3"),
+        "feat": (5.3, 1.5, 2.5, 1.6, "#fde2c8",
+                 "early backbone blocks,\nstrides 4 and 8: 1×1\nlaterals, summed,"
+                 f"\n2 × (3×3 conv, GN, ReLU)\n→ F: {C}×{f}×{f} (stride 4)"),
+        "sample": (8.3, 1.5, 2.6, 1.6, "#e2f0d9",
+                   f"sample F (bilinear) at\n{T} points along each\nof the {R} rays ({SAMPLES[0]:g} … {SAMPLES[-1]:g}"
+                   f"\n× its length), + their\nmean over the rays,\n+ log(ray / {S}): {2 * C * T + 1}×{R}"),
+        "conv": (11.4, 1.5, 2.4, 1.6, "#f4dcef", f"three circular 1-D\nconvolutions over the\nray index (kernel 3;\n"
+                                                 f"ray {R - 1} beside ray 0)\n→ δ: one per ray ({R})"),
+        "update": (14.3, 1.5, 2.2, 1.6, "#f4dcef", "bounded multiplicative\nupdate:\nrays × exp(tanh(δ))\n"
+                                                   "each ray ×1/e … ×e"),
+        "out": (17.0, 1.5, 1.8, 1.6, "#eeeeee", "refined rays\n→ polygon\n→ mask"),
+    }
+    draw_blocks(ax, boxes)
+    right = lambda k: (boxes[k][0] + boxes[k][2] + 0.05, boxes[k][1] + boxes[k][3] / 2)
+    left = lambda k: (boxes[k][0] - 0.05, boxes[k][1] + boxes[k][3] / 2)
+    for a, b in (("first", "crop"), ("crop", "feat"), ("feat", "sample"), ("sample", "conv"), ("conv", "update"),
+                 ("update", "out")):
+        _arrow(ax, right(a), left(b))
+    # the first rays reach the sampling step directly (in crop pixels), below the crop and feature boxes
+    x0, x1, yb = boxes["first"][0] + 1.0, boxes["sample"][0] + 1.3, boxes["first"][1] - 0.05
+    ax.plot([x0, x0, x1], [yb, 0.95, 0.95], color="#333333", lw=0.9)
+    _arrow(ax, (x1, 0.95), (x1, yb))
+    ax.text((x0 + x1) / 2, 0.75, "the first rays, × the crop's scale (crop px)", ha="center", va="top", fontsize=7)
+    # the loop: update -> sample again, refine_iters times with the same weights
+    top = boxes["update"][1] + boxes["update"][3] + 0.05
+    _arrow(ax, (boxes["update"][0] + 1.1, top), (boxes["sample"][0] + 1.3, top), rad=0.25)
+    ax.text((boxes["sample"][0] + boxes["update"][0] + 2.4) / 2, top + 1.0,
+            f"repeated refine_iters = {n} times with the same weights (each iteration's rays are kept: "
+            "deep supervision)", ha="center", va="bottom", fontsize=7.5)
+    ax.set(xlim=(-0.2, 19.0), ylim=(0.3, 4.6), aspect="equal")
+    ax.set_title("the refinement stage (models.refine): the first polygon corrected at the object's own scale",
+                 fontsize=9)
+    ax.axis("off")
+
+
+def draw_tracking_loop(ax, config, tracker_config=None) -> None:
+    """One `Tracker.track` step as a loop diagram on a matplotlib axis: state -> search crop -> network -> decode ->
+    polygon -> refine -> mask, and the state update from the first polygon's box.
+
+    config: the network's ModelConfig (crop sizes, rays, refine_iters); tracker_config: a TrackerConfig (default
+    settings when None) for size_lr, lost_score and the window weight.
+    """
+    from siampolar_lib.tracking.config import TrackerConfig
+
+    tc = tracker_config or TrackerConfig()
+    Z, X, R, n = config.template_size, config.search_size, config.num_rays, config.refine_iters
+    refine = (f"refine (the stage\nabove): a crop of\nframe t at the object's\nscale, {n} iterations" if n
+              else "refine: none\n(refine_iters = 0,\nthe first polygon\nis the mask)")
+    boxes = {
+        "state": (0.0, 1.9, 2.0, 1.5, "#eeeeee", "state\ncentre (x, y),\nsize w × h\n(frame px)"),
+        "frame": (2.5, 3.9, 2.4, 0.7, "#dbe9f6", "frame t (H×W×3)"),
+        "crop": (2.5, 1.9, 2.4, 1.5, "#dbe9f6", f"search crop x\n{X}×{X}×3 around the\ncentre, about 4× the\n"
+                                                "target's side"),
+        "template": (5.4, 3.9, 2.5, 0.7, "#fde2c8", f"template features\n(frame 0, {Z}×{Z}, once)"),
+        "net": (5.4, 1.9, 2.5, 1.5, "#fde2c8", "network: backbone,\nneck, xcorr, polar head\n→ per level: cls,\n"
+                                               f"ctr, {R} rays"),
+        "decode": (8.4, 1.9, 2.6, 1.5, "#e2f0d9", "decode: σ(cls)·σ(ctr)\n× size-change penalty,\n"
+                                                  f"cosine window (λ {tc.window_influence:g})\n→ best location"),
+        "poly": (11.5, 1.9, 2.1, 1.5, "#f4dcef", f"first polygon\n{R} rays of the best\nlocation → frame px"),
+        "refine": (14.1, 1.9, 2.3, 1.5, "#f4dcef", refine),
+        "mask": (16.9, 1.9, 1.9, 1.5, "#eeeeee", "polygon → mask\n(H, W) bool:\nthe frame's result"),
+    }
+    draw_blocks(ax, boxes)
+    right = lambda k: (boxes[k][0] + boxes[k][2] + 0.05, boxes[k][1] + boxes[k][3] / 2)
+    left = lambda k: (boxes[k][0] - 0.05, boxes[k][1] + boxes[k][3] / 2)
+    for a, b in (("state", "crop"), ("crop", "net"), ("net", "decode"), ("decode", "poly"), ("poly", "refine"),
+                 ("refine", "mask")):
+        _arrow(ax, right(a), left(b))
+    for a, b in (("frame", "crop"), ("template", "net")):
+        x = boxes[a][0] + boxes[a][2] / 2
+        _arrow(ax, (x, boxes[a][1] - 0.05), (x, boxes[b][1] + boxes[b][3] + 0.05))
+    # the state update for frame t+1 comes from the first polygon's box, before refinement
+    xp, xs, yb = boxes["poly"][0] + 1.05, boxes["state"][0] + 1.0, boxes["poly"][1] - 0.05
+    ax.plot([xp, xp, xs], [yb, 1.25, 1.25], color="#333333", lw=0.9)
+    _arrow(ax, (xs, 1.25), (xs, boxes["state"][1] - 0.05))
+    ax.text((xp + xs) / 2, 1.15, "state update for frame t+1, from the first polygon's box: centre ← its centre; size "
+            f"moves towards its size by penalty × score × size_lr ({tc.size_lr:g});\nwhen the score is below "
+            f"lost_score ({tc.lost_score:g}) the state is kept and the next search crop is widened",
+            ha="center", va="top", fontsize=7)
+    ax.set(xlim=(-0.2, 19.0), ylim=(0.3, 4.8), aspect="equal")
+    ax.set_title("the tracking loop: one Tracker.track step per frame t (frame 0: Tracker.init caches the template)",
+                 fontsize=9)
+    ax.axis("off")
+
+
 SCORE_NAMES = {"JF_M": "J&F", "J_M": "J_M", "F_M": "F_M"}
 
 
@@ -217,10 +357,10 @@ def draw_learning_curve(axes, points: list[dict], keys: tuple[str, ...] = ("JF_M
     labels = list(dict.fromkeys(p["label"] for p in sorted(points, key=lambda p: p["pairs"])))
     for ax, key in zip(axes, keys):
         lines = []
-        for label in labels:
+        for i, label in enumerate(labels):  # past ten runs the colours repeat: the marker tells them apart
             pts = sorted((p for p in points if p["label"] == label), key=lambda p: p["pairs"])
-            lines += ax.plot([p["pairs"] / 1000 for p in pts], [100 * p[key] for p in pts], "o-", ms=4, lw=1.2,
-                             label=label or "(no label)")
+            lines += ax.plot([p["pairs"] / 1000 for p in pts], [100 * p[key] for p in pts], "-", color=f"C{i % 10}",
+                             marker="os^D"[i // 10 % 4], ms=4, lw=1.2, label=label or "(no label)")
         ax.set(xlabel="training pairs seen (thousands)", ylabel=f"validation fold {SCORE_NAMES[key]} (%)")
         ax.grid(alpha=0.3)
     if labels:  # names passed with their lines: matplotlib would hide a label starting with "_"

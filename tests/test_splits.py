@@ -1,11 +1,11 @@
-"""The held-out fold never overlaps what the course trains on."""
-from siampolar_lib.splits import HELDOUT_SEQUENCES, REAL_VAL_SEQUENCES, TRAIN_FOLD_SEQUENCES
+"""The held-out sequences (the validation fold, the val sequences) never overlap what the course trains on."""
+from siampolar_lib.splits import REAL_VAL_SEQUENCES, TRAIN_SAMPLE_SEQUENCES, VALIDATION_FOLD_SEQUENCES
 
 
-def test_folds_partition_the_real_sequences():
-    assert len(HELDOUT_SEQUENCES) == 5 and len(TRAIN_FOLD_SEQUENCES) == 10
-    assert not set(HELDOUT_SEQUENCES) & set(TRAIN_FOLD_SEQUENCES)
-    assert set(HELDOUT_SEQUENCES) | set(TRAIN_FOLD_SEQUENCES) == set(REAL_VAL_SEQUENCES)
+def test_validation_fold_is_every_second_sample_sequence_and_no_val_sequence():
+    assert VALIDATION_FOLD_SEQUENCES == ("dog-agility", "motorbike", "surf")
+    assert list(VALIDATION_FOLD_SEQUENCES) == sorted(TRAIN_SAMPLE_SEQUENCES)[0::2]
+    assert len(REAL_VAL_SEQUENCES) == 15 and not set(VALIDATION_FOLD_SEQUENCES) & set(REAL_VAL_SEQUENCES)
 
 
 def test_real_sequences_match_the_shared_folder(real_davis):

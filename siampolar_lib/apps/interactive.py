@@ -59,16 +59,18 @@ def bbox_to_xywh(bbox) -> np.ndarray:
 class DemoApp:
     """Track one video from one or several boxes and browse the result: frames ((H, W, 3) uint8 RGB), a network.
 
-    engine: "torch" or "onnxruntime" (exported once per weights and cached; engine.make_engine). With several
-    boxes every object is tracked with its own template and drawn in its own colour (`object_results`).
+    engine: "torch" or "onnxruntime" (exported once per weights and cached; engine.make_engine); threads: ONNX
+    Runtime's intra-op threads (None: its own choice, one per core; torch runs on torch.get_num_threads()). With
+    several boxes every object is tracked with its own template and drawn in its own colour (`object_results`).
     """
 
     def __init__(self, model, frames: list[np.ndarray], box_xywh=None, tracker_cfg=None, device=None,
-                 fps: float = 12.0, title: str = "", engine: str = "torch"):
+                 fps: float = 12.0, title: str = "", engine: str = "torch", threads: int | None = None):
         if not frames:
             raise ValueError("DemoApp needs at least one frame")
         self.model = model
-        self.engine = make_engine(model, engine, device)  # built once: an ONNX export is not repeated per run
+        # built once: an ONNX export is not repeated per run
+        self.engine = make_engine(model, engine, device, threads=threads)
         self.frames = frames
         self.tracker_cfg = tracker_cfg
         self.device = device

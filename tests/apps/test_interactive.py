@@ -151,6 +151,17 @@ def test_onnxruntime_engine_falls_back_for_a_fake_network(capsys):
     assert len(app.run(progress=False)) == 5
 
 
+def test_threads_reach_the_engine(monkeypatch):
+    """DemoApp(threads=...) builds its engine with that many ONNX Runtime threads (notebook 08 prints them)."""
+    import siampolar_lib.apps.interactive as interactive
+
+    seen = {}
+    real = interactive.make_engine
+    monkeypatch.setattr(interactive, "make_engine", lambda *a, **kw: seen.update(kw) or real(*a, **kw))
+    DemoApp(CentreModel(), frames(), box_xywh=(40, 30, 30, 20), threads=3)
+    assert seen == {"threads": 3}
+
+
 def test_track_button_tracks_from_the_drawn_box(app, tmp_path):
     ui = app.player()
     track, status = ui.children[3].children[0], ui.children[3].children[-1]
