@@ -31,14 +31,17 @@ def write_log(path: str | os.PathLike, rows: list[dict], columns: tuple[str, ...
 
 
 def read_log(path: str | os.PathLike) -> list[dict]:
-    """Read a train_log.csv back (any loss terms): list of dicts, step/num_pos int, the rest float."""
+    """Read a train_log.csv back (any loss terms): list of dicts, step/num_pos int, the rest float.
+
+    An empty float cell is NaN, a value not measured at that row: older refinement-stage logs (such as
+    checkpoints/campaign/refine_r2_train_log.csv) left the fold-sample columns empty between checkpoints."""
     path = Path(path)
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or not set(REQUIRED) <= set(reader.fieldnames):
             raise ValueError(f"{path}: not a training log (columns {reader.fieldnames}, needs {', '.join(REQUIRED)})")
         try:
-            return [{k: (int(float(v)) if k in INTEGER else float(v)) for k, v in r.items()} for r in reader]
+            return [{k: (int(float(v)) if k in INTEGER else float(v or "nan")) for k, v in r.items()} for r in reader]
         except (TypeError, ValueError) as err:
             raise ValueError(f"{path}: not a training log (a value is not a number: {err})") from None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -242,3 +243,15 @@ def test_scale_lr_is_linear_in_the_global_batch():
     assert scale_lr(0.01, 8, 2) == pytest.approx(0.0025)
     with pytest.raises(ValueError, match="batches"):
         scale_lr(0.01, 0, 8)
+
+
+def test_read_log_takes_an_empty_float_cell_as_nan_and_refuses_a_word(tmp_path):
+    """Older refinement-stage logs left the fold-sample columns empty between checkpoints (refine_r2's log)."""
+    log = tmp_path / "train_log.csv"
+    log.write_text("step,samples,loss,iou_first,iou_refined,lr,samples_per_s,val_iou_first,val_iou_refined\n"
+                   "50,1600,0.19,0.75,0.82,0.00066,99.3,,\n100,3200,0.15,0.77,0.86,0.001,119.2,0.8,0.9\n")
+    rows = read_log(log)
+    assert np.isnan(rows[0]["val_iou_first"]) and rows[1]["val_iou_refined"] == 0.9 and rows[0]["step"] == 50
+    log.write_text(log.read_text().replace("119.2", "fast"))
+    with pytest.raises(ValueError, match="not a training log"):
+        read_log(log)
