@@ -184,11 +184,11 @@ def track_video(checkpoint: str | os.PathLike, video: str | os.PathLike, box_xyw
     video_path, masks_dir = check_track_outputs(video, out, overwrite, checkpoint)
     check_source(video)
     frame_names(video, max_frames)  # a folder's frames: no broken link, no two with one name (one mask each)
-    # The first frame decoded before the engine is built: an unreadable video is named at once, not after an ONNX
-    # export (tens of seconds on a busy CPU).
-    next(iter_named_frames(video, 1))
     dev = pick_device(device)
-    tracker = MultiTracker(make_engine(load_model(checkpoint, device=dev), engine, dev), tracker_cfg)  # one engine
+    model = load_model(checkpoint, device=dev)  # the checkpoint is checked before any frame is read
+    if Path(video).is_file():  # a video file's first frame decoded before the engine is built: one FFmpeg cannot
+        next(iter_named_frames(video, 1))  # read is named at once, not after an ONNX export (tens of seconds, busy CPU)
+    tracker = MultiTracker(make_engine(model, engine, dev), tracker_cfg)  # one engine
     folder_out = not Path(out).suffix
     target = Path(out) if folder_out else masks_dir
     # A file --out writes the video beside the mask folder, which r.gif and r.mp4 share: lock the folder and both
