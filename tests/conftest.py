@@ -102,3 +102,13 @@ def frames_dir(tmp_path_factory) -> Path:
         cv2.circle(f, (50 + 5 * i, 60), 18, (240, 240, 240), -1)
         cv2.imwrite(str(d / f"{i:05d}.jpg"), f)
     return d
+
+
+@pytest.fixture(scope="session")
+def capstone_davis(tmp_path_factory) -> Path:
+    """4 synthetic sequences of 6 frames, 160x120 (seed 0): the capstone tests hold out synth02 (their fold) and
+    synth03 (their val sequence)."""
+    from siampolar_lib.data.synthetic import make_synthetic_davis
+
+    return make_synthetic_davis(tmp_path_factory.mktemp("capstone") / "DAVIS", sequences=4, frames=6, seed=0,
+                                size=(160, 120))

@@ -22,7 +22,6 @@ from siampolar_lib.apps.capstone import (
     shipped_val_summary,
     shipped_volume,
 )
-from siampolar_lib.data.synthetic import make_synthetic_davis
 from siampolar_lib.errors import UserError
 from siampolar_lib.paths import SHARED_DATA, checkpoints_dir
 from siampolar_lib.training.capstone import CAPSTONE_RECIPE, CapstoneConfig
@@ -30,12 +29,6 @@ from siampolar_lib.training.capstone import CAPSTONE_RECIPE, CapstoneConfig
 TINY = CapstoneConfig(model="quick", first_iters=2, first_batch=2, first_warmup=1, stage_iters=2, stage_batch=2,
                       stage_warmup=1, stage_channels=16, exclude_sequences=("synth02", "synth03"), seed=3)
 
-
-@pytest.fixture(scope="module")
-def small_davis(tmp_path_factory):
-    """4 synthetic sequences of 6 frames, 160x120 (seed 0): synth02 is the fold, synth03 the val sequence."""
-    return make_synthetic_davis(tmp_path_factory.mktemp("capstone") / "DAVIS", sequences=4, frames=6, seed=0,
-                                size=(160, 120))
 
 
 def record(seed: int, fold: float, val: float) -> dict:
@@ -45,10 +38,10 @@ def record(seed: int, fold: float, val: float) -> dict:
             "scores": {"fold_first_stage": part(fold - 0.2), "fold": part(fold), "val": part(val)}}
 
 
-def test_the_whole_recipe_trains_and_scores(tmp_path, small_davis):
+def test_the_whole_recipe_trains_and_scores(tmp_path, capstone_davis):
     out = tmp_path / "run"
-    rec = run_capstone(TINY, [small_davis], out, fold_root=small_davis, fold_sequences=("synth02",),
-                       val_root=small_davis, val_sequences=("synth03",), max_frames=4, workers=0)
+    rec = run_capstone(TINY, [capstone_davis], out, fold_root=capstone_davis, fold_sequences=("synth02",),
+                       val_root=capstone_davis, val_sequences=("synth03",), max_frames=4, workers=0)
     assert rec["imagenet"] and rec["first_stage"]["steps"] == 2 and rec["stage"]["steps"] == 2
     for part in ("fold_first_stage", "fold", "val"):
         s = rec["scores"][part]
@@ -56,12 +49,12 @@ def test_the_whole_recipe_trains_and_scores(tmp_path, small_davis):
     assert list(rec["scores"]["val"]["per_sequence_J_M"]) == ["synth03"]
     assert json.loads((out / "capstone.json").read_text()) == json.loads(json.dumps(rec))
     assert (out / "val" / "results.json").is_file() and (out / "stage" / "step2.pt").is_file()
-    again = run_capstone(TINY, [small_davis], out, fold_root=small_davis, fold_sequences=("synth02",),
-                         val_root=small_davis, val_sequences=("synth03",), max_frames=4, workers=0)
+    again = run_capstone(TINY, [capstone_davis], out, fold_root=capstone_davis, fold_sequences=("synth02",),
+                         val_root=capstone_davis, val_sequences=("synth03",), max_frames=4, workers=0)
     assert again["checkpoint_sha256"] == rec["checkpoint_sha256"], "a finished run resumes to the same network"
     assert again["scores"] == rec["scores"]
     with pytest.raises(UserError, match="synth01: would be trained on and scored"):
-        run_capstone(TINY, [small_davis], tmp_path / "leak", fold_root=small_davis, fold_sequences=("synth01",),
+        run_capstone(TINY, [capstone_davis], tmp_path / "leak", fold_root=capstone_davis, fold_sequences=("synth01",),
                      val_sequences=())
     assert not (tmp_path / "leak").exists(), "refused before any file is made"
 
@@ -119,10 +112,10 @@ def test_the_recipe_fits_30_minutes_at_the_logged_speeds(real_davis, real_davis_
 # ------------------------------------------------------------------------- data_scripts/capstone_band.py
 
 @pytest.fixture
-def band_script(small_davis, monkeypatch):
+def band_script(capstone_davis, monkeypatch):
     """The script with both train roots pointed at the synthetic set (its checks read them through paths)."""
-    monkeypatch.setenv("SIAMPOLAR_DAVIS_TRAIN_ROOT", str(small_davis))
-    monkeypatch.setenv("SIAMPOLAR_DAVIS_TRAIN_EXTRA_ROOT", str(small_davis))
+    monkeypatch.setenv("SIAMPOLAR_DAVIS_TRAIN_ROOT", str(capstone_davis))
+    monkeypatch.setenv("SIAMPOLAR_DAVIS_TRAIN_EXTRA_ROOT", str(capstone_davis))
     return script("capstone_band")
 
 
@@ -133,26 +126,26 @@ def test_the_script_refuses_a_band_of_fewer_than_two_seeds(band_script, tmp_path
     refused(capsys, rc, "--seeds", needle)
 
 
-def test_the_script_refuses_missing_inputs(band_script, small_davis, tmp_path, capsys, monkeypatch):
+def test_the_script_refuses_missing_inputs(band_script, capstone_davis, tmp_path, capsys, monkeypatch):
     args = ["--work", str(tmp_path / "w"), "--out", str(tmp_path / "b.json")]
     rc = band_script.main([*args, "--davis-root", str(tmp_path / "nowhere")])
     refused(capsys, rc, "nowhere", "not a DAVIS folder")
     monkeypatch.setenv("SIAMPOLAR_DAVIS_TRAIN_EXTRA_ROOT", str(tmp_path / "no_extra"))
-    refused(capsys, band_script.main([*args, "--davis-root", str(small_davis)]), "no_extra", "train sequences")
+    refused(capsys, band_script.main([*args, "--davis-root", str(capstone_davis)]), "no_extra", "train sequences")
     monkeypatch.setattr(band_script, "imagenet_missing", lambda model: "package efficientnet_lite0 is not installed")
     refused(capsys, band_script.main(args), "not installed", "not the recipe's")
     assert not (tmp_path / "w").exists() and not (tmp_path / "b.json").exists()
 
 
-def test_the_script_refuses_an_out_inside_work_or_over_an_input(band_script, small_davis, tmp_path, capsys):
-    root = ["--davis-root", str(small_davis)]
+def test_the_script_refuses_an_out_inside_work_or_over_an_input(band_script, capstone_davis, tmp_path, capsys):
+    root = ["--davis-root", str(capstone_davis)]
     rc = band_script.main([*root, "--work", str(tmp_path / "w"), "--out", str(tmp_path / "w" / "b.json")])
     refused(capsys, rc, "--out", "lies inside the input --work")
-    rc = band_script.main([*root, "--work", str(small_davis / "w"), "--out", str(tmp_path / "b.json")])
+    rc = band_script.main([*root, "--work", str(capstone_davis / "w"), "--out", str(tmp_path / "b.json")])
     refused(capsys, rc, "--work", "lies inside the input --data")
 
 
-def test_the_script_writes_the_band_once(band_script, small_davis, tmp_path, capsys, monkeypatch):
+def test_the_script_writes_the_band_once(band_script, capstone_davis, tmp_path, capsys, monkeypatch):
     """Its own plumbing, with a stand-in for the runs (the recipe itself is tested above)."""
     seen = []
 
@@ -163,7 +156,7 @@ def test_the_script_writes_the_band_once(band_script, small_davis, tmp_path, cap
 
     monkeypatch.setattr(band_script, "run_capstone", fake_run)
     out = tmp_path / "band.json"
-    args = ["--davis-root", str(small_davis), "--work", str(tmp_path / "w"), "--out", str(out)]
+    args = ["--davis-root", str(capstone_davis), "--work", str(tmp_path / "w"), "--out", str(out)]
     assert band_script.main(args) == 0
     assert seen == [(0, "seed0"), (1, "seed1")]
     band = read_band(out)
