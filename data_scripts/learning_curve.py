@@ -70,6 +70,10 @@ def check_outputs(a, root: Path) -> Path:
     return points_path
 
 
+POINT_SCORES = ("JF_M", "J_M", "F_M")  # what a point holds and the figure draws (score_checkpoint writes them)
+POINT_KEYS = {"pairs", "label", *POINT_SCORES}
+
+
 def read_points(path: Path) -> list[dict]:
     """The campaign's points so far ([] for a missing file): a JSON list of {pairs, label, ...} rows; UserError
     naming the file for anything else."""
@@ -79,9 +83,11 @@ def read_points(path: Path) -> list[dict]:
         points = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise UserError(f"{path}: --points is not a JSON file ({err})") from None
-    if not isinstance(points, list) or not all(isinstance(p, dict) and {"pairs", "label"} <= set(p) for p in points):
-        raise UserError(f"{path}: --points must be a JSON list of points, each with pairs and label (an earlier "
-                        "learning_curve.py run's file)")
+    if not isinstance(points, list) or not all(isinstance(p, dict) and POINT_KEYS <= set(p) for p in points):
+        raise UserError(f"{path}: --points must be a JSON list of points, each with {', '.join(sorted(POINT_KEYS))} "
+                        "(an earlier learning_curve.py run's file)")
+    if not all(isinstance(p[k], (int, float)) and not isinstance(p[k], bool) for p in points for k in POINT_SCORES):
+        raise UserError(f"{path}: --points: a point's {', '.join(POINT_SCORES)} must be numbers")
     return points
 
 

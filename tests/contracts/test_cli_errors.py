@@ -593,3 +593,16 @@ def test_20_learning_curve_refuses_a_png_of_no_points(tmp_path, capsys):
         rc = lc.main(["--points", str(points), "--png", str(tmp_path / "curve.png")])
         refused(capsys, rc, "points.json: no points to draw into --png", "curve.png", "--checkpoints")
         assert not (tmp_path / "curve.png").exists()
+
+
+@pytest.mark.parametrize("point, problem", [
+    ({"pairs": 100, "label": "a"}, "each with F_M, JF_M, J_M, label, pairs"),
+    ({"pairs": 100, "label": "a", "JF_M": "0.5", "J_M": 0.5, "F_M": 0.5}, "JF_M, J_M, F_M must be numbers"),
+])
+def test_20_learning_curve_refuses_points_without_their_scores(tmp_path, capsys, point, problem):
+    """Points without JF_M/F_M (or with a score as text) were accepted, then failed as a KeyError while plotting."""
+    points = tmp_path / "points.json"
+    points.write_text(json.dumps([point]))
+    rc = script("learning_curve").main(["--points", str(points), "--png", str(tmp_path / "curve.png")])
+    refused(capsys, rc, "points.json: --points", problem)
+    assert not (tmp_path / "curve.png").exists()
