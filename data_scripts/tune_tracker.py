@@ -11,8 +11,8 @@ Two stages, each scored by J&F mean (official per-sequence protocol, `siampolar_
 pysot's defaults (k 0.04, lambda 0.44, LR 0.4) with thresholds 0.2:0.1 are always the first row, so the
 table says whether tuning beats them. Prints one table row per setting (J&F, J_M, F_M, lost frames) and
 the best setting. The 15 val sequences (splits.REAL_VAL_SEQUENCES) are refused: they score shipped models
-only. The search itself is `siampolar_lib.evaluation.selection.tune_grid`. `--json` is checked before any work: an earlier file is
-replaced only with --overwrite, and it may not be, contain or lie inside --checkpoint or --davis-root.
+only. The search itself is `siampolar_lib.evaluation.selection.tune_grid`. `--json` is checked before any work: an
+earlier file is replaced only with --overwrite, and it may not be, contain or lie inside --checkpoint or --davis-root.
 """
 from __future__ import annotations
 
