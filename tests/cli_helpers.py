@@ -1,4 +1,5 @@
-"""Helpers the command-line tests share: the one-line error contract, and data_scripts/ tools imported as modules."""
+"""Helpers the command-line tests share: the one-line error contract, data_scripts/ tools imported as modules, and an
+ONNX export that copies a checked one's graphs."""
 from __future__ import annotations
 
 import importlib.util
@@ -25,3 +26,25 @@ def refused(capsys, rc: int, *needles: str) -> str:
     for n in needles:
         assert n in lines[0], (n, lines[0])
     return lines[0]
+
+
+def export_by_copy(monkeypatch, graphs: Path, names: tuple[str, ...] | None = None) -> list[str]:
+    """Make the ONNX export copy the graphs named in `names` (default: all) from `graphs`, a checked export of the same
+    weights for them, and trace the others as usual (tracing takes seconds to tens of seconds a graph). The rest of
+    the export runs as it is, its check of every graph against PyTorch included, so a copy of another network's
+    graph fails it. Returns the names of the graphs copied so far."""
+    import shutil
+
+    from siampolar_lib.tracking import onnx_export
+
+    real, copied = onnx_export._export_graph, []
+
+    def copy(module, args, path, input_names, output_names) -> None:
+        name = Path(path).name
+        if names is not None and name not in names:
+            return real(module, args, path, input_names, output_names)
+        shutil.copyfile(graphs / name, path)
+        copied.append(name)
+
+    monkeypatch.setattr(onnx_export, "_export_graph", copy)
+    return copied

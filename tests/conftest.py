@@ -1,4 +1,5 @@
-"""Shared fixtures: the real DAVIS sample (by path, never copied), small synthetic DAVIS sets, frames, a checkpoint.
+"""Shared fixtures: the real DAVIS sample (by path, never copied), small synthetic DAVIS sets, frames, a seeded
+untrained network with its checkpoint and its ONNX export (made once a run).
 
 The small ones are module-scoped: each test module gets its own copy, so a module may damage its copy.
 """
@@ -19,6 +20,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # put four busy threads on two cores. Subprocesses a test starts inherit the setting.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(1)
+
+
+def pytest_collection_finish(session):
+    """Under pytest-xdist, one PyTorch thread again once every test module is imported: a worker collects (imports)
+    them all, and a module that sets its own count at import (2, for a run without xdist) set it for every test of
+    the worker. Two threads beside another busy process wait on each other: 20 steps of quick training on 2 cores
+    beside a busy process took 246 s with 2 threads, 17 s with 1."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
@@ -60,17 +70,44 @@ def synthetic_davis(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def onnx_cache(tmp_path_factory):
-    """Exported ONNX graphs go to this session's temp folder (tests never reuse another run's exports)."""
-    import os
+    """Exported ONNX graphs go to this run's temp folder (tests never reuse another run's exports).
 
+    Under pytest-xdist both workers share one folder beside their own temp folders, so a network exported for one
+    (`quick_export`) is not exported again for the other (tracking.onnx_cache takes concurrent users).
+    """
     old = os.environ.get("SIAMPOLAR_ONNX_CACHE")
-    folder = tmp_path_factory.mktemp("onnx_cache")
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # basetemp is <the run's temp folder>/popen-gwN
+        folder = tmp_path_factory.getbasetemp().parent / "onnx_cache"
+        folder.mkdir(mode=0o700, exist_ok=True)
+    else:
+        folder = tmp_path_factory.mktemp("onnx_cache")
     os.environ["SIAMPOLAR_ONNX_CACHE"] = str(folder)
     yield folder
     if old is None:
         os.environ.pop("SIAMPOLAR_ONNX_CACHE", None)
     else:
         os.environ["SIAMPOLAR_ONNX_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def quick_net():
+    """An untrained quick network with the weights torch seed 0 gives, in eval mode (plumbing, not accuracy); the
+    global RNG is left as it was. Every seed-0 quick network has these weights, so the same ONNX export
+    (`quick_export`). Tests read it (save it, track with it), never change it."""
+    from siampolar_lib import build_model
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return build_model("quick", pretrained=False).eval()
+
+
+@pytest.fixture(scope="session")
+def quick_export(quick_net, onnx_cache) -> Path:
+    """quick_net's checked ONNX export in the run's cache: made once a run (tens of seconds), by the first test, or
+    tool a test runs, that needs it; a checkpoint of quick_net (`ckpt`) tracked with onnxruntime finds it there."""
+    from siampolar_lib.tracking.onnx_cache import cached_export
+
+    return cached_export(quick_net)
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +119,12 @@ def tiny_davis(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    """An untrained quick network as a checkpoint (plumbing, not accuracy)."""
-    from siampolar_lib import build_model
+def ckpt(tmp_path_factory, quick_net) -> Path:
+    """An untrained quick network as a checkpoint (plumbing, not accuracy): quick_net's weights, whose ONNX export
+    the run makes once (`quick_export`)."""
     from siampolar_lib.training.checkpoint import save_checkpoint
 
-    return save_checkpoint(tmp_path_factory.mktemp("c") / "quick.pt", build_model("quick", pretrained=False))
+    return save_checkpoint(tmp_path_factory.mktemp("c") / "quick.pt", quick_net)
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,13 @@ from siampolar_lib.video import read_frames
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """An untrained 'quick' network saved as a checkpoint (the demo's plumbing, not its accuracy, is tested)."""
-    from siampolar_lib import build_model
+def checkpoint(tmp_path_factory, quick_net) -> Path:
+    """An untrained 'quick' network saved as a checkpoint (the demo's plumbing, not its accuracy, is tested):
+    conftest's quick_net, whose ONNX export the run makes once (`quick_export`)."""
     from siampolar_lib.training.checkpoint import save_checkpoint
 
     path = tmp_path_factory.mktemp("ckpt") / "quick.pt"
-    save_checkpoint(path, build_model("quick", pretrained=False))
+    save_checkpoint(path, quick_net)
     return path
 
 

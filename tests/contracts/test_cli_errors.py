@@ -251,8 +251,9 @@ def test_7_random_kills_then_resume_keep_every_step_once(synthetic_davis, tmp_pa
     kills = 0
     for attempt in range(12):
         resume = ["--resume"] if (run / "last.pt").exists() else []
-        proc = subprocess.Popen(cmd + resume, env={**ENV, "OMP_NUM_THREADS": "2"}, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
+        # as many threads as `straight` had (their summation order, so their weights, are then the same)
+        proc = subprocess.Popen(cmd + resume, env={**ENV, "OMP_NUM_THREADS": str(torch.get_num_threads())},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if kills < 3:
             before = (run / "last.pt").stat().st_mtime_ns if (run / "last.pt").exists() else 0
             t_end = time.time() + 600

@@ -111,23 +111,44 @@ def test_a_training_killed_before_its_first_checkpoint_leaves_no_folder(tmp_path
     """`kill PID` or Ctrl-C before the first checkpoint leaves nothing; a SIGKILL leaves only the (free) lock file.
 
     Before, the run folder was made at the start, and SIGTERM ended the process without its clean-up."""
+    import os
     import signal
     import subprocess
     import sys
+    import threading
     import time
 
     out = tmp_path / "runs" / "run"
     lock = tmp_path / "runs" / ".run.siampolar-lock"
-    proc = subprocess.Popen([sys.executable, "-m", "siampolar_lib.commands.train",
-                             *_args(tiny_davis, out, "--iters", "100000", "--ckpt-every", "0")],
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not lock.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(2.0)  # into the set-up or the loop, long before step 100000
-    assert proc.poll() is None, proc.stderr.read()
-    proc.send_signal(getattr(signal, sig))
-    proc.wait(timeout=60)
+    args = [a for a in _args(tiny_davis, out, "--iters", "100000", "--ckpt-every", "0") if a != "--no-progress"]
+    # SIGINT as Ctrl-C gives it in a terminal: a shell without job control starts background jobs (`make test &` in
+    # a script) with SIGINT ignored, children inherit that, and Python then installs no KeyboardInterrupt handler.
+    # (Only then a preexec_fn: Python code between fork and exec is best avoided in a process with threads.)
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    proc = subprocess.Popen([sys.executable, "-m", "siampolar_lib.commands.train", *args], stderr=subprocess.PIPE,
+                            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if ignored else None)
+    err: list[bytes] = []
+
+    def read_stderr() -> None:  # as it comes: the progress bar never ends its line
+        while chunk := os.read(proc.stderr.fileno(), 4096):
+            err.append(chunk)
+
+    reader = threading.Thread(target=read_stderr)
+    reader.start()
+    try:
+        # The bar appears when the loop starts: the set-up done, the run's lock held, long before step 100000.
+        deadline = time.monotonic() + 600  # seconds on 2 idle cores; minutes on a slow, busy machine
+        while b"train quick" not in b"".join(err) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None and b"train quick" in b"".join(err) and lock.exists(), \
+            b"".join(err).decode(errors="replace")[-3000:]
+        proc.send_signal(getattr(signal, sig))
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join()
     assert not out.exists()
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
     assert left == (["runs", "runs/.run.siampolar-lock"] if sig == "SIGKILL" else []), left

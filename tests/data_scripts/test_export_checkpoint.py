@@ -67,14 +67,17 @@ def test_export_cli_joins_the_runs(two_runs, tmp_path):
     assert out.with_name("model_loss_curve.png").stat().st_size > 0
 
 
-def test_an_earlier_export_keeps_its_phases(two_runs, synthetic_davis, tmp_path):
-    """A campaign goes on from a shipped file on a new machine: the export's phases and log carry over."""
+def test_an_earlier_export_keeps_its_phases(two_runs, synthetic_davis, tmp_path, capsys):
+    """A campaign goes on from a shipped file on a new machine: the export's phases and log carry over.
+
+    The tool runs in-process (test_export_cli_joins_the_runs runs it as a command)."""
     import shutil
 
+    from cli_helpers import script
+
     first = tmp_path / "ship" / "model.pt"
-    run = lambda *a: subprocess.run([sys.executable, str(REPO / "data_scripts" / "export_checkpoint.py"), *a],
-                                    capture_output=True, text=True, cwd=REPO)
-    assert run("--runs", *map(str, two_runs), "--out", str(first)).returncode == 0
+    run = lambda *a: script("export_checkpoint").main(list(a))
+    assert run("--runs", *map(str, two_runs), "--out", str(first)) == 0
     earlier = tmp_path / "earlier"
     earlier.mkdir()
     shutil.copy(first, earlier / "last.pt")
@@ -83,14 +86,14 @@ def test_an_earlier_export_keeps_its_phases(two_runs, synthetic_davis, tmp_path)
                       data=(str(synthetic_davis),), batch=2, optim=OptimConfig(lr=0.01, warmup=1), ckpt_every=0,
                       device="cpu", seed=0, progress=False))  # goes on from the shipped file
     again = tmp_path / "again.pt"
-    r = run("--runs", str(earlier), str(tmp_path / "third"), "--out", str(again))
-    assert r.returncode == 0, r.stderr
+    assert run("--runs", str(earlier), str(tmp_path / "third"), "--out", str(again)) == 0, capsys.readouterr().err
     ck = torch.load(again, weights_only=True)
     assert ck["step"] == 7 and [p["steps"] for p in ck["meta"]["phases"]] == [3, 2, 2]
     assert [r["step"] for r in read_log(tmp_path / "again_train_log.csv")] == list(range(1, 8))
     (earlier / "train_log.csv").write_text((earlier / "train_log.csv").read_text().rsplit("\n", 2)[0] + "\n")
-    r = run("--runs", str(earlier), str(tmp_path / "third"), "--out", str(tmp_path / "bad.pt"))
-    assert r.returncode == 2 and "earlier" in r.stderr and not (tmp_path / "bad.pt").exists()
+    capsys.readouterr()
+    rc = run("--runs", str(earlier), str(tmp_path / "third"), "--out", str(tmp_path / "bad.pt"))
+    assert rc == 2 and "earlier" in capsys.readouterr().err and not (tmp_path / "bad.pt").exists()
 
 
 def test_export_cli_names_a_missing_run(tmp_path):

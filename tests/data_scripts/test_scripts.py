@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from cli_helpers import script
 
 from siampolar_lib import build_model
 from siampolar_lib.paths import REPO_ROOT
@@ -24,10 +25,11 @@ def _run(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def quick_checkpoint(tmp_path_factory):
-    """An untrained quick network saved as a checkpoint (the scripts only need something to run)."""
+def quick_checkpoint(tmp_path_factory, quick_net):
+    """An untrained quick network saved as a checkpoint (the scripts only need something to run): conftest's
+    quick_net, whose ONNX export the run makes once (`quick_export`)."""
     path = tmp_path_factory.mktemp("ckpt") / "quick.pt"
-    save_checkpoint(path, build_model("quick", pretrained=False), step=0)
+    save_checkpoint(path, quick_net, step=0)
     return path
 
 
@@ -125,35 +127,38 @@ def test_select_model(synthetic_davis, quick_checkpoint, tmp_path):
     assert "vote_radius=1" in r.stdout
 
 
-def test_bench_agreement(synthetic_davis, tmp_path):
+def test_bench_agreement(synthetic_davis, quick_checkpoint, capsys):
     """Every pair of the four runs is printed for each grid, with the engines' verdict; val sequences are refused."""
-    ckpt = save_checkpoint(tmp_path / "q.pt", build_model("quick", pretrained=False))
-    args = ["-m", "benchmarks.bench_agreement", "--checkpoint", str(ckpt), "--davis-root", str(synthetic_davis),
-            "--sequences", "synth00", "--max-frames", "4", "--grids", "0,0.25"]
+    from benchmarks import bench_agreement
+
+    args = ["-m", "benchmarks.bench_agreement", "--checkpoint", str(quick_checkpoint), "--davis-root",
+            str(synthetic_davis), "--sequences", "synth00", "--max-frames", "4", "--grids", "0,0.25"]
     out = _run(args).stdout
     assert out.count(" vs ") == 12 and out.count("engines: lowest") == 2 and "state_grid 0.25 px" in out
-    r = subprocess.run([sys.executable, *args[:-4], "--sequences", "blackswan"], capture_output=True, text=True,
-                       cwd=REPO_ROOT)
-    assert r.returncode != 0 and "val sequences" in r.stderr
+    assert bench_agreement.main(args[2:-4] + ["--sequences", "blackswan"]) != 0  # in-process: a refusal, no work
+    assert "val sequences" in capsys.readouterr().err
 
 
-def test_learning_curve(synthetic_davis, tmp_path):
-    """Points of checkpoints against pairs seen (offset + step x batch), kept across calls, and the curve drawn."""
+def test_learning_curve(synthetic_davis, tmp_path, capsys):
+    """Points of checkpoints against pairs seen (offset + step x batch), kept across calls, and the curve drawn.
+
+    The second call runs in-process (the first runs the script)."""
     ckpt = save_checkpoint(tmp_path / "s5.pt", build_model("quick", pretrained=False), step=5,
                            meta={"train_config": {"batch": 2}})
     points, png = tmp_path / "curve.json", tmp_path / "curve.png"
     args = ["data_scripts/learning_curve.py", "--points", str(points), "--checkpoints", str(ckpt), "--davis-root",
             str(synthetic_davis), "--sequences", "synth00", "--png", str(png)]
     _run(args + ["--offset-pairs", "100", "--label", "a"])
-    r = _run(args + ["--offset-pairs", "200", "--label", "b"])
+    assert script("learning_curve").main(args[1:] + ["--offset-pairs", "200", "--label", "b"]) == 0
     rows = json.loads(points.read_text())
     assert [(row["pairs"], row["label"]) for row in rows] == [(110, "a"), (210, "b")]
     assert all(0.0 <= row["J_M"] <= 1.0 and set(row) >= {"JF_M", "F_M", "step"} for row in rows)
-    assert png.stat().st_size > 0 and "210 pairs" in r.stdout
+    assert png.stat().st_size > 0 and "210 pairs" in capsys.readouterr().out
 
 
-def test_learning_curve_with_a_stage_only_on_the_same_early_blocks(synthetic_davis, tmp_path):
-    """--stage scores each first stage with the given stage on top; a stage cast from other features is refused."""
+def test_learning_curve_with_a_stage_only_on_the_same_early_blocks(synthetic_davis, tmp_path, capsys):
+    """--stage scores each first stage with the given stage on top; a stage cast from other features is refused
+    (in-process: a refusal)."""
     import dataclasses
 
     import torch
@@ -171,8 +176,9 @@ def test_learning_curve_with_a_stage_only_on_the_same_early_blocks(synthetic_dav
     with torch.no_grad():
         next(staged.backbone.parameters()).add_(0.01)
     bad = save_checkpoint(tmp_path / "other.pt", staged)
-    r = subprocess.run([sys.executable] + args + ["--stage", str(bad)], capture_output=True, text=True, cwd=REPO_ROOT)
-    assert r.returncode != 0 and "early backbone blocks differ" in r.stderr
+    capsys.readouterr()
+    assert script("learning_curve").main(args[1:] + ["--stage", str(bad)]) != 0
+    assert "early backbone blocks differ" in capsys.readouterr().err
 
 
 def test_fold_scores_refuse_val_sequences(quick_checkpoint):

@@ -154,12 +154,21 @@ def test_the_tracker_maps_rays_to_the_refinement_crop_and_back():
         assert res.mask.shape == frames[0].shape[:2]
 
 
-def test_both_engines_refine_alike(monkeypatch):
+def test_both_engines_refine_alike(quick_net, quick_export, monkeypatch):
+    """The stage sits on quick_net's first stage, so the export copies that stage's template and search graphs from
+    quick_export (and checks them against this network as it checks traced ones); the refinement graph is traced."""
+    from cli_helpers import export_by_copy
+
     from siampolar_lib.tracking.engine import make_engine
+    from siampolar_lib.tracking.onnx_export import REFINE_NAME, SEARCH_NAME, TEMPLATE_NAME
 
     model = refine_net(seed=2)
+    kept = model.load_state_dict(quick_net.state_dict(), strict=False)
+    assert set(kept.missing_keys) == {k for k in model.state_dict() if k.startswith("refiner.")}
+    copied = export_by_copy(monkeypatch, quick_export, (TEMPLATE_NAME, SEARCH_NAME))
     torch_engine, ort_engine = make_engine(model, "torch"), make_engine(model, "onnxruntime")
     assert ort_engine.name == "onnxruntime" and ort_engine.refines and torch_engine.refines
+    assert copied == [TEMPLATE_NAME, SEARCH_NAME] and (ort_engine.folder / REFINE_NAME).is_file()
     frames, _ = disk_video(1)
     r = cv2.resize(frames[0], (128, 128))
     rays = np.linspace(10, 40, 36)

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
 import torch
+from cli_helpers import export_by_copy
 
 from siampolar_lib import build_model
 from siampolar_lib.commands.export_onnx import main
@@ -77,7 +79,9 @@ def test_cache_exports_once_per_weights(quick_model, exported, onnx_cache):
     stamp = (exported / SEARCH_NAME).stat().st_mtime_ns
     assert exported.parent == onnx_cache and cached_export(quick_model) == exported
     assert (exported / SEARCH_NAME).stat().st_mtime_ns == stamp, "the second call reuses the export"
-    assert [p.name for p in onnx_cache.iterdir() if p.name.startswith(".")] == [], "no staging folder left"
+    # this process's temps: the other pytest-xdist worker shares the cache and may be exporting right now
+    mine = [p.name for p in onnx_cache.iterdir() if p.name.startswith(".") and f"-pid{os.getpid()}-" in p.name]
+    assert mine == [], "no staging folder left"
     other = build_model("quick", pretrained=False)
     assert model_digest(other) != model_digest(quick_model)
     assert isinstance(make_engine(quick_model, "onnxruntime"), OrtEngine)
@@ -98,7 +102,10 @@ def test_fallback_to_torch_with_one_line(capsys):
         make_engine(Fake(), "tensorrt")
 
 
-def test_cli_exports_and_names_bad_inputs(tmp_path, quick_model, capsys):
+def test_cli_exports_and_names_bad_inputs(tmp_path, quick_model, exported, capsys, monkeypatch):
+    """The command's own work, checks and refusals; its graphs are copies of `exported` (the same weights), which
+    it checks against PyTorch on the DAVIS check frames as it checks graphs it traced."""
+    copied = export_by_copy(monkeypatch, exported)
     ckpt = save_checkpoint(tmp_path / "q.pt", quick_model)
     assert main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "graphs")]) == 0
     assert "matches PyTorch" in capsys.readouterr().out and (tmp_path / "graphs" / SEARCH_NAME).is_file()
@@ -118,6 +125,7 @@ def test_cli_exports_and_names_bad_inputs(tmp_path, quick_model, capsys):
     assert "--overwrite" in capsys.readouterr().err and (graphs / SEARCH_NAME).read_bytes() == before
     assert main(["--checkpoint", str(ckpt), "--out", str(graphs), "--overwrite"]) == 0
     assert not (graphs / "refine.onnx").exists(), "a stage the new graphs do not have is removed"
+    assert copied == [TEMPLATE_NAME, SEARCH_NAME] * 2, "two exports, no more"
 
 
 @pytest.mark.parametrize("threads, spinning", [(1, False), (None, False), (2, True)])

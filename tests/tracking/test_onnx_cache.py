@@ -47,10 +47,12 @@ def model() -> SiamPolar:
 
 
 @pytest.fixture(scope="module")
-def good(model, tmp_path_factory) -> Path:
-    """The network's checked export, to copy into a fresh cache as a good entry."""
+def good(model, quick_export, tmp_path_factory) -> Path:
+    """The network's checked export, to copy into a fresh cache as a good entry: a copy of the run's export of the
+    seed-0 quick network (conftest's quick_export), which `model` is."""
+    assert json.loads((quick_export / META_NAME).read_text())["model_digest"] == model_digest(model)
     out = tmp_path_factory.mktemp("good") / "export"
-    export_onnx(model, out)
+    shutil.copytree(quick_export, out)
     return out
 
 
@@ -105,10 +107,26 @@ def reexported_once(capsys, folder: Path, model, why: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def theirs(tmp_path_factory) -> Path:
-    """Another network's checked export: a real one, made before copy_export patches the cache's."""
+def theirs(good, tmp_path_factory) -> Path:
+    """Another network's entry, whole and self-consistent as its own export would be: good's graphs with every float
+    weight doubled (they compute something else), the meta naming another network (seed 1) and the new graphs'
+    sha256. (The cache reads only the meta and the graphs' bytes; a real export of seed 1 takes tens of seconds.)"""
+    import onnx
+    from onnx import numpy_helper
+
     out = tmp_path_factory.mktemp("theirs") / "export"
-    export_onnx(quick_model(1), out)
+    shutil.copytree(good, out)
+    meta = json.loads((out / META_NAME).read_text())
+    for name in (TEMPLATE_NAME, SEARCH_NAME):
+        graph = onnx.load(out / name)
+        weights = [w for w in graph.graph.initializer if w.data_type == onnx.TensorProto.FLOAT]
+        assert len(weights) > 10, name
+        for w in weights:
+            w.CopyFrom(numpy_helper.from_array(2 * numpy_helper.to_array(w), w.name))
+        onnx.save(graph, out / name)
+        meta["sha256"][name] = hashlib.sha256((out / name).read_bytes()).hexdigest()
+    meta["model_digest"] = model_digest(quick_model(1))
+    (out / META_NAME).write_text(json.dumps(meta, indent=2) + "\n")
     return out
 
 
