@@ -18,7 +18,6 @@ from typing import Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
-from torchvision.ops import sigmoid_focal_loss
 
 from siampolar_lib.errors import check_fields
 
@@ -123,6 +122,10 @@ def term_weight(cfg: LossConfig, name: str) -> float:
 @register_loss("cls")
 def focal_term(b: FlatBatch, cfg: LossConfig) -> torch.Tensor:
     """Sigmoid focal loss over every location, normalised by the number of positives (at least 1)."""
+    # imported here, not at the top: torchvision.ops pulls in torch._dynamo (about 2.6 s), which every command that
+    # merely imports the training code (a CLI checking its flags, a refused run) would otherwise pay
+    from torchvision.ops import sigmoid_focal_loss
+
     loss = sigmoid_focal_loss(b.cls, b.labels, alpha=cfg.focal_alpha, gamma=cfg.focal_gamma, reduction="sum")
     return loss / b.num_pos.clamp(min=1.0)
 
