@@ -22,15 +22,6 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
-def pytest_collection_finish(session):
-    """Under pytest-xdist, one PyTorch thread again once every test module is imported: a worker collects (imports)
-    them all, and a module that sets its own count at import (2, for a run without xdist) set it for every test of
-    the worker. Two threads beside another busy process wait on each other: 20 steps of quick training on 2 cores
-    beside a busy process took 246 s with 2 threads, 17 s with 1."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        torch.set_num_threads(1)
-
-
 @pytest.fixture(scope="session")
 def real_davis() -> Path:
     """The real DAVIS-2016 sample (15 val sequences); skipped with a reason where it is absent."""

@@ -31,7 +31,6 @@ from siampolar_lib.training.log import read_log
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
-torch.set_num_threads(2)
 
 
 # ------------------------------------------------------------------------------------------- helpers

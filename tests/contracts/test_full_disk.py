@@ -17,7 +17,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 from cli_helpers import export_by_copy, refused, script
 
 from siampolar_lib.commands import evaluate as evaluate_cmd
@@ -25,7 +24,6 @@ from siampolar_lib.commands import track as track_cmd
 from siampolar_lib.commands import train as train_cmd
 from siampolar_lib.errors import VideoError
 
-torch.set_num_threads(2)
 FULL = "No space left on device"
 OPENCV_WRITER = cv2.VideoWriter
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 from cli_helpers import refused
 
 from siampolar_lib.commands import demo as demo_cmd
@@ -34,8 +33,6 @@ from siampolar_lib.outputs import (
     owner_alive,
     temp_prefix,
 )
-
-torch.set_num_threads(2)
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:

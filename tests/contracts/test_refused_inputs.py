@@ -43,8 +43,6 @@ from siampolar_lib.models.siampolar import SiamPolar
 from siampolar_lib.training.checkpoint import load_model, save_checkpoint
 from siampolar_lib.video import frame_names, list_frame_files, read_frames
 
-torch.set_num_threads(2)
-
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under a folder, {relative path: bytes} (what must not change)."""

@@ -19,8 +19,6 @@ from siampolar_lib.training.checkpoint import load_checkpoint, load_model
 from siampolar_lib.training.config import OptimConfig, TrainConfig, load_preset
 from siampolar_lib.training.train import train
 
-torch.set_num_threads(2)
-
 
 @pytest.mark.parametrize("name,model", [("quick", "quick"), ("lite0_cpu", "lite0"), ("r50_gpu", "r50")])
 def test_presets_load(name, model):

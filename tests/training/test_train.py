@@ -17,8 +17,6 @@ from siampolar_lib.training.log import log_columns, read_log
 from siampolar_lib.training.schedule import lr_factor
 from siampolar_lib.training.train import train
 
-torch.set_num_threads(2)
-
 
 def _cfg(tmp_path, data, name="run", model="quick", lr=0.01, warmup=2, frozen_stages=None, **kw) -> TrainConfig:
     """A tiny CPU run of the quick network."""
